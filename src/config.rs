@@ -1,0 +1,350 @@
+//! The environment, read once.
+//!
+//! Every variable of the contract that this build understands is parsed here into a typed
+//! [`Config`]; nothing else in the crate calls `std::env::var`. Parsing is a pure function of a
+//! lookup, so it is tested without touching the process environment.
+//!
+//! An empty value counts as unset (compose files and Helm charts often render `VAR=`). A bad value
+//! is never guessed at: it is reported with the variable's name, what was given and what is
+//! allowed, and startup stops with exit 2 before anything runs. All bad variables are reported at
+//! once, so a user fixes them in one round.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+/// Everything the environment decides.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub log: LogSettings,
+    /// `VARDR_STOP_TIMEOUT`: `None` means off (the default, and `0`).
+    pub stop_timeout: Option<Duration>,
+    /// `HOST`: uvicorn's `--host`.
+    pub host: String,
+    /// `PORT`: uvicorn's `--port` and the health probe's port.
+    pub port: u16,
+    /// `WORKERS`: uvicorn's `--workers`.
+    pub workers: Workers,
+}
+
+/// How and how much to log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogSettings {
+    /// `VARDR_JSON_LOGS`: one JSON object per line instead of `[Vardr] ...` text.
+    pub json: bool,
+    /// `VARDR_LOG_LEVEL`: the most verbose level written.
+    pub level: tracing::Level,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            json: false,
+            level: tracing::Level::INFO,
+        }
+    }
+}
+
+/// `WORKERS`: a fixed count, or `auto` (sized from the cgroup CPU limit when the app starts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workers {
+    Count(NonZeroU32),
+    Auto,
+}
+
+/// One variable with a value this build will not accept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidVar {
+    pub name: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+impl fmt::Display for InvalidVar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid {}={:?}: expected {}; fix or unset {}",
+            self.name, self.value, self.expected, self.name
+        )
+    }
+}
+
+/// The environment was rejected. `log` is what could be read of the logging variables, so the
+/// errors themselves are reported in the format the user asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rejected {
+    pub log: LogSettings,
+    pub errors: Vec<InvalidVar>,
+}
+
+const BOOL_FORM: &str = "true or false (also 1/0, yes/no, on/off)";
+const LEVEL_FORM: &str = "one of error, warn, info, debug";
+const TIMEOUT_FORM: &str = "a number of seconds >= 0, such as 10 or 2.5 (0 turns it off)";
+const PORT_FORM: &str = "an integer from 1 to 65535";
+const WORKERS_FORM: &str = "a positive integer or auto";
+const HOST_FORM: &str = "a host name or IP address without spaces";
+
+impl Config {
+    /// Reads the process environment. The only caller of `std::env` in the crate.
+    pub fn from_env() -> Result<Config, Rejected> {
+        Config::from_lookup(|name| std::env::var_os(name))
+    }
+
+    /// Builds the configuration from any variable lookup.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Config, Rejected> {
+        let mut vars = Vars {
+            lookup,
+            errors: Vec::new(),
+        };
+        let log = LogSettings {
+            json: vars.parse("VARDR_JSON_LOGS", BOOL_FORM, parse_bool, false),
+            level: vars.parse(
+                "VARDR_LOG_LEVEL",
+                LEVEL_FORM,
+                parse_level,
+                tracing::Level::INFO,
+            ),
+        };
+        let config = Config {
+            log,
+            stop_timeout: vars.parse("VARDR_STOP_TIMEOUT", TIMEOUT_FORM, parse_stop_timeout, None),
+            host: vars.parse("HOST", HOST_FORM, parse_host, "0.0.0.0".to_owned()),
+            port: vars.parse("PORT", PORT_FORM, parse_port, 8000),
+            workers: vars.parse(
+                "WORKERS",
+                WORKERS_FORM,
+                parse_workers,
+                Workers::Count(NonZeroU32::MIN),
+            ),
+        };
+        if vars.errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(Rejected {
+                log,
+                errors: vars.errors,
+            })
+        }
+    }
+}
+
+/// A lookup that collects every bad value instead of stopping at the first.
+struct Vars<F> {
+    lookup: F,
+    errors: Vec<InvalidVar>,
+}
+
+impl<F: Fn(&str) -> Option<OsString>> Vars<F> {
+    fn parse<T>(
+        &mut self,
+        name: &'static str,
+        expected: &'static str,
+        parse: impl Fn(&str) -> Option<T>,
+        default: T,
+    ) -> T {
+        let Some(raw) = (self.lookup)(name) else {
+            return default;
+        };
+        let parsed = match raw.to_str() {
+            Some("") => return default,
+            Some(text) => parse(text),
+            None => None,
+        };
+        parsed.unwrap_or_else(|| {
+            self.errors.push(InvalidVar {
+                name,
+                value: raw.to_string_lossy().into_owned(),
+                expected,
+            });
+            default
+        })
+    }
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_level(text: &str) -> Option<tracing::Level> {
+    match text.to_ascii_lowercase().as_str() {
+        "error" => Some(tracing::Level::ERROR),
+        "warn" | "warning" => Some(tracing::Level::WARN),
+        "info" => Some(tracing::Level::INFO),
+        "debug" => Some(tracing::Level::DEBUG),
+        _ => None,
+    }
+}
+
+/// Seconds as `N` or `N.F`. Signs, exponents, `inf` and `nan` (which `f64::from_str` would take)
+/// are refused: a stop deadline is written by people, and a typo must not become "never".
+fn parse_stop_timeout(text: &str) -> Option<Option<Duration>> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, "0"));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    let seconds: f64 = text.parse().ok()?;
+    let timeout = Duration::try_from_secs_f64(seconds).ok()?;
+    Some((!timeout.is_zero()).then_some(timeout))
+}
+
+fn parse_port(text: &str) -> Option<u16> {
+    text.parse().ok().filter(|&port| port != 0)
+}
+
+fn parse_workers(text: &str) -> Option<Workers> {
+    if text.eq_ignore_ascii_case("auto") {
+        return Some(Workers::Auto);
+    }
+    text.parse().ok().map(Workers::Count)
+}
+
+fn parse_host(text: &str) -> Option<String> {
+    (!text.chars().any(char::is_whitespace)).then(|| text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, Rejected> {
+        Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| OsString::from(value))
+        })
+    }
+
+    fn rejected_names(vars: &[(&str, &str)]) -> Vec<&'static str> {
+        match config(vars) {
+            Ok(config) => panic!("accepted {vars:?} as {config:?}"),
+            Err(rejected) => rejected.errors.iter().map(|e| e.name).collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_when_unset_or_empty() {
+        let expected = Config {
+            log: LogSettings::default(),
+            stop_timeout: None,
+            host: "0.0.0.0".into(),
+            port: 8000,
+            workers: Workers::Count(NonZeroU32::MIN),
+        };
+        assert_eq!(config(&[]), Ok(expected.clone()));
+        let empty = [
+            ("VARDR_JSON_LOGS", ""),
+            ("VARDR_LOG_LEVEL", ""),
+            ("VARDR_STOP_TIMEOUT", ""),
+            ("HOST", ""),
+            ("PORT", ""),
+            ("WORKERS", ""),
+        ];
+        assert_eq!(config(&empty), Ok(expected));
+    }
+
+    #[test]
+    fn parses_good_values() {
+        let c = config(&[
+            ("VARDR_JSON_LOGS", "TRUE"),
+            ("VARDR_LOG_LEVEL", "Debug"),
+            ("VARDR_STOP_TIMEOUT", "2.5"),
+            ("HOST", "::"),
+            ("PORT", "65535"),
+            ("WORKERS", "4"),
+        ])
+        .expect("valid");
+        assert!(c.log.json);
+        assert_eq!(c.log.level, tracing::Level::DEBUG);
+        assert_eq!(c.stop_timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(c.host, "::");
+        assert_eq!(c.port, 65535);
+        assert_eq!(c.workers, Workers::Count(NonZeroU32::new(4).expect("4")));
+        assert_eq!(
+            config(&[("WORKERS", "auto")]).map(|c| c.workers),
+            Ok(Workers::Auto)
+        );
+        assert_eq!(
+            config(&[("VARDR_STOP_TIMEOUT", "10")]).map(|c| c.stop_timeout),
+            Ok(Some(Duration::from_secs(10)))
+        );
+        assert_eq!(
+            config(&[("VARDR_STOP_TIMEOUT", "0")]).map(|c| c.stop_timeout),
+            Ok(None)
+        );
+        assert_eq!(
+            config(&[("VARDR_STOP_TIMEOUT", "0.0")]).map(|c| c.stop_timeout),
+            Ok(None)
+        );
+        for off in ["false", "0", "no", "OFF"] {
+            assert_eq!(
+                config(&[("VARDR_JSON_LOGS", off)]).map(|c| c.log.json),
+                Ok(false)
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_bad_values_by_name() {
+        for (name, value) in [
+            ("WORKERS", "abc"),
+            ("WORKERS", "0"),
+            ("WORKERS", "-2"),
+            ("WORKERS", "1.5"),
+            ("VARDR_STOP_TIMEOUT", "-1"),
+            ("VARDR_STOP_TIMEOUT", "abc"),
+            ("VARDR_STOP_TIMEOUT", "inf"),
+            ("VARDR_STOP_TIMEOUT", "NaN"),
+            ("VARDR_STOP_TIMEOUT", "1e3"),
+            ("VARDR_STOP_TIMEOUT", "+5"),
+            ("VARDR_STOP_TIMEOUT", "5."),
+            ("VARDR_STOP_TIMEOUT", ".5"),
+            ("VARDR_STOP_TIMEOUT", "10s"),
+            ("VARDR_STOP_TIMEOUT", "99999999999999999999999"),
+            ("PORT", "0"),
+            ("PORT", "70000"),
+            ("PORT", "http"),
+            ("HOST", "a b"),
+            ("VARDR_JSON_LOGS", "maybe"),
+            ("VARDR_LOG_LEVEL", "trace"),
+            ("VARDR_LOG_LEVEL", "loud"),
+        ] {
+            assert_eq!(rejected_names(&[(name, value)]), [name], "{name}={value}");
+        }
+    }
+
+    #[test]
+    fn reports_every_bad_variable_and_keeps_good_log_settings() {
+        let rejected = config(&[
+            ("WORKERS", "abc"),
+            ("VARDR_STOP_TIMEOUT", "-1"),
+            ("VARDR_JSON_LOGS", "true"),
+        ])
+        .expect_err("two bad values");
+        let names: Vec<_> = rejected.errors.iter().map(|e| e.name).collect();
+        assert_eq!(names, ["VARDR_STOP_TIMEOUT", "WORKERS"]);
+        assert!(
+            rejected.log.json,
+            "a valid VARDR_JSON_LOGS still applies to the error report"
+        );
+        let message = rejected.errors[1].to_string();
+        assert!(message.contains("WORKERS=\"abc\""), "{message}");
+        assert!(message.contains(WORKERS_FORM), "{message}");
+    }
+
+    #[test]
+    fn non_utf8_is_rejected_not_lossily_accepted() {
+        use std::os::unix::ffi::OsStringExt;
+        let rejected = Config::from_lookup(|name| {
+            (name == "PORT").then(|| OsString::from_vec(vec![b'8', 0xff]))
+        })
+        .expect_err("not UTF-8");
+        assert_eq!(rejected.errors[0].name, "PORT");
+    }
+}

@@ -1,0 +1,261 @@
+//! The few system calls an init needs, each behind a safe function. Every `unsafe` block of the
+//! crate is in this file.
+//!
+//! Plain `libc` rather than `nix`: the supervisor needs `sigtimedwait` (to wake at the stop
+//! deadline without a timer thread) and real-time signals, and nix models neither (its `Signal`
+//! is an enum of the standard 31). Wrapping a dozen calls here is smaller than bridging the two.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::ptr;
+use std::time::Duration;
+
+pub type Pid = libc::pid_t;
+
+/// A set of signal numbers (`sigset_t`).
+#[derive(Clone, Copy)]
+pub struct SigSet(libc::sigset_t);
+
+impl SigSet {
+    pub fn empty() -> SigSet {
+        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigemptyset initialises the whole set; it cannot fail for a valid pointer.
+        unsafe {
+            libc::sigemptyset(set.as_mut_ptr());
+            SigSet(set.assume_init())
+        }
+    }
+
+    pub fn add(&mut self, signal: i32) {
+        // SAFETY: the set is initialised; an invalid number only returns EINVAL.
+        unsafe { libc::sigaddset(&mut self.0, signal) };
+    }
+
+    pub fn contains(&self, signal: i32) -> bool {
+        // SAFETY: the set is initialised.
+        unsafe { libc::sigismember(&self.0, signal) == 1 }
+    }
+
+    /// Adds `signal`s to this process's blocked mask.
+    pub fn block(&self) -> io::Result<()> {
+        // SAFETY: valid set pointer; vardr-init is single-threaded, so the process mask is this
+        // thread's mask.
+        check(unsafe { libc::sigprocmask(libc::SIG_BLOCK, &self.0, ptr::null_mut()) })
+    }
+
+    /// Waits until one of these (blocked) signals is pending and takes it, or until `timeout`.
+    /// `None` means the timeout passed or the wait was interrupted: the caller re-checks its state.
+    pub fn wait(&self, timeout: Option<Duration>) -> io::Result<Option<i32>> {
+        // SAFETY: valid set pointer; siginfo may be null; the timespec outlives the call.
+        let signal = unsafe {
+            match timeout {
+                None => libc::sigwaitinfo(&self.0, ptr::null_mut()),
+                Some(timeout) => {
+                    // Clamped to a year so the cast fits any time_t; the caller re-waits anyway.
+                    let seconds = timeout.as_secs().min(365 * 24 * 3600);
+                    let timespec = libc::timespec {
+                        tv_sec: seconds as _,
+                        tv_nsec: timeout.subsec_nanos().into(),
+                    };
+                    libc::sigtimedwait(&self.0, ptr::null_mut(), &timespec)
+                }
+            }
+        };
+        if signal > 0 {
+            return Ok(Some(signal));
+        }
+        let error = io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::EAGAIN | libc::EINTR) => Ok(None),
+            _ => Err(error),
+        }
+    }
+}
+
+/// The highest signal number (SIGRTMAX, 64 on Linux).
+pub fn max_signal() -> i32 {
+    libc::SIGRTMAX()
+}
+
+/// The first real-time signal the C library leaves to applications (it keeps a few for itself).
+pub fn first_realtime_signal() -> i32 {
+    libc::SIGRTMIN()
+}
+
+/// Sets `signal`'s disposition in this process to its default (`SIG_DFL`) or to ignored.
+pub fn set_disposition(signal: i32, ignore: bool) -> io::Result<()> {
+    let handler = if ignore { libc::SIG_IGN } else { libc::SIG_DFL };
+    // SAFETY: SIG_DFL / SIG_IGN are not functions; nothing runs in signal context.
+    check(unsafe { set_handler(signal, handler) })
+}
+
+/// `sigaction(signal, handler)` with an empty mask. Async-signal-safe (used between fork and exec).
+unsafe fn set_handler(signal: i32, handler: libc::sighandler_t) -> libc::c_int {
+    // SAFETY: a zeroed sigaction is valid (empty mask, no flags); the pointer is valid.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler;
+        libc::sigaction(signal, &action, ptr::null_mut())
+    }
+}
+
+pub fn kill(pid: Pid, signal: i32) -> io::Result<()> {
+    // SAFETY: plain system call.
+    check(unsafe { libc::kill(pid, signal) })
+}
+
+pub fn kill_group(pgid: Pid, signal: i32) -> io::Result<()> {
+    // SAFETY: plain system call.
+    check(unsafe { libc::killpg(pgid, signal) })
+}
+
+/// What `waitpid(-1, WNOHANG)` found.
+pub enum Reaped {
+    /// A child ended with this raw wait status.
+    Child(Pid, i32),
+    /// Children exist, none has ended.
+    NoneReady,
+    /// No children at all.
+    NoChildren,
+}
+
+pub fn reap_one() -> io::Result<Reaped> {
+    loop {
+        let mut status = 0;
+        // SAFETY: valid pointer to status.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        match pid {
+            0 => return Ok(Reaped::NoneReady),
+            pid if pid > 0 => return Ok(Reaped::Child(pid, status)),
+            _ => {
+                let error = io::Error::last_os_error();
+                match error.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    Some(libc::ECHILD) => return Ok(Reaped::NoChildren),
+                    _ => return Err(error),
+                }
+            }
+        }
+    }
+}
+
+pub fn getpid() -> Pid {
+    // SAFETY: cannot fail.
+    unsafe { libc::getpid() }
+}
+
+/// Makes orphaned descendants re-parent to this process instead of the real init.
+pub fn become_child_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) })
+}
+
+/// True when stdin is a terminal whose foreground process group is ours: only then may the child
+/// take the terminal (a supervisor started in the background must not steal it from the shell).
+pub fn stdin_is_foreground_tty() -> bool {
+    // SAFETY: plain system calls on fd 0.
+    unsafe {
+        libc::isatty(libc::STDIN_FILENO) == 1
+            && libc::tcgetpgrp(libc::STDIN_FILENO) == libc::getpgrp()
+    }
+}
+
+/// Runs in the forked child just before `exec`, so only async-signal-safe calls, no allocation.
+///
+/// Puts the child in a process group of its own (so the stop deadline can SIGKILL it and its
+/// descendants without touching us), hands it the terminal's foreground when `take_terminal`,
+/// and gives it what a freshly started program expects: every signal at its default disposition
+/// and an empty mask. `std::process::Command` does not do the last two: it passes on ignored
+/// signals, and our mask blocks everything we forward.
+///
+/// # Safety
+/// Call only between fork and exec (from `CommandExt::pre_exec`).
+pub unsafe fn prepare_child(take_terminal: bool) -> io::Result<()> {
+    // SAFETY: each call is async-signal-safe and given valid pointers.
+    unsafe {
+        let mut all = MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigfillset(all.as_mut_ptr());
+        // SIGTTOU must be blocked while a background group calls tcsetpgrp, or the call stops us.
+        libc::sigprocmask(libc::SIG_BLOCK, all.as_ptr(), ptr::null_mut());
+        if libc::setpgid(0, 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if take_terminal {
+            // Best effort: failing here leaves the child in the background, still supervised.
+            libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpid());
+        }
+        // The raw system call, because sigaction() in glibc and musl refuses the C library's own
+        // real-time signals (32-34), and glibc's posix_spawn sets those to SIG_IGN in children of
+        // multi-threaded parents: without this, that SIG_IGN would pass through us to the app.
+        // An all-zero kernel sigaction is SIG_DFL with no flags and an empty mask whatever the
+        // architecture's field order.
+        let default_action = [0u64; 4];
+        for signal in 1..=libc::SIGRTMAX() {
+            if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    signal,
+                    default_action.as_ptr(),
+                    ptr::null_mut::<u64>(),
+                    size_of::<u64>(),
+                );
+            }
+        }
+        let mut none = MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigemptyset(none.as_mut_ptr());
+        if libc::sigprocmask(libc::SIG_SETMASK, none.as_ptr(), ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// `SIGTERM`, `SIGRTMIN+3`, ... for log lines.
+pub fn signal_name(signal: i32) -> String {
+    let name = match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGSTKFLT => "SIGSTKFLT",
+        libc::SIGCHLD => "SIGCHLD",
+        libc::SIGCONT => "SIGCONT",
+        libc::SIGSTOP => "SIGSTOP",
+        libc::SIGTSTP => "SIGTSTP",
+        libc::SIGTTIN => "SIGTTIN",
+        libc::SIGTTOU => "SIGTTOU",
+        libc::SIGURG => "SIGURG",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGVTALRM => "SIGVTALRM",
+        libc::SIGPROF => "SIGPROF",
+        libc::SIGWINCH => "SIGWINCH",
+        libc::SIGIO => "SIGIO",
+        libc::SIGPWR => "SIGPWR",
+        libc::SIGSYS => "SIGSYS",
+        n if n >= libc::SIGRTMIN() && n <= libc::SIGRTMAX() => {
+            return format!("SIGRTMIN+{}", n - libc::SIGRTMIN());
+        }
+        n => return format!("signal {n}"),
+    };
+    name.to_owned()
+}
+
+fn check(result: libc::c_int) -> io::Result<()> {
+    if result == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
