@@ -1,0 +1,234 @@
+//! Shared harness: run the real vardr-init binary, as PID 1 of a new PID namespace or as a plain
+//! child, talk to its child over stdout, send it real signals, and never hang.
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Nothing in these tests legitimately takes this long; past it, the test fails instead of hanging.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The binary under test: `VARDR_TEST_BIN` (the static musl release build, set by scripts/test.sh)
+/// or the one cargo built for this test run.
+pub fn bin() -> PathBuf {
+    std::env::var_os("VARDR_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_vardr-init")))
+}
+
+pub fn helper(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/helpers")
+        .join(name)
+}
+
+/// An absolute path to a real Python interpreter (`python3` may be a pyenv shim that rewrites
+/// PATH for whatever it runs; the interpreter itself does not).
+pub fn python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        if let Some(path) = std::env::var_os("VARDR_TEST_PYTHON") {
+            return PathBuf::from(path);
+        }
+        let output = Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .expect("python3 must be installed to run the tests");
+        PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+    })
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Whether `unshare -p -f --mount-proc` works here. Outside CI a test may skip without it; in CI
+/// (`CI=true`) its absence is a failure, never a skip.
+pub fn pid_namespaces() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    let available = *AVAILABLE.get_or_init(|| {
+        Command::new("unshare")
+            .args(["-p", "-f", "--mount-proc", "true"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !available {
+        assert!(
+            !in_ci(),
+            "CI=true but `unshare -p -f --mount-proc` fails: PID namespace tests must run in CI (root needed)"
+        );
+        eprintln!("SKIPPED: PID namespaces unavailable here (need root for unshare -p)");
+    }
+    available
+}
+
+/// Where vardr-init runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// PID 1 of a new PID namespace (`unshare -p -f --mount-proc`).
+    Pid1,
+    /// A plain child of the test: vardr-init must register as child subreaper.
+    Subreaper,
+}
+
+/// `vardr-init -- ARGS...` as a command, ready for environment tweaks.
+pub fn command<S: AsRef<OsStr>>(mode: Mode, args: &[S]) -> Command {
+    let mut command = match mode {
+        Mode::Pid1 => {
+            let mut c = Command::new("unshare");
+            c.args(["-p", "-f", "--mount-proc"]).arg(bin());
+            c
+        }
+        Mode::Subreaper => Command::new(bin()),
+    };
+    command.arg("--").args(args);
+    command
+}
+
+/// A running vardr-init with its stdout lines and stderr lines flowing into channels.
+pub struct Running {
+    process: Child,
+    mode: Mode,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    /// PIDs (outside any namespace) to SIGKILL if the test fails half-way.
+    pub cleanup: Vec<i32>,
+}
+
+pub fn start(mut command: Command, mode: Mode) -> Running {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut process = command.spawn().expect("spawn vardr-init");
+    let stdout = lines(process.stdout.take().expect("piped"));
+    let stderr = lines(process.stderr.take().expect("piped"));
+    Running {
+        process,
+        mode,
+        stdout,
+        stderr,
+        cleanup: Vec::new(),
+    }
+}
+
+fn lines(stream: impl Read + Send + 'static) -> Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+impl Running {
+    /// The next stdout line of the child, which must start with `prefix`.
+    pub fn expect_line(&self, prefix: &str) -> String {
+        match self.stdout.recv_timeout(PATIENCE) {
+            Ok(line) if line.starts_with(prefix) => line,
+            Ok(line) => panic!("expected a line starting {prefix:?}, got {line:?}"),
+            Err(e) => panic!("no line starting {prefix:?} within {PATIENCE:?}: {e}"),
+        }
+    }
+
+    /// vardr-init's PID as seen from the test (in `Pid1` mode, unshare's forked child).
+    pub fn vardr_pid(&self) -> i32 {
+        let own = i32::try_from(self.process.id()).expect("pid fits");
+        if self.mode == Mode::Subreaper {
+            return own;
+        }
+        let children = format!("/proc/{own}/task/{own}/children");
+        let start = Instant::now();
+        loop {
+            let listed = std::fs::read_to_string(&children).unwrap_or_default();
+            if let Some(pid) = listed.split_whitespace().next() {
+                return pid.parse().expect("numeric pid");
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "unshare never forked vardr-init"
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn signal(&self, signal: i32) {
+        let pid = self.vardr_pid();
+        // SAFETY: plain kill(2).
+        let result = unsafe { libc::kill(pid, signal) };
+        assert_eq!(result, 0, "kill({pid}, {signal})");
+    }
+
+    /// Waits for vardr-init to exit; returns its status and everything it wrote to stderr.
+    pub fn wait(mut self) -> (ExitStatus, Vec<String>) {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.process.try_wait().expect("try_wait") {
+                break status;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "vardr-init still running after {PATIENCE:?}; stderr so far: {:?}",
+                self.stderr.try_iter().collect::<Vec<_>>()
+            );
+            thread::sleep(Duration::from_millis(10));
+        };
+        let mut stderr = Vec::new();
+        loop {
+            match self.stderr.recv_timeout(Duration::from_secs(5)) {
+                Ok(line) => stderr.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("stderr still open 5 s after exit: {stderr:?}")
+                }
+            }
+        }
+        (status, stderr)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.process.try_wait().ok().flatten().is_none() {
+            let group = i32::try_from(self.process.id()).unwrap_or(0);
+            // SAFETY: plain kill(2) on the group this harness created, and on registered PIDs.
+            unsafe { libc::killpg(group, libc::SIGKILL) };
+            let _ = self.process.wait();
+        }
+        for &pid in &self.cleanup {
+            // SAFETY: plain kill(2).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Runs `vardr-init -- ARGS...` to completion with extra environment.
+pub fn run(mode: Mode, args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, Vec<String>) {
+    let mut command = command(mode, args);
+    command.envs(env.iter().copied());
+    start(command, mode).wait()
+}
+
+/// Whether `pid` is gone or a zombie (dead, waiting to be reaped).
+pub fn is_dead(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // "PID (comm) STATE ...": comm may contain spaces or ')', so split at the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+    }
+}

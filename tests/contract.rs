@@ -1,0 +1,200 @@
+//! The contract's surface on the real binary: command line, configuration errors, log formats.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{Mode, bin, command, helper, python, run, start};
+
+fn vardr(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run vardr-init")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn help_and_version_go_to_stdout_with_exit_0_even_with_a_bad_environment() {
+    let bad_env = [("WORKERS", "abc")];
+    let help = vardr(&["--help"], &bad_env);
+    assert_eq!(help.status.code(), Some(0));
+    let help_text = text(&help.stdout);
+    for needle in [
+        "usage: vardr-init",
+        "VARDR_STOP_TIMEOUT",
+        "VARDR_JSON_LOGS",
+        "127",
+    ] {
+        assert!(
+            help_text.contains(needle),
+            "--help lacks {needle}: {help_text}"
+        );
+    }
+    let version = vardr(&["--version"], &bad_env);
+    assert_eq!(version.status.code(), Some(0));
+    assert_eq!(
+        text(&version.stdout),
+        format!("vardr-init {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn bad_usage_exits_2_with_the_usage_line_and_starts_nothing() {
+    let marker = std::env::temp_dir().join(format!("vardr-usage-{}", std::process::id()));
+    let touch = format!("touch {}", marker.display());
+    for args in [
+        vec!["--frobnicate"],
+        vec!["--help=please"],
+        vec![],
+        vec!["--"],
+        vec!["sh", "-c", touch.as_str()],
+        vec!["--bogus", "--", "sh", "-c", touch.as_str()],
+    ] {
+        let output = vardr(&args, &[]);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("usage: vardr-init"), "{args:?}: {stderr}");
+        assert!(!marker.exists(), "{args:?} started the command");
+    }
+}
+
+#[test]
+fn bad_environment_exits_2_naming_every_variable_and_starts_nothing() {
+    let marker = std::env::temp_dir().join(format!("vardr-config-{}", std::process::id()));
+    let touch = format!("touch {}", marker.display());
+    let cases: [&[(&str, &str)]; 4] = [
+        &[("WORKERS", "abc")],
+        &[("VARDR_STOP_TIMEOUT", "-1")],
+        &[("PORT", "70000"), ("VARDR_LOG_LEVEL", "verbose")],
+        &[("VARDR_JSON_LOGS", "sometimes")],
+    ];
+    for env in cases {
+        let output = vardr(&["--", "sh", "-c", &touch], env);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{env:?}: {stderr}");
+        for (name, value) in env {
+            assert!(
+                stderr.contains(&format!("{name}=\"{value}\"")) && stderr.contains("expected"),
+                "{env:?}: the message names {name}, its value and the allowed form: {stderr}"
+            );
+        }
+        assert!(!marker.exists(), "{env:?} started the command");
+    }
+}
+
+fn assert_contract_json(line: &str) -> serde_json::Value {
+    let value: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"));
+    let object = value.as_object().expect("a JSON object");
+    let keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    let mut expected = ["type", "timestamp", "level", "message"];
+    expected.sort_unstable();
+    assert_eq!(keys, expected, "exactly the contract's keys: {line}");
+    assert_eq!(value["type"], "log");
+    assert!(["ERROR", "WARN", "INFO", "DEBUG"].contains(&value["level"].as_str().expect("level")));
+    let timestamp = value["timestamp"].as_str().expect("timestamp");
+    let shape = timestamp.len() == 20
+        && timestamp.char_indices().all(|(i, c)| match i {
+            4 | 7 => c == '-',
+            10 => c == 'T',
+            13 | 16 => c == ':',
+            19 => c == 'Z',
+            _ => c.is_ascii_digit(),
+        });
+    assert!(shape, "RFC 3339 UTC to the second: {timestamp}");
+    assert!(value["message"].is_string());
+    value
+}
+
+#[test]
+fn json_logs_every_stderr_line_is_a_contract_object() {
+    // A run that logs at every level: start, forwarded signal, deadline, SIGKILL, exit; and an
+    // argument with a quote, a backslash and a newline that must stay inside one JSON string.
+    let args = [
+        python().to_string_lossy().into_owned(),
+        helper("ignore_term.py").to_string_lossy().into_owned(),
+        "quote\" back\\slash\nnewline".to_owned(),
+    ];
+    let mut command = command(Mode::Subreaper, &args);
+    command.envs([
+        ("VARDR_JSON_LOGS", "true"),
+        ("VARDR_LOG_LEVEL", "debug"),
+        ("VARDR_STOP_TIMEOUT", "0.2"),
+    ]);
+    let mut running = start(command, Mode::Subreaper);
+    let ready = running.expect_line("ready ");
+    running.cleanup.extend(
+        ready
+            .split_whitespace()
+            .skip(1)
+            .map(|p| p.parse::<i32>().expect("pid")),
+    );
+    running.signal(libc::SIGTERM);
+    let (status, stderr) = running.wait();
+    assert_eq!(status.code(), Some(137), "{stderr:#?}");
+    let values: Vec<_> = stderr
+        .iter()
+        .map(|line| assert_contract_json(line))
+        .collect();
+    let levels: Vec<&str> = values.iter().filter_map(|v| v["level"].as_str()).collect();
+    for level in ["DEBUG", "INFO", "WARN"] {
+        assert!(
+            levels.contains(&level),
+            "expected a {level} line: {stderr:#?}"
+        );
+    }
+    assert!(
+        values
+            .iter()
+            .any(|v| v["message"].as_str().is_some_and(|m| m.contains("newline"))),
+        "{stderr:#?}"
+    );
+
+    for env in [
+        vec![("VARDR_JSON_LOGS", "true"), ("WORKERS", "abc")],
+        vec![("VARDR_JSON_LOGS", "1")],
+    ] {
+        let args: &[&str] = if env.len() > 1 {
+            &["--", "true"]
+        } else {
+            &["--nope"]
+        };
+        let output = vardr(args, &env);
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = text(&output.stderr);
+        assert!(!stderr.is_empty());
+        for line in stderr.lines() {
+            assert_eq!(assert_contract_json(line)["level"], "ERROR", "{line}");
+        }
+    }
+}
+
+#[test]
+fn text_logs_are_prefixed_and_the_level_filters_them() {
+    let (status, stderr) = run(Mode::Subreaper, &["sh", "-c", "exit 3"], &[]);
+    assert_eq!(status.code(), Some(3));
+    assert!(!stderr.is_empty());
+    for line in &stderr {
+        assert!(line.starts_with("[Vardr] "), "{line}");
+    }
+    let (status, stderr) = run(
+        Mode::Subreaper,
+        &["sh", "-c", "exit 0"],
+        &[("VARDR_LOG_LEVEL", "error")],
+    );
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        stderr.is_empty(),
+        "an error-level run that succeeds is silent: {stderr:#?}"
+    );
+    let (_, stderr) = run(Mode::Subreaper, &["true"], &[("VARDR_LOG_LEVEL", "debug")]);
+    assert!(
+        stderr.iter().any(|l| l.starts_with("[Vardr] DEBUG: ")),
+        "debug lines are marked: {stderr:#?}"
+    );
+}

@@ -1,0 +1,403 @@
+//! vardr-init as an init, tested from outside on the real binary with real processes and signals,
+//! as PID 1 of a fresh PID namespace and as a plain child (subreaper).
+
+mod common;
+
+use std::fs::Permissions;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::time::{Duration, Instant};
+
+use common::{Mode, PATIENCE, command, helper, is_dead, pid_namespaces, python, run, start};
+
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    status
+        .code()
+        .unwrap_or_else(|| panic!("vardr-init itself died of a signal: {status:?}"))
+}
+
+#[test]
+fn every_catchable_signal_sent_to_pid1_reaches_the_child() {
+    if !pid_namespaces() {
+        return;
+    }
+    let rt = libc::SIGRTMIN() + 3;
+    let signals = [
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGWINCH,
+        libc::SIGTTIN,
+        libc::SIGTTOU,
+        libc::SIGCONT,
+        libc::SIGTSTP,
+        libc::SIGALRM,
+        rt,
+    ];
+    let mut args = vec![
+        python().to_string_lossy().into_owned(),
+        helper("record_signals.py").to_string_lossy().into_owned(),
+    ];
+    args.extend(signals.iter().map(|s| s.to_string()));
+    let running = start(command(Mode::Pid1, &args), Mode::Pid1);
+    running.expect_line("ready ");
+    for signal in signals {
+        running.signal(signal);
+        assert_eq!(running.expect_line("got "), format!("got {signal}"));
+    }
+    let (status, stderr) = running.wait();
+    assert_eq!(exit_code(status), 0, "{stderr:#?}");
+    assert!(
+        stderr
+            .iter()
+            .any(|l| l.contains("Forwarding SIGTERM to pid 2")),
+        "the child is PID 2 of the namespace, vardr-init PID 1: {stderr:#?}"
+    );
+}
+
+#[test]
+fn child_starts_with_empty_signal_mask_and_default_dispositions() {
+    if !pid_namespaces() {
+        return;
+    }
+    // grep touches no signal state, so what it reports is exactly what vardr-init handed over.
+    let probe = ["grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"];
+    let running = start(command(Mode::Pid1, &probe), Mode::Pid1);
+    assert_eq!(running.expect_line("SigBlk:"), "SigBlk:\t0000000000000000");
+    assert_eq!(running.expect_line("SigIgn:"), "SigIgn:\t0000000000000000");
+    let (status, stderr) = running.wait();
+    assert_eq!(exit_code(status), 0, "{stderr:#?}");
+}
+
+#[test]
+fn inherited_ignored_and_blocked_signals_do_not_leak_into_the_child() {
+    // What `nohup`, a careless shell or a runtime may hand vardr-init: ignored HUP, INT, CHLD
+    // and USR1, blocked TERM and USR2. SIGCHLD ignored would even make the kernel auto-reap.
+    let dirty = |mut command: std::process::Command| {
+        // SAFETY: only sigaction/sigprocmask between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                for signal in [libc::SIGHUP, libc::SIGINT, libc::SIGCHLD, libc::SIGUSR1] {
+                    libc::signal(signal, libc::SIG_IGN);
+                }
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGTERM);
+                libc::sigaddset(&mut set, libc::SIGUSR2);
+                libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                Ok(())
+            })
+        };
+        command
+    };
+    let probe = ["grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"];
+    let running = start(dirty(command(Mode::Subreaper, &probe)), Mode::Subreaper);
+    assert_eq!(running.expect_line("SigBlk:"), "SigBlk:\t0000000000000000");
+    assert_eq!(running.expect_line("SigIgn:"), "SigIgn:\t0000000000000000");
+    let (status, stderr) = running.wait();
+    assert_eq!(exit_code(status), 0, "{stderr:#?}");
+
+    let (status, stderr) = start(
+        dirty(command(Mode::Subreaper, &["sh", "-c", "exit 7"])),
+        Mode::Subreaper,
+    )
+    .wait();
+    assert_eq!(
+        exit_code(status),
+        7,
+        "status survives an inherited SIG_IGN for SIGCHLD: {stderr:#?}"
+    );
+}
+
+fn orphans_are_adopted_and_reaped(mode: Mode) {
+    let count = 1000;
+    let args = [
+        python().to_string_lossy().into_owned(),
+        helper("orphans.py").to_string_lossy().into_owned(),
+        count.to_string(),
+    ];
+    let running = start(command(mode, &args), mode);
+    let report = running.expect_line("orphans=");
+    assert_eq!(
+        report,
+        format!("orphans={count} adopted={count} zombies=0"),
+        "every orphan re-parented to vardr-init and was reaped"
+    );
+    let (status, stderr) = running.wait();
+    assert_eq!(exit_code(status), 0, "{stderr:#?}");
+}
+
+#[test]
+fn a_thousand_double_forked_orphans_are_reaped_by_pid1() {
+    if pid_namespaces() {
+        orphans_are_adopted_and_reaped(Mode::Pid1);
+    }
+}
+
+#[test]
+fn orphans_are_reaped_by_vardr_init_as_subreaper_when_not_pid1() {
+    orphans_are_adopted_and_reaped(Mode::Subreaper);
+}
+
+#[test]
+fn exit_status_passes_through_and_signals_become_128_plus_n() {
+    let mode = if pid_namespaces() {
+        Mode::Pid1
+    } else {
+        Mode::Subreaper
+    };
+    for (script, expected) in [
+        ("exit 0", 0),
+        ("exit 1", 1),
+        ("exit 42", 42),
+        ("exit 255", 255),
+        ("kill -KILL $$", 137),
+        ("kill -TERM $$", 143),
+    ] {
+        let (status, stderr) = run(mode, &["sh", "-c", script], &[]);
+        assert_eq!(exit_code(status), expected, "{script}: {stderr:#?}");
+    }
+}
+
+/// vardr-init with a child that ignores SIGTERM and has a grandchild in its process group.
+fn stop_with_timeout(mode: Mode, timeout: &str) -> (common::Running, i32, i32) {
+    let args = [
+        python().to_string_lossy().into_owned(),
+        helper("ignore_term.py").to_string_lossy().into_owned(),
+    ];
+    let mut command = command(mode, &args);
+    command.env("VARDR_STOP_TIMEOUT", timeout);
+    let mut running = start(command, mode);
+    let ready = running.expect_line("ready ");
+    let pids: Vec<i32> = ready
+        .split_whitespace()
+        .skip(1)
+        .map(|p| p.parse().expect("pid"))
+        .collect();
+    running.cleanup.extend(&pids);
+    (running, pids[0], pids[1])
+}
+
+#[test]
+fn stop_timeout_kills_a_child_that_ignores_sigterm_and_its_whole_group() {
+    // As subreaper the test can watch the grandchild: in a PID namespace, PID 1 exiting would
+    // kill it anyway and hide whether the group kill happened.
+    let (running, child, grandchild) = stop_with_timeout(Mode::Subreaper, "1");
+    let sent = Instant::now();
+    running.signal(libc::SIGTERM);
+    let (status, stderr) = running.wait();
+    let waited = sent.elapsed();
+    assert_eq!(exit_code(status), 137, "{stderr:#?}");
+    assert!(
+        waited >= Duration::from_secs(1),
+        "killed before the deadline: {waited:?}"
+    );
+    assert!(is_dead(child), "child {child} still alive");
+    assert!(
+        is_dead(grandchild),
+        "grandchild {grandchild} in the child's group still alive"
+    );
+    assert!(
+        stderr
+            .iter()
+            .any(|l| l.contains("sending SIGKILL to its process group")),
+        "the kill is logged: {stderr:#?}"
+    );
+}
+
+#[test]
+fn stop_timeout_as_pid1_ends_with_137() {
+    if !pid_namespaces() {
+        return;
+    }
+    let (running, _, _) = stop_with_timeout(Mode::Pid1, "0.5");
+    running.signal(libc::SIGTERM);
+    let (status, stderr) = running.wait();
+    assert_eq!(exit_code(status), 137, "{stderr:#?}");
+}
+
+#[test]
+fn without_stop_timeout_a_child_ignoring_sigterm_is_left_running() {
+    let (running, child, _) = stop_with_timeout(Mode::Subreaper, "0");
+    running.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !is_dead(child),
+        "VARDR_STOP_TIMEOUT=0 means off, but the child was killed"
+    );
+    // SAFETY: plain kill(2) of the test's own grandchild.
+    unsafe { libc::kill(child, libc::SIGKILL) };
+    let (status, stderr) = running.wait();
+    assert_eq!(exit_code(status), 137, "{stderr:#?}");
+}
+
+#[test]
+fn missing_or_unexecutable_commands_give_127_and_126_with_a_reason() {
+    let dir = std::env::temp_dir().join(format!("vardr-test-exec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let not_executable = dir.join("script.sh");
+    std::fs::write(&not_executable, "#!/bin/sh\necho hi\n").expect("write");
+    let missing_interpreter = dir.join("orphaned-script");
+    std::fs::write(&missing_interpreter, "#!/nonexistent/python9\n").expect("write");
+    std::fs::set_permissions(&missing_interpreter, Permissions::from_mode(0o755)).expect("chmod");
+    let dir_str = dir.to_string_lossy().into_owned();
+    let cases = [
+        ("no-such-command-vardr", 127, "not in any directory of PATH"),
+        ("/nonexistent/bin/app", 127, "does not exist"),
+        (
+            missing_interpreter.to_str().expect("utf8"),
+            127,
+            "interpreter",
+        ),
+        (
+            not_executable.to_str().expect("utf8"),
+            126,
+            "not executable",
+        ),
+        (dir_str.as_str(), 126, "not executable"),
+    ];
+    for (program, expected, reason) in cases {
+        let (status, stderr) = run(Mode::Subreaper, &[program], &[]);
+        assert_eq!(exit_code(status), expected, "{program}: {stderr:#?}");
+        let text = stderr.join("\n");
+        assert!(
+            text.contains(program) && text.contains(reason),
+            "{program}: {text}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn the_child_owns_the_terminal_foreground_so_ctrl_c_reaches_it_directly() {
+    // A real pseudo-terminal, as `docker run -it` gives: vardr-init is the session leader with
+    // the pty as controlling terminal, and ^C typed on it must reach the child's process group.
+    let (mut master, slave) = {
+        let (mut master, mut slave) = (0, 0);
+        // SAFETY: openpty with valid out-pointers and no name/termios/winsize.
+        let result = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(result, 0, "openpty");
+        use std::os::fd::FromRawFd;
+        // SAFETY: both fds were just opened by openpty and are owned here alone.
+        unsafe {
+            (
+                std::fs::File::from_raw_fd(master),
+                std::os::fd::OwnedFd::from_raw_fd(slave),
+            )
+        }
+    };
+    let mut command = std::process::Command::new(common::bin());
+    command
+        .args([
+            "--",
+            &python().to_string_lossy(),
+            &helper("terminal.py").to_string_lossy(),
+        ])
+        .env("VARDR_LOG_LEVEL", "debug")
+        .stdin(slave.try_clone().expect("dup"))
+        .stdout(slave.try_clone().expect("dup"))
+        .stderr(slave.try_clone().expect("dup"));
+    // SAFETY: setsid and ioctl only, between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() == -1 || libc::ioctl(0, libc::TIOCSCTTY, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    let mut vardr = command.spawn().expect("spawn on pty");
+    drop(slave);
+
+    let output = pty::read_until(&mut master, "ready");
+    assert!(
+        output.contains("foreground=True"),
+        "child must own the foreground: {output}"
+    );
+    pty::write(&mut master, b"\x03");
+    let output = output + &pty::read_until(&mut master, "exited with status");
+    assert!(output.contains("got SIGINT"), "{output}");
+    assert!(
+        !output.contains("Forwarding SIGINT"),
+        "^C went to the child's group directly, vardr-init had nothing to forward: {output}"
+    );
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = vardr.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(start.elapsed() < PATIENCE, "vardr-init did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0), "{status:?} {:?}", status.signal());
+}
+
+/// Blocking pty reads with a deadline (the master fd is switched to non-blocking).
+mod pty {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    pub fn read_until(master: &mut std::fs::File, needle: &str) -> String {
+        use std::os::fd::AsRawFd;
+        // SAFETY: fcntl on an fd we own.
+        unsafe {
+            let flags = libc::fcntl(master.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(master.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+        let start = Instant::now();
+        let mut text = String::new();
+        let mut buffer = [0u8; 4096];
+        while !text.contains(needle) {
+            assert!(
+                start.elapsed() < super::PATIENCE,
+                "no {needle:?} on the pty: {text}"
+            );
+            match master.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => text.push_str(&String::from_utf8_lossy(&buffer[..n])),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("pty read: {e} (so far: {text})"),
+            }
+        }
+        text
+    }
+
+    pub fn write(master: &mut std::fs::File, bytes: &[u8]) {
+        master.write_all(bytes).expect("pty write");
+    }
+}
+
+#[test]
+fn forwarded_signals_go_to_the_child_alone_not_its_process_group() {
+    let args = [
+        python().to_string_lossy().into_owned(),
+        helper("group_signals.py").to_string_lossy().into_owned(),
+    ];
+    let running = start(command(Mode::Subreaper, &args), Mode::Subreaper);
+    running.expect_line("ready");
+    running.signal(libc::SIGUSR1);
+    assert_eq!(running.expect_line("child got"), "child got SIGUSR1");
+    // A group-wide signal would reach the grandchild at the same moment; give it time to say so.
+    std::thread::sleep(Duration::from_millis(300));
+    running.signal(libc::SIGTERM);
+    assert_eq!(
+        running.expect_line(""),
+        "done",
+        "the grandchild in the child's group must not have received SIGUSR1"
+    );
+    let (status, stderr) = running.wait();
+    assert_eq!(exit_code(status), 0, "{stderr:#?}");
+}
