@@ -188,18 +188,19 @@ fn supervise(child: Pid, stop_timeout: Option<Duration>, signals: &Signals) -> u
                     };
                 }
             }
-            Ok(None) => {
-                if let Stop::Deadline(at) = stop
-                    && Instant::now() >= at
-                {
-                    kill_at_deadline(child, stop_timeout.unwrap_or_default());
-                    stop = Stop::Requested;
-                }
-            }
+            Ok(None) => {} // timed out (the deadline) or interrupted
             Err(e) => {
                 error!("cannot wait for signals: {e}");
                 return exit::FAILURE;
             }
+        }
+        // After every wake-up, not only on timeout: a stream of signals (SIGCHLD from orphans,
+        // SIGWINCH) must not postpone the kill.
+        if let Stop::Deadline(at) = stop
+            && Instant::now() >= at
+        {
+            kill_at_deadline(child, stop_timeout.unwrap_or_default());
+            stop = Stop::Requested;
         }
     }
 }
