@@ -41,8 +41,8 @@ usage: vardr-init [--help] [--version] [-- CMD [ARG...]]
   -V, --version                the version
 
 Environment (an empty value means the default):
-  VARDR_STOP_TIMEOUT  seconds after the first forwarded SIGTERM/SIGINT before the child's process
-                      group gets SIGKILL (default 0: off)
+  VARDR_STOP_TIMEOUT  seconds (at most 86400) after the first forwarded SIGTERM/SIGINT before the
+                      child's process group gets SIGKILL (default 0: off)
   VARDR_JSON_LOGS     true: JSON lines on stderr (default false: \"[Vardr] ...\" text)
   VARDR_LOG_LEVEL     error, warn, info or debug (default info)
   HOST, PORT, WORKERS uvicorn settings, validated at start (defaults 0.0.0.0, 8000, 1)

@@ -81,7 +81,10 @@ pub struct Rejected {
 
 const BOOL_FORM: &str = "true or false (also 1/0, yes/no, on/off)";
 const LEVEL_FORM: &str = "one of error, warn, info, debug";
-const TIMEOUT_FORM: &str = "a number of seconds >= 0, such as 10 or 2.5 (0 turns it off)";
+const TIMEOUT_FORM: &str =
+    "a number of seconds from 0 to 86400, such as 10 or 2.5 (0 turns it off)";
+/// A day: far beyond any orchestrator's grace period, and far from `Instant` overflow.
+const MAX_STOP_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 const PORT_FORM: &str = "an integer from 1 to 65535";
 const WORKERS_FORM: &str = "a positive integer or auto";
 const HOST_FORM: &str = "a host name or IP address without spaces";
@@ -190,7 +193,9 @@ fn parse_stop_timeout(text: &str) -> Option<Option<Duration>> {
         return None;
     }
     let seconds: f64 = text.parse().ok()?;
-    let timeout = Duration::try_from_secs_f64(seconds).ok()?;
+    let timeout = Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|t| *t <= MAX_STOP_TIMEOUT)?;
     Some((!timeout.is_zero()).then_some(timeout))
 }
 
@@ -279,6 +284,10 @@ mod tests {
             Ok(None)
         );
         assert_eq!(
+            config(&[("VARDR_STOP_TIMEOUT", "86400")]).map(|c| c.stop_timeout),
+            Ok(Some(Duration::from_secs(86400)))
+        );
+        assert_eq!(
             config(&[("VARDR_STOP_TIMEOUT", "0.0")]).map(|c| c.stop_timeout),
             Ok(None)
         );
@@ -307,6 +316,8 @@ mod tests {
             ("VARDR_STOP_TIMEOUT", ".5"),
             ("VARDR_STOP_TIMEOUT", "10s"),
             ("VARDR_STOP_TIMEOUT", "99999999999999999999999"),
+            ("VARDR_STOP_TIMEOUT", "9300000000000000000"),
+            ("VARDR_STOP_TIMEOUT", "86400.5"),
             ("PORT", "0"),
             ("PORT", "70000"),
             ("PORT", "http"),

@@ -176,13 +176,16 @@ fn supervise(child: Pid, stop_timeout: Option<Duration>, signals: &Signals) -> u
                 if matches!(signal, libc::SIGTERM | libc::SIGINT)
                     && matches!(stop, Stop::NotRequested)
                 {
-                    stop = match stop_timeout {
-                        Some(timeout) => {
+                    // Config caps the timeout at a day; checked_add keeps PID 1 panic-free anyway.
+                    let deadline = stop_timeout
+                        .and_then(|timeout| Some((timeout, Instant::now().checked_add(timeout)?)));
+                    stop = match deadline {
+                        Some((timeout, at)) => {
                             info!(
                                 "child pid {child} has {}s to exit before SIGKILL (VARDR_STOP_TIMEOUT)",
                                 timeout.as_secs_f64()
                             );
-                            Stop::Deadline(Instant::now() + timeout)
+                            Stop::Deadline(at)
                         }
                         None => Stop::Requested,
                     };

@@ -197,7 +197,7 @@ pub unsafe fn prepare_child(take_terminal: bool) -> io::Result<()> {
                     signal,
                     default_action.as_ptr(),
                     ptr::null_mut::<u64>(),
-                    size_of::<u64>(),
+                    KERNEL_SIGSET_BYTES,
                 );
             }
         }
@@ -209,6 +209,10 @@ pub unsafe fn prepare_child(take_terminal: bool) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The kernel's sigset_t is 64 bits (_NSIG / 8) on x86_64 and aarch64; libc's sigset_t is larger
+/// (128 bytes in glibc) and must not be what the raw system call is told.
+const KERNEL_SIGSET_BYTES: usize = 8;
 
 /// `SIGTERM`, `SIGRTMIN+3`, ... for log lines.
 pub fn signal_name(signal: i32) -> String {

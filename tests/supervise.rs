@@ -74,14 +74,35 @@ fn child_starts_with_empty_signal_mask_and_default_dispositions() {
 
 #[test]
 fn inherited_ignored_and_blocked_signals_do_not_leak_into_the_child() {
-    // What `nohup`, a careless shell or a runtime may hand vardr-init: ignored HUP, INT, CHLD
-    // and USR1, blocked TERM and USR2. SIGCHLD ignored would even make the kernel auto-reap.
+    // What `nohup`, a careless shell, glibc's posix_spawn or a runtime may hand vardr-init:
+    // ignored HUP, INT, CHLD, USR1, SYS, XFSZ and 32-34, blocked TERM and USR2. SIGCHLD ignored
+    // would even make the kernel auto-reap.
     let dirty = |mut command: std::process::Command| {
         // SAFETY: only sigaction/sigprocmask between fork and exec.
         unsafe {
             command.pre_exec(|| {
-                for signal in [libc::SIGHUP, libc::SIGINT, libc::SIGCHLD, libc::SIGUSR1] {
+                // SIGSYS and SIGXFSZ are not forwarded, so only the child set-up can reset them.
+                for signal in [
+                    libc::SIGHUP,
+                    libc::SIGINT,
+                    libc::SIGCHLD,
+                    libc::SIGUSR1,
+                    libc::SIGSYS,
+                    libc::SIGXFSZ,
+                ] {
                     libc::signal(signal, libc::SIG_IGN);
+                }
+                // 32-34 belong to the C library, whose sigaction() refuses them: the raw call,
+                // with the kernel's sigaction struct holding SIG_IGN (1) and nothing else.
+                let ignore = [1u64, 0, 0, 0];
+                for signal in 32..=34 {
+                    libc::syscall(
+                        libc::SYS_rt_sigaction,
+                        signal,
+                        ignore.as_ptr(),
+                        std::ptr::null_mut::<u64>(),
+                        8usize,
+                    );
                 }
                 let mut set: libc::sigset_t = std::mem::zeroed();
                 libc::sigemptyset(&mut set);
@@ -195,9 +216,16 @@ fn stop_timeout_kills_a_child_that_ignores_sigterm_and_its_whole_group() {
         waited >= Duration::from_secs(1),
         "killed before the deadline: {waited:?}"
     );
-    assert!(is_dead(child), "child {child} still alive");
+    // A correctness bound with wide slack (a 1 s deadline), not a performance claim.
     assert!(
-        is_dead(grandchild),
+        waited < Duration::from_secs(10),
+        "killed far past the deadline: {waited:?}"
+    );
+    assert!(is_dead(child), "child {child} still alive");
+    // SIGKILL takes effect when the grandchild is next scheduled: on a loaded machine it may
+    // still be running the instant vardr-init exits.
+    assert!(
+        common::dies_within(grandchild, Duration::from_secs(5)),
         "grandchild {grandchild} in the child's group still alive"
     );
     assert!(
@@ -232,6 +260,10 @@ fn without_stop_timeout_a_child_ignoring_sigterm_is_left_running() {
     unsafe { libc::kill(child, libc::SIGKILL) };
     let (status, stderr) = running.wait();
     assert_eq!(exit_code(status), 137, "{stderr:#?}");
+    assert!(
+        stderr.iter().any(|l| l.contains("Forwarding SIGTERM")),
+        "the SIGTERM was forwarded, just not followed by a kill: {stderr:#?}"
+    );
 }
 
 #[test]

@@ -222,6 +222,18 @@ pub fn run(mode: Mode, args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, Vec<
     start(command, mode).wait()
 }
 
+/// Polls [`is_dead`] until it holds or `limit` passes.
+pub fn dies_within(pid: i32, limit: Duration) -> bool {
+    let start = Instant::now();
+    while !is_dead(pid) {
+        if start.elapsed() > limit {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
 /// Whether `pid` is gone or a zombie (dead, waiting to be reaped).
 pub fn is_dead(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
