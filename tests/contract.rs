@@ -4,7 +4,7 @@ mod common;
 
 use std::process::{Command, Output};
 
-use common::{Mode, bin, command, helper, python, run, start};
+use common::{Mode, bin, command, python_script, run, start};
 
 fn vardr(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(bin())
@@ -115,11 +115,8 @@ fn assert_contract_json(line: &str) -> serde_json::Value {
 fn json_logs_every_stderr_line_is_a_contract_object() {
     // A run that logs at every level: start, forwarded signal, deadline, SIGKILL, exit; and an
     // argument with a quote, a backslash and a newline that must stay inside one JSON string.
-    let args = [
-        python().to_string_lossy().into_owned(),
-        helper("ignore_term.py").to_string_lossy().into_owned(),
-        "quote\" back\\slash\nnewline".to_owned(),
-    ];
+    let mut args = python_script("ignore_term.py");
+    args.push("quote\" back\\slash\nnewline".to_owned());
     let mut command = command(Mode::Subreaper, &args);
     command.envs([
         ("VARDR_JSON_LOGS", "true"),

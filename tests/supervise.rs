@@ -8,7 +8,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::time::{Duration, Instant};
 
-use common::{Mode, PATIENCE, command, helper, is_dead, pid_namespaces, python, run, start};
+use common::{
+    Mode, PATIENCE, assert_logged, command, is_dead, pid_namespaces, python_script, run, start,
+};
 
 fn exit_code(status: std::process::ExitStatus) -> i32 {
     status
@@ -37,10 +39,7 @@ fn every_catchable_signal_sent_to_pid1_reaches_the_child() {
         libc::SIGALRM,
         rt,
     ];
-    let mut args = vec![
-        python().to_string_lossy().into_owned(),
-        helper("record_signals.py").to_string_lossy().into_owned(),
-    ];
+    let mut args = python_script("record_signals.py");
     args.extend(signals.iter().map(|s| s.to_string()));
     let running = start(command(Mode::Pid1, &args), Mode::Pid1);
     running.expect_line("ready ");
@@ -50,11 +49,10 @@ fn every_catchable_signal_sent_to_pid1_reaches_the_child() {
     }
     let (status, stderr) = running.wait();
     assert_eq!(exit_code(status), 0, "{stderr:#?}");
-    assert!(
-        stderr
-            .iter()
-            .any(|l| l.contains("Forwarding SIGTERM to pid 2")),
-        "the child is PID 2 of the namespace, vardr-init PID 1: {stderr:#?}"
+    assert_logged(
+        &stderr,
+        "Forwarding SIGTERM to pid 2",
+        "the child is PID 2 of the namespace, vardr-init PID 1",
     );
 }
 
@@ -135,11 +133,8 @@ fn inherited_ignored_and_blocked_signals_do_not_leak_into_the_child() {
 
 fn orphans_are_adopted_and_reaped(mode: Mode) {
     let count = 1000;
-    let args = [
-        python().to_string_lossy().into_owned(),
-        helper("orphans.py").to_string_lossy().into_owned(),
-        count.to_string(),
-    ];
+    let mut args = python_script("orphans.py");
+    args.push(count.to_string());
     let running = start(command(mode, &args), mode);
     let report = running.expect_line("orphans=");
     assert_eq!(
@@ -185,11 +180,7 @@ fn exit_status_passes_through_and_signals_become_128_plus_n() {
 
 /// vardr-init with a child that ignores SIGTERM and has a grandchild in its process group.
 fn stop_with_timeout(mode: Mode, timeout: &str) -> (common::Running, i32, i32) {
-    let args = [
-        python().to_string_lossy().into_owned(),
-        helper("ignore_term.py").to_string_lossy().into_owned(),
-    ];
-    let mut command = command(mode, &args);
+    let mut command = command(mode, &python_script("ignore_term.py"));
     command.env("VARDR_STOP_TIMEOUT", timeout);
     let mut running = start(command, mode);
     let ready = running.expect_line("ready ");
@@ -228,11 +219,10 @@ fn stop_timeout_kills_a_child_that_ignores_sigterm_and_its_whole_group() {
         common::dies_within(grandchild, Duration::from_secs(5)),
         "grandchild {grandchild} in the child's group still alive"
     );
-    assert!(
-        stderr
-            .iter()
-            .any(|l| l.contains("sending SIGKILL to its process group")),
-        "the kill is logged: {stderr:#?}"
+    assert_logged(
+        &stderr,
+        "sending SIGKILL to its process group",
+        "the kill is logged",
     );
 }
 
@@ -260,9 +250,10 @@ fn without_stop_timeout_a_child_ignoring_sigterm_is_left_running() {
     unsafe { libc::kill(child, libc::SIGKILL) };
     let (status, stderr) = running.wait();
     assert_eq!(exit_code(status), 137, "{stderr:#?}");
-    assert!(
-        stderr.iter().any(|l| l.contains("Forwarding SIGTERM")),
-        "the SIGTERM was forwarded, just not followed by a kill: {stderr:#?}"
+    assert_logged(
+        &stderr,
+        "Forwarding SIGTERM",
+        "the SIGTERM was forwarded, just not followed by a kill",
     );
 }
 
@@ -331,11 +322,8 @@ fn the_child_owns_the_terminal_foreground_so_ctrl_c_reaches_it_directly() {
     };
     let mut command = std::process::Command::new(common::bin());
     command
-        .args([
-            "--",
-            &python().to_string_lossy(),
-            &helper("terminal.py").to_string_lossy(),
-        ])
+        .arg("--")
+        .args(python_script("terminal.py"))
         .env("VARDR_LOG_LEVEL", "debug")
         .stdin(slave.try_clone().expect("dup"))
         .stdout(slave.try_clone().expect("dup"))
@@ -414,11 +402,10 @@ mod pty {
 
 #[test]
 fn forwarded_signals_go_to_the_child_alone_not_its_process_group() {
-    let args = [
-        python().to_string_lossy().into_owned(),
-        helper("group_signals.py").to_string_lossy().into_owned(),
-    ];
-    let running = start(command(Mode::Subreaper, &args), Mode::Subreaper);
+    let running = start(
+        command(Mode::Subreaper, &python_script("group_signals.py")),
+        Mode::Subreaper,
+    );
     running.expect_line("ready");
     running.signal(libc::SIGUSR1);
     assert_eq!(running.expect_line("child got"), "child got SIGUSR1");

@@ -23,10 +23,23 @@ pub fn bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_vardr-init")))
 }
 
-pub fn helper(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+/// `[PYTHON, tests/helpers/SCRIPT]`: the start of a command line that runs a helper child.
+pub fn python_script(script: &str) -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/helpers")
-        .join(name)
+        .join(script);
+    vec![
+        python().to_string_lossy().into_owned(),
+        path.to_string_lossy().into_owned(),
+    ]
+}
+
+/// Asserts that some line of vardr-init's stderr contains `needle`.
+pub fn assert_logged(stderr: &[String], needle: &str, why: &str) {
+    assert!(
+        stderr.iter().any(|line| line.contains(needle)),
+        "expected a log line with {needle:?} ({why}): {stderr:#?}"
+    );
 }
 
 /// An absolute path to a real Python interpreter (`python3` may be a pyenv shim that rewrites
