@@ -1,9 +1,10 @@
 //! The init: spawn the child, forward signals to it, reap every zombie, exit with its status.
 //!
 //! The lifecycle, in the order of this file:
-//! 1. [`Signals::block`]: first thing in `main`, block every signal we forward plus SIGCHLD, so
-//!    they queue instead of being lost (as PID 1 the kernel drops a signal whose disposition is
-//!    the default) and are taken one by one with `sigtimedwait`: no handlers, no async code.
+//! 1. [`Signals::block`]: as soon as the command line is parsed, block every signal we forward
+//!    plus SIGCHLD, so they queue instead of being lost (as PID 1 the kernel drops a signal whose
+//!    disposition is the default) and are taken one by one with `sigtimedwait`: no handlers, no
+//!    async code.
 //! 2. [`run`] registers as child subreaper when not PID 1, then [`spawn`]s the child in its own
 //!    process group with a clean signal state and, on a foreground TTY, the terminal.
 //! 3. [`supervise`] loops: take a signal, forward it (or reap on SIGCHLD), and hard-kill the
