@@ -4,7 +4,7 @@ mod common;
 
 use std::process::{Command, Output};
 
-use common::{Mode, bin, command, python_script, run, start};
+use common::{Mode, bin, command, python_script, run};
 
 fn vardr(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(bin())
@@ -123,14 +123,7 @@ fn json_logs_every_stderr_line_is_a_contract_object() {
         ("VARDR_LOG_LEVEL", "debug"),
         ("VARDR_STOP_TIMEOUT", "0.2"),
     ]);
-    let mut running = start(command, Mode::Subreaper);
-    let ready = running.expect_line("ready ");
-    running.cleanup.extend(
-        ready
-            .split_whitespace()
-            .skip(1)
-            .map(|p| p.parse::<i32>().expect("pid")),
-    );
+    let (running, _, _) = common::start_ignoring_term(command, Mode::Subreaper);
     running.signal(libc::SIGTERM);
     let (status, stderr) = running.wait();
     assert_eq!(status.code(), Some(137), "{stderr:#?}");
@@ -152,16 +145,14 @@ fn json_logs_every_stderr_line_is_a_contract_object() {
         "{stderr:#?}"
     );
 
-    for env in [
-        vec![("VARDR_JSON_LOGS", "true"), ("WORKERS", "abc")],
-        vec![("VARDR_JSON_LOGS", "1")],
+    // A configuration error and a usage error, both reported in JSON.
+    for output in [
+        vardr(
+            &["--", "true"],
+            &[("VARDR_JSON_LOGS", "true"), ("WORKERS", "abc")],
+        ),
+        vardr(&["--nope"], &[("VARDR_JSON_LOGS", "1")]),
     ] {
-        let args: &[&str] = if env.len() > 1 {
-            &["--", "true"]
-        } else {
-            &["--nope"]
-        };
-        let output = vardr(args, &env);
         assert_eq!(output.status.code(), Some(2));
         let stderr = text(&output.stderr);
         assert!(!stderr.is_empty());

@@ -56,18 +56,25 @@ fn every_catchable_signal_sent_to_pid1_reaches_the_child() {
     );
 }
 
+/// The child's blocked and ignored signal sets, as it sees them. grep touches no signal state,
+/// so what it reports is exactly what vardr-init handed over.
+const SIGNAL_STATE_PROBE: [&str; 4] = ["grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"];
+
+/// Runs a command built around [`SIGNAL_STATE_PROBE`]; asserts nothing blocked, nothing ignored.
+fn assert_child_signal_state_is_clean(command: std::process::Command, mode: Mode) {
+    let running = start(command, mode);
+    assert_eq!(running.expect_line("SigBlk:"), "SigBlk:\t0000000000000000");
+    assert_eq!(running.expect_line("SigIgn:"), "SigIgn:\t0000000000000000");
+    let (status, stderr) = running.wait();
+    assert_eq!(exit_code(status), 0, "{stderr:#?}");
+}
+
 #[test]
 fn child_starts_with_empty_signal_mask_and_default_dispositions() {
     if !pid_namespaces() {
         return;
     }
-    // grep touches no signal state, so what it reports is exactly what vardr-init handed over.
-    let probe = ["grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"];
-    let running = start(command(Mode::Pid1, &probe), Mode::Pid1);
-    assert_eq!(running.expect_line("SigBlk:"), "SigBlk:\t0000000000000000");
-    assert_eq!(running.expect_line("SigIgn:"), "SigIgn:\t0000000000000000");
-    let (status, stderr) = running.wait();
-    assert_eq!(exit_code(status), 0, "{stderr:#?}");
+    assert_child_signal_state_is_clean(command(Mode::Pid1, &SIGNAL_STATE_PROBE), Mode::Pid1);
 }
 
 #[test]
@@ -112,12 +119,10 @@ fn inherited_ignored_and_blocked_signals_do_not_leak_into_the_child() {
         };
         command
     };
-    let probe = ["grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"];
-    let running = start(dirty(command(Mode::Subreaper, &probe)), Mode::Subreaper);
-    assert_eq!(running.expect_line("SigBlk:"), "SigBlk:\t0000000000000000");
-    assert_eq!(running.expect_line("SigIgn:"), "SigIgn:\t0000000000000000");
-    let (status, stderr) = running.wait();
-    assert_eq!(exit_code(status), 0, "{stderr:#?}");
+    assert_child_signal_state_is_clean(
+        dirty(command(Mode::Subreaper, &SIGNAL_STATE_PROBE)),
+        Mode::Subreaper,
+    );
 
     let (status, stderr) = start(
         dirty(command(Mode::Subreaper, &["sh", "-c", "exit 7"])),
@@ -182,15 +187,7 @@ fn exit_status_passes_through_and_signals_become_128_plus_n() {
 fn stop_with_timeout(mode: Mode, timeout: &str) -> (common::Running, i32, i32) {
     let mut command = command(mode, &python_script("ignore_term.py"));
     command.env("VARDR_STOP_TIMEOUT", timeout);
-    let mut running = start(command, mode);
-    let ready = running.expect_line("ready ");
-    let pids: Vec<i32> = ready
-        .split_whitespace()
-        .skip(1)
-        .map(|p| p.parse().expect("pid"))
-        .collect();
-    running.cleanup.extend(&pids);
-    (running, pids[0], pids[1])
+    common::start_ignoring_term(command, mode)
 }
 
 #[test]
@@ -352,14 +349,7 @@ fn the_child_owns_the_terminal_foreground_so_ctrl_c_reaches_it_directly() {
         !output.contains("Forwarding SIGINT"),
         "^C went to the child's group directly, vardr-init had nothing to forward: {output}"
     );
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = vardr.try_wait().expect("try_wait") {
-            break status;
-        }
-        assert!(start.elapsed() < PATIENCE, "vardr-init did not exit");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = common::wait_for_exit(&mut vardr, || format!("pty output: {output}"));
     assert_eq!(status.code(), Some(0), "{status:?} {:?}", status.signal());
 }
 

@@ -187,18 +187,12 @@ impl Running {
 
     /// Waits for vardr-init to exit; returns its status and everything it wrote to stderr.
     pub fn wait(mut self) -> (ExitStatus, Vec<String>) {
-        let start = Instant::now();
-        let status = loop {
-            if let Some(status) = self.process.try_wait().expect("try_wait") {
-                break status;
-            }
-            assert!(
-                start.elapsed() < PATIENCE,
-                "vardr-init still running after {PATIENCE:?}; stderr so far: {:?}",
+        let status = wait_for_exit(&mut self.process, || {
+            format!(
+                "stderr so far: {:?}",
                 self.stderr.try_iter().collect::<Vec<_>>()
-            );
-            thread::sleep(Duration::from_millis(10));
-        };
+            )
+        });
         let mut stderr = Vec::new();
         loop {
             match self.stderr.recv_timeout(Duration::from_secs(5)) {
@@ -225,6 +219,37 @@ impl Drop for Running {
             // SAFETY: plain kill(2).
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
+    }
+}
+
+/// Starts a command running `tests/helpers/ignore_term.py` (a child that ignores SIGTERM and keeps
+/// a grandchild in its process group); returns once it is ready, with the child's and grandchild's
+/// PIDs, both registered for clean-up.
+pub fn start_ignoring_term(command: Command, mode: Mode) -> (Running, i32, i32) {
+    let mut running = start(command, mode);
+    let ready = running.expect_line("ready ");
+    let pids: Vec<i32> = ready
+        .split_whitespace()
+        .skip(1)
+        .map(|p| p.parse().expect("pid"))
+        .collect();
+    running.cleanup.extend(&pids);
+    (running, pids[0], pids[1])
+}
+
+/// Waits for `process` to exit, failing the test after [`PATIENCE`] with `context()` in the message.
+pub fn wait_for_exit(process: &mut Child, context: impl Fn() -> String) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = process.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "vardr-init still running after {PATIENCE:?}; {}",
+            context()
+        );
+        thread::sleep(Duration::from_millis(10));
     }
 }
 
