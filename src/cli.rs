@@ -1,8 +1,10 @@
 //! The command line, parsed into one plain value.
 //!
-//! Grammar: `vardr-init [-h|--help] [-V|--version] [-- CMD [ARG...]]`. Everything after the first
-//! `--` belongs to the command, byte for byte (`OsString`, no re-parsing), so a command's own
-//! `--help` or `--` reaches it untouched.
+//! Grammar:
+//! `vardr-init [--dry-run [--json]] [-- CMD [ARG...]]`, `vardr-init certs [--json]`,
+//! `vardr-init health [--url URL] [--timeout SECS]`, `--help`, `--version`.
+//! Everything after the first `--` belongs to the command, byte for byte (`OsString`, no
+//! re-parsing), so a command's own `--help` or `--` reaches it untouched.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -12,43 +14,86 @@ use std::fmt;
 pub enum Invocation {
     Help,
     Version,
-    /// Supervise this command: program then arguments, never empty.
+    /// Prepare the certificates and supervise `command`, or uvicorn when it is `None`.
     Run {
-        command: Vec<OsString>,
+        command: Option<Vec<OsString>>,
+    },
+    /// Print the plan of that run; write and start nothing.
+    DryRun {
+        json: bool,
+        command: Option<Vec<OsString>>,
+    },
+    /// Only build the bundle and print the summary.
+    Certs {
+        json: bool,
+    },
+    /// Probe the app over HTTP. Values are checked by [`crate::health`], which never exits 2.
+    Health {
+        url: Option<String>,
+        timeout: Option<String>,
     },
 }
 
-/// The command line could not be understood. Exit 2, with [`USAGE`].
+/// The command line could not be understood: exit [`UsageError::code`], with [`USAGE`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UsageError(pub String);
+pub struct UsageError {
+    pub message: String,
+    /// 2, except for `health`: Docker reserves a HEALTHCHECK's exit 2, so a probe says 1.
+    pub code: u8,
+}
 
 impl fmt::Display for UsageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}; {USAGE} (see vardr-init --help)", self.0)
+        write!(f, "{}; {USAGE} (see vardr-init --help)", self.message)
     }
 }
 
-pub const USAGE: &str = "usage: vardr-init [--help] [--version] [-- CMD [ARG...]]";
+pub const USAGE: &str = "usage: vardr-init [--dry-run [--json]] [-- CMD [ARG...]] | \
+                         vardr-init certs [--json] | \
+                         vardr-init health [--url URL] [--timeout SECS]";
 
 pub const HELP: &str = "\
 vardr-init: container entrypoint (PID 1) for Python web services
 
-usage: vardr-init [--help] [--version] [-- CMD [ARG...]]
+usage: vardr-init [--dry-run [--json]] [-- CMD [ARG...]]
+       vardr-init certs [--json]
+       vardr-init health [--url URL] [--timeout SECS]
 
-  vardr-init -- CMD [ARG...]   run CMD (no shell) as the supervised child: forward signals to it,
-                               reap zombies, exit with its status (128+N if signal N killed it)
+  vardr-init                   prepare the CA bundle, find the FastAPI app, run it with uvicorn
+  vardr-init -- CMD [ARG...]   prepare the CA bundle, then run CMD (no shell) instead of uvicorn
+                               Either way vardr-init supervises the child: it forwards signals
+                               to it, reaps zombies, and exits with its status (128+N if signal
+                               N killed it).
+  --dry-run [--json]           print the whole plan (certificate verdicts, bundle reuse or
+                               rebuild, exported variables, argv); write and start nothing.
+                               Exit 0 if a run would start, 2 if not
+  certs [--json]               only build the bundle and print the summary (init containers, CI)
+  health [--url URL] [--timeout SECS]
+                               GET http://127.0.0.1:$PORT/health (default), 3 s timeout;
+                               exit 0 on 2xx, 1 otherwise (for HEALTHCHECK without curl)
   -h, --help                   this text
   -V, --version                the version
 
 Environment (an empty value means the default):
-  VARDR_STOP_TIMEOUT  seconds (at most 86400) after the first forwarded SIGTERM/SIGINT before the
-                      child's process group gets SIGKILL (default 0: off)
-  VARDR_JSON_LOGS     true: JSON lines on stderr (default false: \"[Vardr] ...\" text)
-  VARDR_LOG_LEVEL     error, warn, info or debug (default info)
-  HOST, PORT, WORKERS uvicorn settings, validated at start (defaults 0.0.0.0, 8000, 1)
+  VARDR_CERTS_DIR         custom CAs, PEM or DER, Kubernetes layouts included (/certs)
+  VARDR_CA_BUNDLE         where the merged bundle is written (/tmp/custom_ca_bundle.pem)
+  VARDR_SYSTEM_CA_BUNDLE  the system bundle (auto: SSL_CERT_FILE, then the distro's paths)
+  VARDR_CERTS_STRICT      true: a rejected certificate file stops startup with exit 2
+  VARDR_EXTRA_CA_VARS     true: also export AWS_CA_BUNDLE, GRPC_DEFAULT_SSL_ROOTS_FILE_PATH,
+                          PIP_CERT, HTTPLIB2_CA_CERTS (default: SSL_CERT_FILE,
+                          REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE)
+  VARDR_APP_DIR           where the app is discovered (/app)
+  APP_MODULE              module:variable, instead of discovery (or MODULE_NAME, VARIABLE_NAME)
+  HOST, PORT, WORKERS     uvicorn --host, --port, --workers (0.0.0.0, 8000, 1; WORKERS=auto
+                          sizes from the cgroup CPU limit)
+  UVICORN_OPTS            more uvicorn arguments, split like a shell would (no shell is run)
+  VARDR_STOP_TIMEOUT      seconds (at most 86400) after the first forwarded SIGTERM/SIGINT
+                          before the child's process group gets SIGKILL (default 0: off)
+  VARDR_JSON_LOGS         true: JSON lines on stderr (default false: \"[Vardr] ...\" text)
+  VARDR_LOG_LEVEL         error, warn, info or debug (default info)
 
-Exit status: the child's; 128+N if it died of signal N; 2 bad usage or configuration; 126 command
-not executable; 127 command not found; 1 any other failure of vardr-init.
+Exit status: the child's; 128+N if it died of signal N; 2 bad usage or configuration (nothing
+started); 126 command not executable; 127 command not found; 1 any other failure of vardr-init.
 ";
 
 /// Parses the arguments after the program name.
@@ -56,41 +101,115 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Usa
     use lexopt::Arg::{Long, Short, Value};
 
     let mut parser = lexopt::Parser::from_args(args);
-    // lexopt folds `--` away; peek at the raw argument so the command starts exactly there.
-    if let Some(mut raw) = parser.try_raw_args()
-        && raw.next_if(|arg| arg == "--").is_some()
-    {
-        let command: Vec<OsString> = raw.collect();
-        if command.is_empty() {
-            return Err(UsageError("no command after --".into()));
+    let mut dry_run = false;
+    let mut json = false;
+    let mut first = true;
+    loop {
+        // lexopt folds `--` away; peek at the raw argument so the command starts exactly there.
+        if let Some(mut raw) = parser.try_raw_args()
+            && raw.next_if(|arg| arg == "--").is_some()
+        {
+            let command: Vec<OsString> = raw.collect();
+            if command.is_empty() {
+                return Err(usage("no command after --"));
+            }
+            return finish(dry_run, json, Some(command));
         }
-        return Ok(Invocation::Run { command });
+        let arg = match parser.next() {
+            Ok(Some(arg)) => arg,
+            Ok(None) => return finish(dry_run, json, None),
+            Err(error) => return Err(usage(error.to_string())),
+        };
+        let flag = match arg {
+            Short('h') | Long("help") if first => Some((Invocation::Help, "--help")),
+            Short('V') | Long("version") if first => Some((Invocation::Version, "--version")),
+            Value(word) if first && word == "certs" => return certs(parser),
+            Value(word) if first && word == "health" => return health(parser),
+            Long("dry-run") => {
+                dry_run = true;
+                None
+            }
+            Long("json") => {
+                json = true;
+                None
+            }
+            Value(word) => {
+                return Err(usage(format!(
+                    "unexpected argument {word:?}: put the program to run after --, as in \
+                     `vardr-init -- {}`",
+                    word.to_string_lossy()
+                )));
+            }
+            option => return Err(usage(option.unexpected().to_string())),
+        };
+        if parser.optional_value().is_some() {
+            return Err(usage("this option takes no value"));
+        }
+        if let Some((invocation, name)) = flag {
+            // Each of these is complete on its own.
+            return match parser.next() {
+                Ok(None) => Ok(invocation),
+                _ => Err(usage(format!("{name} takes no other arguments"))),
+            };
+        }
+        first = false;
     }
-    // Otherwise the first argument alone decides: each accepted form is complete on its own.
-    let (invocation, flag) = match parser.next() {
-        Ok(Some(Short('h') | Long("help"))) => (Invocation::Help, "--help"),
-        Ok(Some(Short('V') | Long("version"))) => (Invocation::Version, "--version"),
-        Ok(Some(Value(word))) => {
-            return Err(UsageError(format!(
-                "unexpected argument {word:?}: put the program to run after --, as in \
-                 `vardr-init -- {}`",
-                word.to_string_lossy()
-            )));
+}
+
+fn finish(
+    dry_run: bool,
+    json: bool,
+    command: Option<Vec<OsString>>,
+) -> Result<Invocation, UsageError> {
+    match (dry_run, json) {
+        (true, json) => Ok(Invocation::DryRun { json, command }),
+        (false, true) => Err(usage("--json goes with --dry-run (or certs)")),
+        (false, false) => Ok(Invocation::Run { command }),
+    }
+}
+
+fn certs(mut parser: lexopt::Parser) -> Result<Invocation, UsageError> {
+    let mut json = false;
+    loop {
+        match parser.next() {
+            Ok(Some(lexopt::Arg::Long("json"))) => json = true,
+            Ok(None) => return Ok(Invocation::Certs { json }),
+            Ok(Some(arg)) => return Err(usage(format!("certs: {}", arg.unexpected()))),
+            Err(error) => return Err(usage(format!("certs: {error}"))),
         }
-        Ok(Some(option)) => return Err(UsageError(option.unexpected().to_string())),
-        Ok(None) => {
-            return Err(UsageError(
-                "no command given: put the program to run after --, as in \
-                 `vardr-init -- python3 -m uvicorn main:app`"
-                    .into(),
-            ));
+        if parser.optional_value().is_some() {
+            return Err(usage("certs: --json takes no value"));
         }
-        Err(error) => return Err(UsageError(error.to_string())),
+    }
+}
+
+fn health(mut parser: lexopt::Parser) -> Result<Invocation, UsageError> {
+    let (mut url, mut timeout) = (None, None);
+    let health_usage = |message: String| UsageError {
+        message: format!("health: {message}"),
+        code: 1,
     };
-    if parser.optional_value().is_some() {
-        return Err(UsageError(format!("option {flag} takes no value")));
+    loop {
+        let slot = match parser.next() {
+            Ok(Some(lexopt::Arg::Long("url"))) => &mut url,
+            Ok(Some(lexopt::Arg::Long("timeout"))) => &mut timeout,
+            Ok(None) => return Ok(Invocation::Health { url, timeout }),
+            Ok(Some(arg)) => return Err(health_usage(arg.unexpected().to_string())),
+            Err(error) => return Err(health_usage(error.to_string())),
+        };
+        match parser.value().map(|v| v.into_string()) {
+            Ok(Ok(value)) => *slot = Some(value),
+            Ok(Err(value)) => return Err(health_usage(format!("{value:?} is not UTF-8"))),
+            Err(error) => return Err(health_usage(error.to_string())),
+        }
     }
-    Ok(invocation)
+}
+
+fn usage(message: impl Into<String>) -> UsageError {
+    UsageError {
+        message: message.into(),
+        code: 2,
+    }
 }
 
 #[cfg(test)]
@@ -101,14 +220,15 @@ mod tests {
         parse(args.iter().map(OsString::from))
     }
 
-    fn run(args: &[&str]) -> Invocation {
-        Invocation::Run {
-            command: args.iter().map(OsString::from).collect(),
-        }
+    fn words(args: &[&str]) -> Option<Vec<OsString>> {
+        Some(args.iter().map(OsString::from).collect())
     }
 
     #[test]
     fn command_after_double_dash_is_taken_verbatim() {
+        let run = |args: &[&str]| Invocation::Run {
+            command: words(args),
+        };
         assert_eq!(
             parse_strs(&["--", "sleep", "10"]),
             Ok(run(&["sleep", "10"]))
@@ -118,6 +238,58 @@ mod tests {
             Ok(run(&["python3", "--help", "--", "-x"]))
         );
         assert_eq!(parse_strs(&["--", "--version"]), Ok(run(&["--version"])));
+        assert_eq!(parse_strs(&[]), Ok(Invocation::Run { command: None }));
+    }
+
+    #[test]
+    fn dry_run_with_or_without_a_command() {
+        assert_eq!(
+            parse_strs(&["--dry-run"]),
+            Ok(Invocation::DryRun {
+                json: false,
+                command: None
+            })
+        );
+        assert_eq!(
+            parse_strs(&["--dry-run", "--json", "--", "sh", "-c", "x"]),
+            Ok(Invocation::DryRun {
+                json: true,
+                command: words(&["sh", "-c", "x"])
+            })
+        );
+        assert_eq!(
+            parse_strs(&["--json", "--dry-run"]),
+            Ok(Invocation::DryRun {
+                json: true,
+                command: None
+            })
+        );
+    }
+
+    #[test]
+    fn subcommands() {
+        assert_eq!(
+            parse_strs(&["certs"]),
+            Ok(Invocation::Certs { json: false })
+        );
+        assert_eq!(
+            parse_strs(&["certs", "--json"]),
+            Ok(Invocation::Certs { json: true })
+        );
+        assert_eq!(
+            parse_strs(&["health"]),
+            Ok(Invocation::Health {
+                url: None,
+                timeout: None
+            })
+        );
+        assert_eq!(
+            parse_strs(&["health", "--url", "http://x/y", "--timeout=1.5"]),
+            Ok(Invocation::Health {
+                url: Some("http://x/y".into()),
+                timeout: Some("1.5".into())
+            })
+        );
     }
 
     #[test]
@@ -133,14 +305,26 @@ mod tests {
         for (args, needle) in [
             (&["--frobnicate"][..], "--frobnicate"),
             (&["-x"][..], "-x"),
-            (&["--help=yes"][..], "--help"),
+            (&["--help=yes"][..], "no value"),
+            (&["--help", "--version"][..], "--help"),
             (&["sleep", "10"][..], "sleep"),
-            (&[][..], "no command given"),
             (&["--"][..], "no command after --"),
+            (&["--json"][..], "--dry-run"),
+            (&["--dry-run", "certs"][..], "certs"),
+            (&["certs", "--verbose"][..], "--verbose"),
         ] {
-            let error = parse_strs(args).expect_err("usage error").to_string();
+            let error = parse_strs(args).expect_err("usage error");
+            assert_eq!(error.code, 2, "{args:?}");
+            let error = error.to_string();
             assert!(error.contains(needle), "{args:?}: {error}");
             assert!(error.contains(USAGE), "{args:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn health_usage_errors_exit_1_not_2() {
+        for args in [&["health", "--url"][..], &["health", "--verbose"][..]] {
+            assert_eq!(parse_strs(args).expect_err("usage").code, 1, "{args:?}");
         }
     }
 }

@@ -12,6 +12,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Everything the environment decides.
@@ -26,6 +27,61 @@ pub struct Config {
     pub port: u16,
     /// `WORKERS`: uvicorn's `--workers`.
     pub workers: Workers,
+    pub certs: CertSettings,
+    pub app: AppSettings,
+    /// `PATH`, where the Python interpreter is looked up.
+    pub path: Option<OsString>,
+}
+
+/// The certificate step's inputs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertSettings {
+    /// `VARDR_CERTS_DIR`: custom CAs.
+    pub dir: PathBuf,
+    /// `VARDR_CA_BUNDLE`: the merged bundle.
+    pub bundle: PathBuf,
+    /// `VARDR_SYSTEM_CA_BUNDLE`: `None` means detect it.
+    pub system_bundle: Option<PathBuf>,
+    /// `VARDR_CERTS_STRICT`: a rejected file stops startup.
+    pub strict: bool,
+    /// `VARDR_EXTRA_CA_VARS`: also export the variables of clients that ignore `SSL_CERT_FILE`.
+    pub extra_vars: bool,
+    /// The values the user set for the CA variables vardr-init exports (see [`CA_VARS`]).
+    pub inherited: Vec<(&'static str, OsString)>,
+}
+
+/// Variables vardr-init points at the bundle: always the first three, the rest with
+/// `VARDR_EXTRA_CA_VARS=true`.
+pub const CA_VARS: [&str; 7] = [
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "AWS_CA_BUNDLE",
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+    "PIP_CERT",
+    "HTTPLIB2_CA_CERTS",
+];
+/// How many of [`CA_VARS`] are exported by default.
+pub const DEFAULT_CA_VARS: usize = 3;
+
+/// The default command's inputs: which app, and how uvicorn runs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppSettings {
+    /// `VARDR_APP_DIR`: where discovery looks.
+    pub dir: PathBuf,
+    /// `APP_MODULE`, or `MODULE_NAME` / `VARIABLE_NAME`.
+    pub target: AppTarget,
+    /// `UVICORN_OPTS`, split with shell word rules.
+    pub uvicorn_opts: Vec<String>,
+}
+
+/// What the user said about the app; discovery fills in the rest.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppTarget {
+    pub module: Option<String>,
+    pub variable: Option<String>,
+    /// The variable that set it, for logs: `APP_MODULE` or `MODULE_NAME`.
+    pub set_by: Option<&'static str>,
 }
 
 /// How and how much to log.
@@ -88,6 +144,11 @@ const MAX_STOP_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 const PORT_FORM: &str = "an integer from 1 to 65535";
 const WORKERS_FORM: &str = "a positive integer or auto";
 const HOST_FORM: &str = "a host name or IP address without spaces";
+const APP_MODULE_FORM: &str = "module:variable, such as main:app or app.main:api";
+const MODULE_FORM: &str = "a dotted Python module name, such as main or app.main";
+const VARIABLE_FORM: &str = "a Python name, such as app";
+const OPTS_FORM: &str = "arguments split like a shell would (balanced quotes, no trailing backslash), such as \
+     --root-path \"/my api\" --log-level debug";
 
 impl Config {
     /// Reads the process environment. The only caller of `std::env` in the crate.
@@ -121,6 +182,23 @@ impl Config {
                 parse_workers,
                 Workers::Count(NonZeroU32::MIN),
             ),
+            certs: CertSettings {
+                dir: vars.path("VARDR_CERTS_DIR", "/certs"),
+                bundle: vars.path("VARDR_CA_BUNDLE", "/tmp/custom_ca_bundle.pem"),
+                system_bundle: vars.os("VARDR_SYSTEM_CA_BUNDLE").map(PathBuf::from),
+                strict: vars.parse("VARDR_CERTS_STRICT", BOOL_FORM, parse_bool, false),
+                extra_vars: vars.parse("VARDR_EXTRA_CA_VARS", BOOL_FORM, parse_bool, false),
+                inherited: CA_VARS
+                    .iter()
+                    .filter_map(|&name| vars.os(name).map(|value| (name, value)))
+                    .collect(),
+            },
+            app: AppSettings {
+                dir: vars.path("VARDR_APP_DIR", "/app"),
+                target: app_target(&mut vars),
+                uvicorn_opts: vars.parse("UVICORN_OPTS", OPTS_FORM, parse_opts, Vec::new()),
+            },
+            path: vars.os("PATH"),
         };
         if vars.errors.is_empty() {
             Ok(config)
@@ -130,6 +208,39 @@ impl Config {
                 errors: vars.errors,
             })
         }
+    }
+}
+
+/// `PORT` alone, for the health probe: a bad value elsewhere must not fail a healthcheck.
+pub fn port_from_env() -> Result<u16, InvalidVar> {
+    let mut vars = Vars {
+        lookup: |name: &str| std::env::var_os(name),
+        errors: Vec::new(),
+    };
+    let port = vars.parse("PORT", PORT_FORM, parse_port, 8000);
+    match vars.errors.pop() {
+        Some(invalid) => Err(invalid),
+        None => Ok(port),
+    }
+}
+
+/// `APP_MODULE` wins over `MODULE_NAME` / `VARIABLE_NAME` (the names tiangolo's images used).
+fn app_target<F: Fn(&str) -> Option<OsString>>(vars: &mut Vars<F>) -> AppTarget {
+    if let Some((module, variable)) =
+        vars.parse("APP_MODULE", APP_MODULE_FORM, parse_app_module, None)
+    {
+        return AppTarget {
+            module: Some(module),
+            variable: Some(variable),
+            set_by: Some("APP_MODULE"),
+        };
+    }
+    let module = vars.parse("MODULE_NAME", MODULE_FORM, parse_module, None);
+    let variable = vars.parse("VARIABLE_NAME", VARIABLE_FORM, parse_variable, None);
+    AppTarget {
+        set_by: module.is_some().then_some("MODULE_NAME"),
+        module,
+        variable,
     }
 }
 
@@ -163,6 +274,15 @@ impl<F: Fn(&str) -> Option<OsString>> Vars<F> {
             });
             default
         })
+    }
+
+    /// A raw value (paths may be any bytes); empty counts as unset.
+    fn os(&self, name: &str) -> Option<OsString> {
+        (self.lookup)(name).filter(|value| !value.is_empty())
+    }
+
+    fn path(&self, name: &str, default: &str) -> PathBuf {
+        PathBuf::from(self.os(name).unwrap_or_else(|| default.into()))
     }
 }
 
@@ -214,6 +334,34 @@ fn parse_host(text: &str) -> Option<String> {
     (!text.chars().any(char::is_whitespace)).then(|| text.to_owned())
 }
 
+fn parse_app_module(text: &str) -> Option<Option<(String, String)>> {
+    let (module, variable) = text.split_once(':')?;
+    // uvicorn accepts an attribute path after the colon (`main:app.api`).
+    let attributes = variable
+        .split('.')
+        .all(|name| parse_variable(name).is_some());
+    (parse_module(module).is_some() && attributes)
+        .then(|| Some((module.to_owned(), variable.to_owned())))
+}
+
+fn parse_module(text: &str) -> Option<Option<String>> {
+    text.split('.')
+        .all(|name| parse_variable(name).is_some())
+        .then(|| Some(text.to_owned()))
+}
+
+fn parse_variable(text: &str) -> Option<Option<String>> {
+    let mut chars = text.chars();
+    let first = chars.next()?;
+    ((first.is_alphabetic() || first == '_') && chars.all(|c| c.is_alphanumeric() || c == '_'))
+        .then(|| Some(text.to_owned()))
+}
+
+/// Shell word rules without a shell: quotes and backslashes are honoured, nothing is expanded.
+fn parse_opts(text: &str) -> Option<Vec<String>> {
+    shlex::split(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,23 +383,72 @@ mod tests {
 
     #[test]
     fn defaults_when_unset_or_empty() {
-        let expected = Config {
-            log: LogSettings::default(),
-            stop_timeout: None,
-            host: "0.0.0.0".into(),
-            port: 8000,
-            workers: Workers::Count(NonZeroU32::MIN),
-        };
-        assert_eq!(config(&[]), Ok(expected.clone()));
+        let defaults = config(&[]).expect("defaults");
+        assert_eq!(defaults.log, LogSettings::default());
+        assert_eq!(defaults.stop_timeout, None);
+        assert_eq!(defaults.host, "0.0.0.0");
+        assert_eq!(defaults.port, 8000);
+        assert_eq!(defaults.workers, Workers::Count(NonZeroU32::MIN));
+        assert_eq!(defaults.certs.dir, PathBuf::from("/certs"));
+        assert_eq!(
+            defaults.certs.bundle,
+            PathBuf::from("/tmp/custom_ca_bundle.pem")
+        );
+        assert_eq!(defaults.certs.system_bundle, None);
+        assert!(!defaults.certs.strict && !defaults.certs.extra_vars);
+        assert!(defaults.certs.inherited.is_empty());
+        assert_eq!(defaults.app.dir, PathBuf::from("/app"));
+        assert_eq!(defaults.app.target, AppTarget::default());
+        assert!(defaults.app.uvicorn_opts.is_empty());
         let empty = [
-            ("VARDR_JSON_LOGS", ""),
-            ("VARDR_LOG_LEVEL", ""),
-            ("VARDR_STOP_TIMEOUT", ""),
-            ("HOST", ""),
-            ("PORT", ""),
-            ("WORKERS", ""),
-        ];
-        assert_eq!(config(&empty), Ok(expected));
+            "VARDR_JSON_LOGS",
+            "VARDR_LOG_LEVEL",
+            "VARDR_STOP_TIMEOUT",
+            "HOST",
+            "PORT",
+            "WORKERS",
+            "VARDR_CERTS_DIR",
+            "VARDR_CA_BUNDLE",
+            "VARDR_SYSTEM_CA_BUNDLE",
+            "VARDR_CERTS_STRICT",
+            "VARDR_EXTRA_CA_VARS",
+            "SSL_CERT_FILE",
+            "VARDR_APP_DIR",
+            "APP_MODULE",
+            "MODULE_NAME",
+            "VARIABLE_NAME",
+            "UVICORN_OPTS",
+        ]
+        .map(|name| (name, ""));
+        assert_eq!(config(&empty), Ok(defaults));
+    }
+
+    #[test]
+    fn app_target_and_uvicorn_opts() {
+        let c = config(&[
+            ("APP_MODULE", "app.main:api"),
+            ("MODULE_NAME", "ignored"),
+            ("UVICORN_OPTS", r#"--root-path "/my api" --log-level debug"#),
+        ])
+        .expect("valid");
+        assert_eq!(c.app.target.module.as_deref(), Some("app.main"));
+        assert_eq!(c.app.target.variable.as_deref(), Some("api"));
+        assert_eq!(c.app.target.set_by, Some("APP_MODULE"));
+        assert_eq!(
+            c.app.uvicorn_opts,
+            ["--root-path", "/my api", "--log-level", "debug"]
+        );
+        let c = config(&[("VARIABLE_NAME", "service")]).expect("valid");
+        assert_eq!(c.app.target.module, None);
+        assert_eq!(c.app.target.variable.as_deref(), Some("service"));
+        let c = config(&[("SSL_CERT_FILE", "/etc/mine.pem"), ("PIP_CERT", "/x")]).expect("ok");
+        assert_eq!(
+            c.certs.inherited,
+            [
+                ("SSL_CERT_FILE", OsString::from("/etc/mine.pem")),
+                ("PIP_CERT", OsString::from("/x"))
+            ]
+        );
     }
 
     #[test]
@@ -325,6 +522,15 @@ mod tests {
             ("VARDR_JSON_LOGS", "maybe"),
             ("VARDR_LOG_LEVEL", "trace"),
             ("VARDR_LOG_LEVEL", "loud"),
+            ("VARDR_CERTS_STRICT", "sometimes"),
+            ("APP_MODULE", "main"),
+            ("APP_MODULE", "main:"),
+            ("APP_MODULE", ":app"),
+            ("APP_MODULE", "my app:app"),
+            ("MODULE_NAME", "my-app"),
+            ("VARIABLE_NAME", "2app"),
+            ("UVICORN_OPTS", "--root-path \"/my api"),
+            ("UVICORN_OPTS", "--reload \\"),
         ] {
             assert_eq!(rejected_names(&[(name, value)]), [name], "{name}={value}");
         }

@@ -6,16 +6,22 @@
 //!
 //! `main.rs` only calls [`main`]; everything else is here, so tests and later commands reuse it.
 
+pub mod app;
+pub mod certs;
 pub mod cli;
 pub mod config;
+pub mod cpus;
+pub mod discover;
+pub mod health;
 pub mod log;
 pub mod plan;
 pub mod supervise;
 pub mod sys;
 
 use std::ffi::OsString;
+use std::time::SystemTime;
 
-use tracing::error;
+use tracing::{error, info, warn};
 
 use crate::cli::Invocation;
 use crate::config::Config;
@@ -36,43 +42,56 @@ pub mod exit {
 
 /// Runs vardr-init with the arguments after the program name; returns the process exit code.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
-    let command = match cli::parse(args) {
+    match cli::parse(args) {
         Ok(Invocation::Help) => {
             print!("{}", cli::HELP);
-            return 0;
+            0
         }
         Ok(Invocation::Version) => {
             println!("vardr-init {}", env!("CARGO_PKG_VERSION"));
-            return 0;
+            0
         }
-        Ok(Invocation::Run { command }) => Ok(command),
-        Err(usage) => Err(usage),
-    };
-
-    // Before anything slow: a SIGTERM arriving during start-up must queue, not vanish.
-    let signals = Signals::block();
-
-    let config = Config::from_env();
-    log::init(match &config {
-        Ok(config) => config.log,
-        Err(rejected) => rejected.log,
-    });
-    let command = match command {
-        Ok(command) => command,
+        Ok(Invocation::Run { command }) => run(command),
+        Ok(Invocation::DryRun { json, command }) => dry_run(json, command),
+        Ok(Invocation::Certs { json }) => certs(json),
+        Ok(Invocation::Health { url, timeout }) => health(url, timeout),
         Err(usage) => {
+            // The environment still decides the log format of the complaint.
+            log::init(match Config::from_env() {
+                Ok(config) => config.log,
+                Err(rejected) => rejected.log,
+            });
             error!("{usage}");
-            return exit::USAGE;
+            usage.code
         }
-    };
-    let config = match config {
-        Ok(config) => config,
+    }
+}
+
+/// The environment, with logging set up from it; a rejected one is reported and ends the run.
+fn configure() -> Result<Config, u8> {
+    match Config::from_env() {
+        Ok(config) => {
+            log::init(config.log);
+            Ok(config)
+        }
         Err(rejected) => {
+            log::init(rejected.log);
             for invalid in &rejected.errors {
                 error!("{invalid}");
             }
             error!("nothing was started: fix the environment variables above");
-            return exit::USAGE;
+            Err(exit::USAGE)
         }
+    }
+}
+
+/// The entrypoint: certificates, then the child under supervision.
+fn run(command: Option<Vec<OsString>>) -> u8 {
+    // Before anything slow: a SIGTERM arriving during start-up must queue, not vanish.
+    let signals = Signals::block();
+    let config = match configure() {
+        Ok(config) => config,
+        Err(code) => return code,
     };
     let signals = match signals {
         Ok(signals) => signals,
@@ -81,7 +100,200 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
             return exit::FAILURE;
         }
     };
-
-    let plan = Plan::for_command(&config, command);
+    let mut plan = Plan::build(&config, command, SystemTime::now());
+    log_verdicts(&plan.certs);
+    if !plan.errors.is_empty() {
+        for e in &plan.errors {
+            error!("{e}");
+        }
+        error!("nothing was started");
+        return exit::USAGE;
+    }
+    match install_bundle(&plan.certs) {
+        Ok(true) => log_exports(&plan),
+        Ok(false) => plan.exports.clear(),
+        Err(()) if config.certs.strict => {
+            error!("nothing was started (VARDR_CERTS_STRICT=true)");
+            return exit::USAGE;
+        }
+        Err(()) => plan.exports.clear(),
+    }
     supervise::run(&plan, &signals)
+}
+
+/// `vardr-init --dry-run`: the plan on stdout; nothing written, nothing started.
+fn dry_run(json: bool, command: Option<Vec<OsString>>) -> u8 {
+    let config = match configure() {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let now = SystemTime::now();
+    let plan = Plan::build(&config, command, now);
+    if json {
+        println!("{}", plan.to_json(now));
+    } else {
+        print!("{}", plan.to_text());
+    }
+    if plan.errors.is_empty() {
+        0
+    } else {
+        exit::USAGE
+    }
+}
+
+/// `vardr-init certs`: the certificate step alone, its summary on stdout.
+fn certs(json: bool) -> u8 {
+    let config = match configure() {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let now = SystemTime::now();
+    let pass = certs::prepare(&config.certs, now);
+    log_verdicts(&pass);
+    let strict_failure = config.certs.strict && pass.failed() > 0;
+    let (code, action) = if strict_failure {
+        error!(
+            "VARDR_CERTS_STRICT=true and {} files were rejected: nothing written",
+            pass.failed()
+        );
+        (exit::USAGE, "failed")
+    } else {
+        match pass.apply() {
+            Ok(_) => (0, applied_word(&pass)),
+            Err(e) => {
+                error!("{e}");
+                (exit::FAILURE, "failed")
+            }
+        }
+    };
+    if json {
+        println!("{}", pass.summary_json(action, now));
+    } else {
+        print!("{}", summary_text(&pass, action));
+    }
+    code
+}
+
+/// `vardr-init health`: never exits 2, which Docker reserves in a HEALTHCHECK.
+fn health(url: Option<String>, timeout: Option<String>) -> u8 {
+    let unhealthy = |message: String| {
+        eprintln!("unhealthy: {message}");
+        exit::FAILURE
+    };
+    let target = match url {
+        Some(url) => match health::parse_url(&url) {
+            Ok(target) => target,
+            Err(e) => return unhealthy(format!("bad --url: {e}")),
+        },
+        None => match config::port_from_env() {
+            Ok(port) => health::Target::default_for_port(port),
+            Err(e) => return unhealthy(e.to_string()),
+        },
+    };
+    let timeout = match timeout {
+        Some(timeout) => match health::parse_timeout(&timeout) {
+            Ok(timeout) => timeout,
+            Err(e) => return unhealthy(format!("bad --timeout: {e}")),
+        },
+        None => health::DEFAULT_TIMEOUT,
+    };
+    health::run(&target, timeout)
+}
+
+/// Writes the planned bundle. `Ok(true)`: a verified bundle to export; `Err`: logged already.
+fn install_bundle(pass: &certs::Pass) -> Result<bool, ()> {
+    let result = pass.apply();
+    let action = match &result {
+        Ok(_) => applied_word(pass),
+        Err(_) => "failed",
+    };
+    if log::json() {
+        log::write_line(&pass.summary_json(action, SystemTime::now()));
+    } else {
+        info!(
+            "{}",
+            summary_text(pass, action).trim_end().replace('\n', "; ")
+        );
+    }
+    match result {
+        Ok(bundle) => Ok(bundle.is_some()),
+        Err(e) => {
+            error!("{e}");
+            error!("custom CAs are not exported: the service starts with the system trust only");
+            Err(())
+        }
+    }
+}
+
+fn applied_word(pass: &certs::Pass) -> &'static str {
+    match pass.action {
+        certs::Action::Nothing => "none",
+        certs::Action::Reuse => "reused",
+        certs::Action::Build { .. } => "built",
+    }
+}
+
+fn log_verdicts(pass: &certs::Pass) {
+    for warning in &pass.warnings {
+        warn!("{warning}");
+    }
+    if matches!(pass.action, certs::Action::Reuse) {
+        info!("Certificates unchanged, skipping import");
+        return;
+    }
+    for result in &pass.results {
+        if result.accepted {
+            info!("Accepted {}: {}", result.name, result.detail);
+        } else {
+            warn!("Rejected {}: {}", result.name, result.detail);
+        }
+    }
+}
+
+fn log_exports(plan: &Plan) {
+    for export in &plan.exports {
+        if let Some(old) = &export.replaced {
+            info!(
+                "{} was {}, the system bundle merged into {}: replaced by the merged bundle",
+                export.name,
+                old.to_string_lossy(),
+                plan.certs.bundle.display()
+            );
+        }
+        if export.user_value {
+            info!(
+                "{} is set to {} by the environment: kept (custom CAs reach clients that use it \
+                 only if that file holds them)",
+                export.name,
+                export.value.to_string_lossy()
+            );
+        }
+    }
+    let names: Vec<&str> = plan.child_env().map(|(name, _)| name).collect();
+    if !names.is_empty() {
+        info!(
+            "Exporting {} = {}",
+            names.join(", "),
+            plan.certs.bundle.display()
+        );
+    }
+}
+
+/// The summary for people: `vardr-init certs` without `--json`, and the run's text log.
+fn summary_text(pass: &certs::Pass, action: &str) -> String {
+    let what = match action {
+        "built" => format!("built {}", pass.bundle.display()),
+        "reused" => format!("reused {} (unchanged)", pass.bundle.display()),
+        "failed" => "no bundle written".to_owned(),
+        _ => "no bundle needed (no accepted custom CA)".to_owned(),
+    };
+    format!(
+        "Certificate import: {} accepted, {} rejected; {what}: {} system + {} custom \
+         certificates, {} duplicates dropped\n",
+        pass.successful(),
+        pass.failed(),
+        pass.system_certificates,
+        pass.custom_certificates,
+        pass.duplicates
+    )
 }

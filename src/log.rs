@@ -12,6 +12,7 @@
 
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
@@ -20,9 +21,25 @@ use tracing::{Event, Level, Metadata, Subscriber};
 
 use crate::config::LogSettings;
 
+static SETTINGS: OnceLock<LogSettings> = OnceLock::new();
+
 /// Installs the global logger. Later calls are ignored (tests may call it more than once).
 pub fn init(settings: LogSettings) {
+    let _ = SETTINGS.set(settings);
     let _ = tracing::subscriber::set_global_default(Logger { settings });
+}
+
+/// Whether logs are JSON lines (events other than `log` are then written with [`write_line`]).
+pub fn json() -> bool {
+    SETTINGS.get().is_some_and(|s| s.json)
+}
+
+/// Writes one line (a JSON event) on stderr in a single write, like every log line.
+pub fn write_line(line: &str) {
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    let _ = std::io::stderr().lock().write_all(&bytes);
 }
 
 struct Logger {

@@ -92,14 +92,41 @@ pub fn run(plan: &Plan, signals: &Signals) -> u8 {
         Err(code) => return code,
     };
     info!("Running {} (pid {child})", plan.command_line());
-    supervise(child, plan.stop_timeout, signals)
+    let ended = match supervise(child, plan.stop_timeout, signals) {
+        Ok(ended) => ended,
+        Err(code) => return code,
+    };
+    if plan.uvicorn.is_some() {
+        // uvicorn's own conventions, which would otherwise read as the wrong verdict:
+        match (ended.status.code(), ended.status.signal()) {
+            (Some(0), _) if ended.stop_signal.is_none() => {
+                // uvicorn exits 0 when the app exits at import, and with --workers when the app
+                // cannot be found: never a success for a server nobody stopped.
+                error!(
+                    "uvicorn exited with status 0 although nobody asked it to stop (the app \
+                     exited at import, or with --workers it could not be found): exiting 1"
+                );
+                return exit::FAILURE;
+            }
+            (None, Some(signal)) if Some(signal) == ended.stop_signal && !ended.killed => {
+                // After a graceful shutdown uvicorn re-raises the signal it caught.
+                info!(
+                    "uvicorn shut down gracefully on {} (and re-raised it, as it does): exiting 0",
+                    signal_name(signal)
+                );
+                return 0;
+            }
+            _ => {}
+        }
+    }
+    exit_code(child, ended.status)
 }
 
 /// Starts the child. On failure, logs why and returns the exit code (127, 126 or 1).
 fn spawn(plan: &Plan) -> Result<Pid, u8> {
     let take_terminal = sys::stdin_is_foreground_tty();
     let mut command = Command::new(&plan.program);
-    command.args(&plan.args);
+    command.args(&plan.args).envs(plan.child_env());
     // SAFETY: prepare_child makes only async-signal-safe calls, as pre_exec requires.
     unsafe { command.pre_exec(move || sys::prepare_child(take_terminal)) };
     match command.spawn() {
@@ -154,16 +181,33 @@ enum Stop {
     Requested,
 }
 
-/// The main loop: returns once the child has been reaped.
-fn supervise(child: Pid, stop_timeout: Option<Duration>, signals: &Signals) -> u8 {
+/// How the child ended, and what vardr-init had done to it by then.
+struct Ended {
+    status: ExitStatus,
+    /// The first SIGTERM or SIGINT forwarded, if any: a stop was requested.
+    stop_signal: Option<i32>,
+    /// The deadline passed and SIGKILL was sent.
+    killed: bool,
+}
+
+/// The main loop: returns once the child has been reaped, or the exit code if it was lost.
+fn supervise(child: Pid, stop_timeout: Option<Duration>, signals: &Signals) -> Result<Ended, u8> {
     let mut stop = Stop::NotRequested;
+    let mut stop_signal = None;
+    let mut killed = false;
     loop {
         match reap_zombies(child) {
-            Ok(Some(status)) => return exit_code(child, status),
+            Ok(Some(status)) => {
+                return Ok(Ended {
+                    status,
+                    stop_signal,
+                    killed,
+                });
+            }
             Ok(None) => {}
             Err(e) => {
                 error!("lost track of child pid {child}: {e}");
-                return exit::FAILURE;
+                return Err(exit::FAILURE);
             }
         }
         let timeout = match stop {
@@ -177,6 +221,7 @@ fn supervise(child: Pid, stop_timeout: Option<Duration>, signals: &Signals) -> u
                 if matches!(signal, libc::SIGTERM | libc::SIGINT)
                     && matches!(stop, Stop::NotRequested)
                 {
+                    stop_signal = Some(signal);
                     // Config caps the timeout at a day; checked_add keeps PID 1 panic-free anyway.
                     let deadline = stop_timeout
                         .and_then(|timeout| Some((timeout, Instant::now().checked_add(timeout)?)));
@@ -195,7 +240,7 @@ fn supervise(child: Pid, stop_timeout: Option<Duration>, signals: &Signals) -> u
             Ok(None) => {} // timed out (the deadline) or interrupted
             Err(e) => {
                 error!("cannot wait for signals: {e}");
-                return exit::FAILURE;
+                return Err(exit::FAILURE);
             }
         }
         // After every wake-up, not only on timeout: a stream of signals (SIGCHLD from orphans,
@@ -205,6 +250,7 @@ fn supervise(child: Pid, stop_timeout: Option<Duration>, signals: &Signals) -> u
         {
             kill_at_deadline(child, stop_timeout.unwrap_or_default());
             stop = Stop::Requested;
+            killed = true;
         }
     }
 }

@@ -7,6 +7,7 @@
 
 use std::io;
 use std::mem::MaybeUninit;
+use std::num::NonZeroU32;
 use std::ptr;
 use std::time::Duration;
 
@@ -142,6 +143,27 @@ pub fn reap_one() -> io::Result<Reaped> {
 pub fn getpid() -> Pid {
     // SAFETY: cannot fail.
     unsafe { libc::getpid() }
+}
+
+/// The effective user id: files vardr-init reuses from a shared directory must be its own.
+pub fn geteuid() -> u32 {
+    // SAFETY: cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// The number of CPUs in this process's affinity mask (`sched_getaffinity`), `None` on failure
+/// (more than 1024 CPUs, where `cpu_set_t` is too small).
+pub fn affinity_cpus() -> Option<NonZeroU32> {
+    // SAFETY: cpu_set_t is a plain bit array, so all-zero is a valid empty set; the kernel writes
+    // at most `size_of::<cpu_set_t>()` bytes into it; CPU_COUNT only reads the set.
+    let count = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return None;
+        }
+        libc::CPU_COUNT(&set)
+    };
+    NonZeroU32::new(u32::try_from(count).ok()?)
 }
 
 /// Makes orphaned descendants re-parent to this process instead of the real init.

@@ -1,0 +1,522 @@
+//! Custom CAs: `/certs` in, a verified merged bundle out.
+//!
+//! Two steps, so that `--dry-run` shows exactly what a run does: [`prepare`] reads everything and
+//! decides (verdicts, reuse or rebuild, the bundle's bytes) without writing; [`Pass::apply`]
+//! writes what was decided. Reading is [`scan`], judging one file is [`verdict`], the merge is
+//! [`bundle`], and the only writes are in [`store`].
+
+pub mod bundle;
+pub mod scan;
+pub mod store;
+pub mod verdict;
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+
+use crate::config::{CA_VARS, CertSettings, DEFAULT_CA_VARS};
+use scan::Content;
+use verdict::{Reason, Verdict};
+
+/// Where distributions keep the PEM bundle of their trusted roots, most common first.
+pub const SYSTEM_BUNDLES: [&str; 5] = [
+    "/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu, Alpine, Wolfi
+    "/etc/pki/tls/certs/ca-bundle.crt",   // RHEL, Fedora, Amazon Linux
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", // RHEL 7+ (the file behind the above)
+    "/etc/ssl/ca-bundle.pem",             // openSUSE
+    "/etc/ssl/cert.pem",                  // Alpine (LibreSSL), BSDs
+];
+
+/// One file's outcome, as the summary's `results` and the logs show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileResult {
+    pub name: String,
+    pub accepted: bool,
+    /// Accepted: the CAs it holds; rejected: why.
+    pub detail: String,
+}
+
+impl FileResult {
+    /// The contract's `SUCCESS` / `FAILED: reason`.
+    pub fn verdict(&self) -> String {
+        if self.accepted {
+            "SUCCESS".to_owned()
+        } else {
+            format!("FAILED: {}", self.detail)
+        }
+    }
+}
+
+/// What the certificate step decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pass {
+    pub dir: PathBuf,
+    pub bundle: PathBuf,
+    pub system: Option<PathBuf>,
+    /// Problems with the system bundle, to log as warnings.
+    pub warnings: Vec<String>,
+    pub results: Vec<FileResult>,
+    pub system_certificates: usize,
+    pub custom_certificates: usize,
+    pub duplicates: usize,
+    pub action: Action,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// No accepted custom CA: no bundle, nothing exported, the system trust applies as is.
+    Nothing,
+    /// The bundle beside its cache record matches the inputs and is intact.
+    Reuse,
+    /// Write these bytes, then the cache record.
+    Build { bytes: Vec<u8>, record: String },
+}
+
+impl Pass {
+    pub fn successful(&self) -> usize {
+        self.results.iter().filter(|r| r.accepted).count()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.results.len() - self.successful()
+    }
+
+    /// The planned action in a word, as dry-run shows it.
+    pub fn action_word(&self) -> &'static str {
+        match self.action {
+            Action::Nothing => "none",
+            Action::Reuse => "reuse",
+            Action::Build { .. } => "build",
+        }
+    }
+
+    /// Executes the decision. `Ok(Some(path))`: a verified bundle to export; `Ok(None)`: none
+    /// needed; `Err`: why the bundle could not be written or failed its check.
+    pub fn apply(&self) -> Result<Option<&Path>, String> {
+        match &self.action {
+            Action::Nothing => Ok(None),
+            Action::Reuse => Ok(Some(&self.bundle)),
+            Action::Build { bytes, record } => {
+                store::write_atomic(&self.bundle, bytes, |read| self.verify(read, bytes))?;
+                // Without the record the next start rebuilds: slower, never wrong.
+                let cache = store::cache_path(&self.bundle);
+                if let Err(e) = store::write_atomic(&cache, record.as_bytes(), |_| Ok(())) {
+                    tracing::warn!("bundle written, but its cache record was not: {e}");
+                }
+                Ok(Some(&self.bundle))
+            }
+        }
+    }
+
+    /// The check of a bundle read back from disk before it replaces the target.
+    fn verify(&self, read: &[u8], written: &[u8]) -> Result<(), String> {
+        let path = self.bundle.display();
+        if read != written {
+            return Err(format!(
+                "the new bundle for {path} reads back different from what was written \
+                 ({} of {} bytes): is the disk full?",
+                read.len(),
+                written.len()
+            ));
+        }
+        let expected = self.system_certificates + self.custom_certificates;
+        match bundle::count(read) {
+            Ok(n) if n == expected => Ok(()),
+            Ok(n) => Err(format!(
+                "the new bundle for {path} holds {n} certificates, expected {expected}: not used"
+            )),
+            Err(e) => Err(format!(
+                "the new bundle for {path} does not parse: {e}: not used"
+            )),
+        }
+    }
+
+    /// The contract's `certificate_import_summary` object, keys in the contract's order.
+    pub fn summary_json(&self, action: &str, now: SystemTime) -> String {
+        let mut out = format!(
+            "{{\"type\":\"certificate_import_summary\",\"timestamp\":\"{}\",\
+             \"successful_imports\":{},\"failed_imports\":{},\"total_certificates\":{},\
+             \"results\":{{",
+            humantime::format_rfc3339_seconds(now),
+            self.successful(),
+            self.failed(),
+            self.custom_certificates,
+        );
+        for (i, result) in self.results.iter().enumerate() {
+            let comma = if i == 0 { "" } else { "," };
+            let _ = write!(
+                out,
+                "{comma}{}:{}",
+                json_string(&result.name),
+                json_string(&result.verdict())
+            );
+        }
+        let bundle = match (action, &self.action) {
+            ("none" | "failed", _) | (_, Action::Nothing) => "null".to_owned(),
+            _ => json_path(&self.bundle),
+        };
+        let system = self.system.as_deref().map_or("null".to_owned(), json_path);
+        let _ = write!(
+            out,
+            "}},\"action\":{},\"bundle\":{bundle},\"system_bundle\":{system},\
+             \"system_certificates\":{},\"duplicates\":{}}}",
+            json_string(action),
+            self.system_certificates,
+            self.duplicates,
+        );
+        out
+    }
+}
+
+/// Reads and judges everything; writes nothing.
+pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
+    let now_secs = unix_seconds(now);
+    // Our own outputs are never inputs, should the bundle be pointed into the certs directory.
+    let outputs = [settings.bundle.clone(), store::cache_path(&settings.bundle)];
+    let inputs = scan::scan(&settings.dir, &outputs);
+    let mut pass = Pass {
+        dir: settings.dir.clone(),
+        bundle: settings.bundle.clone(),
+        system: None,
+        warnings: Vec::new(),
+        results: Vec::new(),
+        system_certificates: 0,
+        custom_certificates: 0,
+        duplicates: 0,
+        action: Action::Nothing,
+    };
+    if inputs.is_empty() {
+        // No custom CAs: the system bundle is not even read (the common case, kept cheap).
+        return pass;
+    }
+    let system = find_system_bundle(settings, &mut pass.warnings);
+    pass.system = system.as_ref().map(|(path, _)| path.clone());
+
+    let key = cache_key(settings, system.as_ref(), &inputs);
+    if let Some(record) = Record::load(&settings.bundle, &key, now_secs) {
+        pass.results = record.results;
+        pass.system_certificates = record.system_certificates;
+        pass.custom_certificates = record.custom_certificates;
+        pass.duplicates = record.duplicates;
+        pass.action = Action::Reuse;
+        return pass;
+    }
+
+    let mut accepted = Vec::new();
+    // The first moment a verdict could change: an accepted CA expires, a rejected one starts.
+    let mut valid_until = i64::MAX;
+    for input in &inputs {
+        let name = input.display_name();
+        let verdict = match &input.content {
+            Content::Bytes(bytes) => verdict::judge(bytes, now_secs),
+            Content::Unusable(reason) => Verdict::Rejected(reason.clone()),
+        };
+        let result = match verdict {
+            Verdict::Accepted(cas) => {
+                let subjects: Vec<&str> = cas.iter().map(|ca| ca.subject.as_str()).collect();
+                let detail = match subjects.len() {
+                    1 => format!("1 CA certificate: {}", subjects[0]),
+                    n => format!("{n} CA certificates: {}", subjects.join(", ")),
+                };
+                for ca in &cas {
+                    valid_until = valid_until.min(ca.not_after.saturating_add(1));
+                }
+                accepted.extend(cas);
+                FileResult {
+                    name,
+                    accepted: true,
+                    detail,
+                }
+            }
+            Verdict::Rejected(reason) => {
+                if let Reason::NotYetValid { starts, .. } = reason {
+                    valid_until = valid_until.min(starts);
+                }
+                FileResult {
+                    name,
+                    accepted: false,
+                    detail: reason.to_string(),
+                }
+            }
+        };
+        pass.results.push(result);
+    }
+    if accepted.is_empty() {
+        if let Some((_, bytes)) = &system {
+            pass.system_certificates = bundle::certificates(bytes).count();
+        }
+        return pass;
+    }
+    let merged = bundle::merge(
+        system.as_ref().map(|(_, bytes)| bytes.as_slice()),
+        &accepted,
+    );
+    pass.system_certificates = merged.system_certificates;
+    pass.custom_certificates = merged.custom_certificates;
+    pass.duplicates = merged.duplicates;
+    let record = Record {
+        key,
+        bundle_sha256: hex(&Sha256::digest(&merged.bytes)),
+        valid_until,
+        system_certificates: pass.system_certificates,
+        custom_certificates: pass.custom_certificates,
+        duplicates: pass.duplicates,
+        results: pass.results.clone(),
+    }
+    .to_text();
+    pass.action = Action::Build {
+        bytes: merged.bytes,
+        record,
+    };
+    pass
+}
+
+/// One variable the child gets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Export {
+    pub name: &'static str,
+    pub value: OsString,
+    /// The user had set it: their value is kept and this says so in the logs.
+    pub user_value: bool,
+    /// The user's value that pointed at the system bundle (or ours) and was replaced.
+    pub replaced: Option<OsString>,
+}
+
+/// The CA variables for the child when `bundle` is exported. A value the user set wins, unless
+/// it names the system bundle merged into ours (images often point `REQUESTS_CA_BUNDLE` at the
+/// distro bundle): the merged bundle holds all of that file and the custom CAs besides.
+pub fn exports(settings: &CertSettings, system: Option<&Path>, bundle: &Path) -> Vec<Export> {
+    let count = if settings.extra_vars {
+        CA_VARS.len()
+    } else {
+        DEFAULT_CA_VARS
+    };
+    CA_VARS[..count]
+        .iter()
+        .map(|&name| {
+            let user = settings
+                .inherited
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, value)| Path::new(value));
+            let superseded = |value: &Path| {
+                same_file(value, bundle) || system.is_some_and(|system| same_file(value, system))
+            };
+            match user {
+                Some(value) if !superseded(value) => Export {
+                    name,
+                    value: value.as_os_str().to_owned(),
+                    user_value: true,
+                    replaced: None,
+                },
+                _ => Export {
+                    name,
+                    value: bundle.as_os_str().to_owned(),
+                    user_value: false,
+                    replaced: user
+                        .filter(|value| *value != bundle)
+                        .map(|value| value.as_os_str().to_owned()),
+                },
+            }
+        })
+        .collect()
+}
+
+/// `VARDR_SYSTEM_CA_BUNDLE`, or the original `SSL_CERT_FILE` unless it is our own output, or
+/// the first distribution path that exists. `None` (with a warning) is not an error.
+fn find_system_bundle(
+    settings: &CertSettings,
+    warnings: &mut Vec<String>,
+) -> Option<(PathBuf, Vec<u8>)> {
+    let candidates: Vec<PathBuf> = match &settings.system_bundle {
+        Some(path) => vec![path.clone()],
+        None => {
+            let ssl_cert_file = settings
+                .inherited
+                .iter()
+                .find(|(name, _)| *name == "SSL_CERT_FILE")
+                .map(|(_, value)| PathBuf::from(value))
+                .filter(|path| !same_file(path, &settings.bundle));
+            ssl_cert_file
+                .into_iter()
+                .chain(SYSTEM_BUNDLES.iter().map(PathBuf::from))
+                .collect()
+        }
+    };
+    for path in &candidates {
+        if settings.system_bundle.is_none() && !path.exists() {
+            continue;
+        }
+        match scan::read_capped(path, store::MAX_BUNDLE_BYTES) {
+            Ok(bytes) if verdict::has_private_key(&bytes) => warnings.push(format!(
+                "system bundle {} contains a private key: not used",
+                path.display()
+            )),
+            Ok(bytes) => return Some((path.clone(), bytes)),
+            Err(reason) => warnings.push(format!("system bundle {}: {reason}", path.display())),
+        }
+    }
+    warnings.push(match &settings.system_bundle {
+        Some(path) => format!(
+            "VARDR_SYSTEM_CA_BUNDLE={} could not be used: the bundle will hold only the custom \
+             CAs, so public TLS sites will fail verification",
+            path.display()
+        ),
+        None => format!(
+            "no system CA bundle found (tried SSL_CERT_FILE and {}): the bundle will hold only \
+             the custom CAs; set VARDR_SYSTEM_CA_BUNDLE if the image keeps it elsewhere",
+            SYSTEM_BUNDLES.join(", ")
+        ),
+    });
+    None
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    a == b
+        || match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
+}
+
+/// SHA-256 over everything that decides the bundle. Each field is length-prefixed, so no two
+/// different input sets can produce the same byte stream.
+fn cache_key(
+    settings: &CertSettings,
+    system: Option<&(PathBuf, Vec<u8>)>,
+    inputs: &[scan::Input],
+) -> String {
+    let mut hash = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        hash.update((bytes.len() as u64).to_le_bytes());
+        hash.update(bytes);
+    };
+    field(concat!("vardr-init ", env!("CARGO_PKG_VERSION")).as_bytes());
+    field(settings.bundle.as_os_str().as_encoded_bytes());
+    match system {
+        Some((path, bytes)) => {
+            field(path.as_os_str().as_encoded_bytes());
+            field(bytes);
+        }
+        None => field(b"no system bundle"),
+    }
+    for input in inputs {
+        field(&input.name);
+        match &input.content {
+            Content::Bytes(bytes) => field(bytes),
+            Content::Unusable(reason) => field(format!("unusable: {reason}").as_bytes()),
+        }
+    }
+    hex(&hash.finalize())
+}
+
+/// The cache record stored beside the bundle: the key it was built for, the bundle's own hash
+/// (so a truncated or edited bundle is rebuilt), until when its verdicts hold, and the summary.
+struct Record {
+    key: String,
+    bundle_sha256: String,
+    valid_until: i64,
+    system_certificates: usize,
+    custom_certificates: usize,
+    duplicates: usize,
+    results: Vec<FileResult>,
+}
+
+const RECORD_MAGIC: &str = "vardr-init certificate cache 1";
+
+impl Record {
+    fn to_text(&self) -> String {
+        let results: Vec<serde_json::Value> = self
+            .results
+            .iter()
+            .map(|r| serde_json::json!([r.name, r.accepted, r.detail]))
+            .collect();
+        format!(
+            "{RECORD_MAGIC}\nkey {}\nbundle {}\nvalid-until {}\ncounts {} {} {}\nresults {}\n",
+            self.key,
+            self.bundle_sha256,
+            self.valid_until,
+            self.system_certificates,
+            self.custom_certificates,
+            self.duplicates,
+            serde_json::Value::from(results),
+        )
+    }
+
+    /// The record for `key` if it is ours, current, and its bundle is intact.
+    fn load(bundle: &Path, key: &str, now: i64) -> Option<Record> {
+        let text = store::read_own(&store::cache_path(bundle), 64 * 1024 * 1024)?;
+        let record = Record::parse(std::str::from_utf8(&text).ok()?)?;
+        if record.key != key || now >= record.valid_until {
+            return None;
+        }
+        let bytes = store::read_own(bundle, store::MAX_BUNDLE_BYTES)?;
+        (hex(&Sha256::digest(&bytes)) == record.bundle_sha256).then_some(record)
+    }
+
+    fn parse(text: &str) -> Option<Record> {
+        let mut lines = text.lines();
+        if lines.next()? != RECORD_MAGIC {
+            return None;
+        }
+        let mut field = |name: &str| lines.next()?.strip_prefix(name)?.strip_prefix(' ');
+        let key = field("key")?.to_owned();
+        let bundle_sha256 = field("bundle")?.to_owned();
+        let valid_until = field("valid-until")?.parse().ok()?;
+        let counts: Vec<usize> = field("counts")?
+            .split(' ')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        let [system_certificates, custom_certificates, duplicates] = counts[..] else {
+            return None;
+        };
+        let results = match serde_json::from_str(field("results")?).ok()? {
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(|item| {
+                    Some(FileResult {
+                        name: item.get(0)?.as_str()?.to_owned(),
+                        accepted: item.get(1)?.as_bool()?,
+                        detail: item.get(2)?.as_str()?.to_owned(),
+                    })
+                })
+                .collect::<Option<Vec<_>>>()?,
+            _ => return None,
+        };
+        Some(Record {
+            key,
+            bundle_sha256,
+            valid_until,
+            system_certificates,
+            custom_certificates,
+            duplicates,
+            results,
+        })
+    }
+}
+
+fn unix_seconds(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+pub fn json_string(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
+pub fn json_path(path: &Path) -> String {
+    json_string(&path.to_string_lossy())
+}

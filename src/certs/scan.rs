@@ -1,0 +1,224 @@
+//! The certificates directory, read once into memory, in a deterministic order.
+//!
+//! Only this module touches `/certs`. It follows symlinks to files and directories (Kubernetes
+//! mounts are symlink farms) but skips every name starting with `.`, so a ConfigMap's
+//! `name.crt -> ..data/name.crt` is read once, under its user-facing name. Directory cycles are
+//! cut by remembering each directory's device and inode. Reads are bounded in size, count and
+//! depth, and opened non-blocking so a FIFO cannot hang PID 1.
+
+use std::fs::{self, File, Metadata};
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::verdict::Reason;
+
+/// Larger than any real CA file (a PEM certificate is 1-3 KiB), small enough to read at once.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+pub const MAX_FILES: usize = 10_000;
+pub const MAX_TOTAL_BYTES: u64 = 64 * 1024 * 1024;
+const MAX_DEPTH: usize = 16;
+
+/// One name under the certificates directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Input {
+    /// The path relative to the directory, `/`-separated, as raw bytes (names need not be UTF-8).
+    pub name: Vec<u8>,
+    pub content: Content,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Content {
+    Bytes(Vec<u8>),
+    /// Rejected before its bytes could be judged.
+    Unusable(Reason),
+}
+
+impl Input {
+    /// The name for logs and the summary's `results`.
+    pub fn display_name(&self) -> String {
+        String::from_utf8_lossy(&self.name).into_owned()
+    }
+}
+
+/// Reads every input under `dir`, except the files at `exclude` (vardr-init's own outputs). A
+/// missing directory has no inputs; an unreadable one is a single rejected input named `.`, so
+/// strict mode and the summary both see it.
+pub fn scan(dir: &Path, exclude: &[PathBuf]) -> Vec<Input> {
+    let mut walk = Walk {
+        inputs: Vec::new(),
+        visited: Vec::new(),
+        excluded: exclude
+            .iter()
+            .filter_map(|path| fs::metadata(path).ok())
+            .map(|meta| (meta.dev(), meta.ino()))
+            .collect(),
+        files: 0,
+        bytes: 0,
+    };
+    match fs::metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => walk.reject(b".".to_vec(), reason_for(&e)),
+        Ok(meta) if meta.is_dir() => walk.dir(dir, Vec::new(), &meta, 0),
+        Ok(_) => walk.reject(b".".to_vec(), Reason::NotRegular("not a directory")),
+    }
+    walk.inputs.sort_by(|a, b| a.name.cmp(&b.name));
+    walk.inputs
+}
+
+struct Walk {
+    inputs: Vec<Input>,
+    visited: Vec<(u64, u64)>,
+    excluded: Vec<(u64, u64)>,
+    files: usize,
+    bytes: u64,
+}
+
+impl Walk {
+    fn reject(&mut self, name: Vec<u8>, reason: Reason) {
+        self.inputs.push(Input {
+            name,
+            content: Content::Unusable(reason),
+        });
+    }
+
+    fn dir(&mut self, path: &Path, name: Vec<u8>, meta: &Metadata, depth: usize) {
+        let id = (meta.dev(), meta.ino());
+        if self.visited.contains(&id) {
+            // A symlink back to an ancestor (or a second link to the same directory): its files
+            // are already read once.
+            tracing::debug!(
+                "skipping {}: directory already read (symlink cycle or duplicate link)",
+                path.display()
+            );
+            return;
+        }
+        self.visited.push(id);
+        let entries = match fs::read_dir(path) {
+            Ok(entries) => entries,
+            Err(e) => return self.reject(dir_name(name), reason_for(&e)),
+        };
+        let mut children: Vec<(Vec<u8>, PathBuf)> = Vec::new();
+        for entry in entries {
+            match entry {
+                Ok(entry) => {
+                    let file_name = entry.file_name();
+                    if !file_name.as_bytes().starts_with(b".") {
+                        children.push((file_name.as_bytes().to_vec(), entry.path()));
+                    }
+                }
+                Err(e) => return self.reject(dir_name(name), reason_for(&e)),
+            }
+        }
+        children.sort();
+        for (file_name, child) in children {
+            let mut child_name = name.clone();
+            if !child_name.is_empty() {
+                child_name.push(b'/');
+            }
+            child_name.extend_from_slice(&file_name);
+            self.entry(&child, child_name, depth);
+        }
+    }
+
+    fn entry(&mut self, path: &Path, name: Vec<u8>, depth: usize) {
+        let meta = match fs::metadata(path) {
+            Ok(meta) => meta,
+            Err(e) => {
+                let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+                let reason = match e.kind() {
+                    io::ErrorKind::NotFound if is_link => Reason::Dangling,
+                    _ => reason_for(&e),
+                };
+                return self.reject(name, reason);
+            }
+        };
+        if meta.is_dir() {
+            if depth + 1 >= MAX_DEPTH {
+                let why = format!("directory nested deeper than {MAX_DEPTH} levels, not read");
+                return self.reject(name, Reason::Unreadable(why));
+            }
+            return self.dir(path, name, &meta, depth + 1);
+        }
+        if !meta.is_file() {
+            return self.reject(name, Reason::NotRegular(kind_of(&meta)));
+        }
+        if self.excluded.contains(&(meta.dev(), meta.ino())) {
+            tracing::debug!("skipping {}: it is vardr-init's own output", path.display());
+            return;
+        }
+        self.files += 1;
+        if self.files > MAX_FILES {
+            return self.reject(name, Reason::TooManyFiles { limit: MAX_FILES });
+        }
+        if self.bytes + meta.len().min(MAX_FILE_BYTES) > MAX_TOTAL_BYTES {
+            return self.reject(
+                name,
+                Reason::TooMuchData {
+                    limit: MAX_TOTAL_BYTES,
+                },
+            );
+        }
+        let content = match read_capped(path, MAX_FILE_BYTES) {
+            Ok(bytes) => {
+                self.bytes += bytes.len() as u64;
+                Content::Bytes(bytes)
+            }
+            Err(reason) => Content::Unusable(reason),
+        };
+        self.inputs.push(Input { name, content });
+    }
+}
+
+fn dir_name(name: Vec<u8>) -> Vec<u8> {
+    if name.is_empty() { b".".to_vec() } else { name }
+}
+
+/// Reads a regular file of at most `limit` bytes. The checks run on the opened descriptor, so a
+/// file swapped for a FIFO or a huge file after the directory listing is still caught.
+pub fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, Reason> {
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| reason_for(&e))?;
+    let meta = file.metadata().map_err(|e| reason_for(&e))?;
+    if !meta.is_file() {
+        return Err(Reason::NotRegular(kind_of(&meta)));
+    }
+    if meta.len() > limit {
+        return Err(Reason::TooLarge { limit });
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| reason_for(&e))?;
+    if bytes.len() as u64 > limit {
+        return Err(Reason::TooLarge { limit });
+    }
+    Ok(bytes)
+}
+
+fn reason_for(error: &io::Error) -> Reason {
+    match error.raw_os_error() {
+        Some(libc::ELOOP) => Reason::SymlinkLoop,
+        Some(libc::EACCES) | Some(libc::EPERM) => Reason::PermissionDenied,
+        _ => Reason::Unreadable(error.to_string()),
+    }
+}
+
+fn kind_of(meta: &Metadata) -> &'static str {
+    let kind = meta.file_type();
+    if kind.is_fifo() {
+        "FIFO"
+    } else if kind.is_socket() {
+        "socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "device"
+    } else if kind.is_dir() {
+        "directory"
+    } else {
+        "special file"
+    }
+}

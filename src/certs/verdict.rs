@@ -1,0 +1,472 @@
+//! One file's bytes in, one verdict out: pure, no I/O, so every hostile input is a unit test.
+//!
+//! A file is accepted or rejected whole. Accepted means every certificate in it is a CA within its
+//! validity period; anything else names the first problem found. Private keys are looked for
+//! before anything is parsed, in the raw bytes, so a key in a block the PEM parser does not know
+//! (`OPENSSH PRIVATE KEY`, `ENCRYPTED PRIVATE KEY`) or in a malformed block still rejects the file.
+
+use std::fmt;
+
+use rustls_pki_types::pem::{self, PemObject, SectionKind};
+use sha2::{Digest, Sha256};
+use x509_parser::prelude::{FromDer, X509Certificate, X509Version};
+
+/// A CA certificate that may enter the bundle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ca {
+    pub der: Vec<u8>,
+    pub sha256: [u8; 32],
+    /// For logs: the subject's common name, or the whole subject.
+    pub subject: String,
+    /// Unix seconds; the cache must not outlive the first expiry.
+    pub not_after: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted(Vec<Ca>),
+    Rejected(Reason),
+}
+
+/// Why a file stays out of the bundle. The `Display` text is the contract's `FAILED: reason`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    PrivateKey(String),
+    Empty,
+    NoCertificate,
+    /// Bytes without PEM armour that are not a DER certificate either.
+    NotDer(String),
+    MalformedPem(String),
+    TrustedCertificate,
+    InvalidDer {
+        index: usize,
+        error: String,
+    },
+    TrailingData {
+        index: usize,
+        bytes: usize,
+    },
+    NotCa {
+        index: usize,
+        subject: String,
+        why: &'static str,
+    },
+    Expired {
+        index: usize,
+        subject: String,
+        not_after: String,
+    },
+    NotYetValid {
+        index: usize,
+        subject: String,
+        not_before: String,
+        /// Unix seconds: when this verdict stops holding.
+        starts: i64,
+    },
+    // Found while reading the directory, before any bytes are judged.
+    TooLarge {
+        limit: u64,
+    },
+    NotRegular(&'static str),
+    Dangling,
+    SymlinkLoop,
+    PermissionDenied,
+    TooManyFiles {
+        limit: usize,
+    },
+    TooMuchData {
+        limit: u64,
+    },
+    Unreadable(String),
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::PrivateKey(label) => write!(
+                f,
+                "contains a private key ({label}): nothing from this file is used; mount only \
+                 certificates in the certs directory"
+            ),
+            Reason::Empty => f.write_str("empty file"),
+            Reason::NoCertificate => f.write_str(
+                "no certificate found: expected PEM (-----BEGIN CERTIFICATE-----) or DER X.509",
+            ),
+            Reason::NotDer(error) => write!(
+                f,
+                "no certificate found: not PEM, and not a DER X.509 certificate ({error})"
+            ),
+            Reason::MalformedPem(error) => write!(f, "malformed PEM: {error}"),
+            Reason::TrustedCertificate => f.write_str(
+                "TRUSTED CERTIFICATE (OpenSSL trust attributes) is not accepted: its trust \
+                 restrictions would be lost; convert it with `openssl x509 -in FILE -out FILE.crt`",
+            ),
+            Reason::InvalidDer { index, error } => {
+                write!(f, "certificate {index}: invalid X.509 DER: {error}")
+            }
+            Reason::TrailingData { index, bytes } => write!(
+                f,
+                "certificate {index}: {bytes} bytes of trailing data after the DER certificate"
+            ),
+            Reason::NotCa {
+                index,
+                subject,
+                why,
+            } => write!(f, "certificate {index} ({subject}) is not a CA: {why}"),
+            Reason::Expired {
+                index,
+                subject,
+                not_after,
+            } => write!(f, "certificate {index} ({subject}) expired on {not_after}"),
+            Reason::NotYetValid {
+                index,
+                subject,
+                not_before,
+                ..
+            } => write!(
+                f,
+                "certificate {index} ({subject}) is not yet valid: valid from {not_before}"
+            ),
+            Reason::TooLarge { limit } => {
+                write!(f, "too large: over {limit} bytes, not a certificate file")
+            }
+            Reason::NotRegular(kind) => write!(f, "not a regular file ({kind})"),
+            Reason::Dangling => f.write_str("dangling symlink: its target does not exist"),
+            Reason::SymlinkLoop => f.write_str("symlink loop"),
+            Reason::PermissionDenied => {
+                f.write_str("permission denied: make it readable by the container's user")
+            }
+            Reason::TooManyFiles { limit } => {
+                write!(f, "too many files: only the first {limit} are read")
+            }
+            Reason::TooMuchData { limit } => write!(
+                f,
+                "too much data: the certificates directory holds over {limit} bytes; this file \
+                 was not read"
+            ),
+            Reason::Unreadable(error) => write!(f, "cannot read: {error}"),
+        }
+    }
+}
+
+/// Judges a file's bytes at `now` (Unix seconds).
+pub fn judge(bytes: &[u8], now: i64) -> Verdict {
+    let armoured = contains(bytes, b"-----BEGIN ");
+    match certificates(bytes, armoured) {
+        Ok(ders) => match check_all(ders, now) {
+            Verdict::Rejected(Reason::InvalidDer { error, .. }) if !armoured => {
+                Verdict::Rejected(Reason::NotDer(error))
+            }
+            verdict => verdict,
+        },
+        Err(reason) => Verdict::Rejected(reason),
+    }
+}
+
+/// The DER certificates in a file, PEM or raw DER.
+fn certificates(bytes: &[u8], armoured: bool) -> Result<Vec<Vec<u8>>, Reason> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Reason::Empty);
+    }
+    if let Some(label) = private_key_label(bytes) {
+        return Err(Reason::PrivateKey(label));
+    }
+    if !armoured {
+        // No armour: a single DER certificate, or nothing usable.
+        return if bytes.first() == Some(&0x30) {
+            Ok(vec![bytes.to_vec()])
+        } else {
+            Err(Reason::NoCertificate)
+        };
+    }
+    // The parser skips sections it has no kind for; this one must not be skipped silently.
+    if begin_labels(bytes).any(|label| label == b"TRUSTED CERTIFICATE") {
+        return Err(Reason::TrustedCertificate);
+    }
+    let mut ders = Vec::new();
+    for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(bytes) {
+        match section {
+            Ok((SectionKind::Certificate, der)) => ders.push(der),
+            Ok(_) => {} // a CRL or public key next to the certificates is harmless
+            Err(error) => return Err(Reason::MalformedPem(pem_error(&error))),
+        }
+    }
+    if ders.is_empty() {
+        return Err(Reason::NoCertificate);
+    }
+    Ok(ders)
+}
+
+fn check_all(ders: Vec<Vec<u8>>, now: i64) -> Verdict {
+    let mut cas = Vec::with_capacity(ders.len());
+    for (i, der) in ders.into_iter().enumerate() {
+        match check(der, i + 1, now) {
+            Ok(ca) => cas.push(ca),
+            Err(reason) => return Verdict::Rejected(reason),
+        }
+    }
+    Verdict::Accepted(cas)
+}
+
+/// One certificate (`index` counts from 1, for messages).
+fn check(der: Vec<u8>, index: usize, now: i64) -> Result<Ca, Reason> {
+    let (rest, cert) = X509Certificate::from_der(&der).map_err(|e| Reason::InvalidDer {
+        index,
+        error: e.to_string(),
+    })?;
+    if !rest.is_empty() {
+        return Err(Reason::TrailingData {
+            index,
+            bytes: rest.len(),
+        });
+    }
+    let subject = subject_name(&cert);
+    if let Some(why) = not_ca(&cert) {
+        return Err(Reason::NotCa {
+            index,
+            subject,
+            why,
+        });
+    }
+    let validity = cert.validity();
+    if validity.not_after.timestamp() < now {
+        return Err(Reason::Expired {
+            index,
+            subject,
+            not_after: validity.not_after.to_string(),
+        });
+    }
+    if validity.not_before.timestamp() > now {
+        return Err(Reason::NotYetValid {
+            index,
+            subject,
+            not_before: validity.not_before.to_string(),
+            starts: validity.not_before.timestamp(),
+        });
+    }
+    let not_after = validity.not_after.timestamp();
+    drop(cert);
+    Ok(Ca {
+        sha256: Sha256::digest(&der).into(),
+        der,
+        subject,
+        not_after,
+    })
+}
+
+/// Why a certificate may not sign others, or `None` if it may.
+fn not_ca(cert: &X509Certificate<'_>) -> Option<&'static str> {
+    if cert.version() == X509Version::V1 {
+        // v1 has no extensions. OpenSSL still trusts a self-signed v1 root as an anchor, and a few
+        // old private roots are v1; a v1 certificate signed by someone else is a leaf.
+        return (cert.subject().as_raw() != cert.issuer().as_raw()).then_some(
+            "X.509 v1 certificate that is not self-signed (only v1 roots are accepted)",
+        );
+    }
+    match cert.basic_constraints() {
+        Ok(Some(bc)) if bc.value.ca => {}
+        Ok(Some(_)) => return Some("basicConstraints CA:FALSE"),
+        Ok(None) => return Some("no basicConstraints extension (CA:TRUE is required)"),
+        Err(_) => return Some("its basicConstraints extension is invalid or repeated"),
+    }
+    match cert.key_usage() {
+        Ok(Some(ku)) if !ku.value.key_cert_sign() => {
+            Some("keyUsage does not allow certificate signing (keyCertSign)")
+        }
+        Ok(_) => None,
+        Err(_) => Some("its keyUsage extension is invalid or repeated"),
+    }
+}
+
+fn subject_name(cert: &X509Certificate<'_>) -> String {
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok());
+    match cn {
+        Some(cn) => format!("CN={cn}"),
+        None => cert.subject().to_string(),
+    }
+}
+
+/// Whether the bytes hold a private key anywhere (used on the system bundle, copied verbatim).
+pub fn has_private_key(bytes: &[u8]) -> bool {
+    private_key_label(bytes).is_some()
+}
+
+/// The label of the first private key block, looked for anywhere in the bytes (not only at line
+/// starts, where a PEM parser looks): a key must never slip through on a formatting technicality.
+fn private_key_label(bytes: &[u8]) -> Option<String> {
+    const MARK: &[u8] = b"PRIVATE KEY-----";
+    let end = find(bytes, MARK)? + MARK.len() - 5;
+    let start = bytes[..end]
+        .windows(11)
+        .rposition(|w| w == b"-----BEGIN ")
+        .map(|i| i + 11);
+    let label = match start {
+        Some(start) if end - start <= 64 => &bytes[start..end],
+        _ => b"PRIVATE KEY".as_slice(),
+    };
+    Some(String::from_utf8_lossy(label).into_owned())
+}
+
+/// Labels of `-----BEGIN LABEL-----` lines.
+fn begin_labels(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    bytes.split(|&b| b == b'\n').filter_map(|line| {
+        let line = line.trim_ascii();
+        line.strip_prefix(b"-----BEGIN ")?.strip_suffix(b"-----")
+    })
+}
+
+fn pem_error(error: &pem::Error) -> String {
+    match error {
+        pem::Error::MissingSectionEnd { end_marker } => format!(
+            "no -----END {}----- line",
+            String::from_utf8_lossy(end_marker).trim_end()
+        ),
+        pem::Error::IllegalSectionStart { .. } => "a BEGIN line is not well formed".into(),
+        pem::Error::Base64Decode(_) => "invalid base64 inside a PEM block".into(),
+        other => other.to_string(),
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    find(haystack, needle).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+
+    const NOW: i64 = 1_800_000_000; // 2027-01-15
+
+    fn cert(ca: IsCa, usages: Vec<KeyUsagePurpose>, from: i64, to: i64) -> rcgen::Certificate {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, "Test");
+        params.is_ca = ca;
+        params.key_usages = usages;
+        params.not_before = rcgen::date_time_ymd(1970, 1, 1) + time_offset(from);
+        params.not_after = rcgen::date_time_ymd(1970, 1, 1) + time_offset(to);
+        let key = KeyPair::generate().expect("key");
+        params.self_signed(&key).expect("signed")
+    }
+
+    fn time_offset(seconds: i64) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::try_from(seconds).expect("after 1970"))
+    }
+
+    fn ca() -> rcgen::Certificate {
+        let ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        cert(ca, Vec::new(), NOW - 1000, NOW + 1000)
+    }
+
+    fn rejected(bytes: &[u8]) -> String {
+        match judge(bytes, NOW) {
+            Verdict::Rejected(reason) => reason.to_string(),
+            Verdict::Accepted(_) => panic!("accepted {:?}", String::from_utf8_lossy(bytes)),
+        }
+    }
+
+    #[test]
+    fn accepts_pem_with_text_crlf_and_no_final_newline_and_der() {
+        let (a, b) = (ca(), ca());
+        let pem = format!(
+            "subject=Test\r\n{}\r\ntrailing words",
+            a.pem().replace('\n', "\r\n")
+        );
+        let both = format!("{}{}", a.pem(), b.pem().trim_end());
+        for bytes in [pem.as_bytes(), both.as_bytes(), a.der().as_ref()] {
+            let Verdict::Accepted(cas) = judge(bytes, NOW) else {
+                panic!("rejected {:?}", String::from_utf8_lossy(bytes));
+            };
+            assert_eq!(cas[0].der, a.der().as_ref());
+            assert_eq!(cas[0].subject, "CN=Test");
+        }
+        assert!(matches!(judge(both.as_bytes(), NOW), Verdict::Accepted(cas) if cas.len() == 2));
+    }
+
+    #[test]
+    fn rejects_non_cas_and_certificates_outside_their_validity() {
+        let leaf = cert(IsCa::ExplicitNoCa, Vec::new(), NOW - 10, NOW + 10);
+        assert!(rejected(leaf.pem().as_bytes()).contains("CA:FALSE"));
+        let bare = cert(IsCa::NoCa, Vec::new(), NOW - 10, NOW + 10);
+        assert!(rejected(bare.pem().as_bytes()).contains("no basicConstraints"));
+        let ca_flag = IsCa::Ca(BasicConstraints::Unconstrained);
+        let no_sign = cert(
+            ca_flag,
+            vec![KeyUsagePurpose::DigitalSignature],
+            0,
+            NOW + 10,
+        );
+        assert!(rejected(no_sign.pem().as_bytes()).contains("keyCertSign"));
+        let expired = cert(ca_flag, Vec::new(), 0, NOW - 10);
+        assert!(rejected(expired.pem().as_bytes()).contains("expired"));
+        let early = cert(ca_flag, Vec::new(), NOW + 10, NOW + 20);
+        let Verdict::Rejected(Reason::NotYetValid { starts, .. }) = judge(early.der(), NOW) else {
+            panic!("not-yet-valid accepted");
+        };
+        assert_eq!(starts, NOW + 10);
+        // One bad certificate rejects the whole file, good ones beside it included.
+        let mixed = format!("{}{}", ca().pem(), leaf.pem());
+        assert!(rejected(mixed.as_bytes()).starts_with("certificate 2 "));
+    }
+
+    #[test]
+    fn any_private_key_rejects_the_file() {
+        let good = ca().pem();
+        for label in [
+            "PRIVATE KEY",
+            "RSA PRIVATE KEY",
+            "EC PRIVATE KEY",
+            "ENCRYPTED PRIVATE KEY",
+            "OPENSSH PRIVATE KEY",
+        ] {
+            let file = format!("{good}-----BEGIN {label}-----\nAAAA\n-----END {label}-----\n");
+            let reason = rejected(file.as_bytes());
+            assert!(
+                reason.contains(&format!("private key ({label})")),
+                "{reason}"
+            );
+        }
+        // Not at a line start, so no PEM parser would see it: still a key.
+        let hidden = format!("{good} junk -----BEGIN PRIVATE KEY-----\n");
+        assert!(rejected(hidden.as_bytes()).contains("private key"));
+    }
+
+    #[test]
+    fn rejects_garbage_with_the_right_reason() {
+        let der = ca().der().to_vec();
+        let mut trailing = der.clone();
+        trailing.extend_from_slice(b"junk");
+        let trusted = ca().pem().replace("CERTIFICATE", "TRUSTED CERTIFICATE");
+        let truncated = ca().pem().replace("-----END CERTIFICATE-----", "");
+        let bad_base64 = ca().pem().replacen("MII", "M!I", 1);
+        for (bytes, reason) in [
+            (&b""[..], "empty file"),
+            (&b" \n\t\r\n"[..], "empty file"),
+            (&b"hello world\n"[..], "no certificate found"),
+            (&b"\x30\x82\xff\xff garbage"[..], "not a DER X.509"),
+            (
+                &b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"[..],
+                "no certificate",
+            ),
+            (&trailing[..], "trailing data"),
+            (trusted.as_bytes(), "TRUSTED CERTIFICATE"),
+            (truncated.as_bytes(), "malformed PEM"),
+            (bad_base64.as_bytes(), "malformed PEM"),
+        ] {
+            let got = rejected(bytes);
+            assert!(got.contains(reason), "{reason:?} expected, got {got:?}");
+        }
+    }
+}
