@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
 # The whole test suite, run against the shipped artifact (the static musl release binary).
 # PID-namespace tests need root (unshare -p); without it they skip, except when CI=true.
+# Tests that need real FastAPI, uvicorn, requests and httpx use a venv made here from
+# tests/requirements.txt (target/test-venv, rebuilt when that file changes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+venv=$PWD/target/test-venv
+if ! cmp -s tests/requirements.txt "$venv/.requirements" 2>/dev/null; then
+    # python3 may be a pyenv shim: make the venv from the real interpreter's absolute path.
+    python=$(python3 -c 'import sys; print(sys.executable)')
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet -r tests/requirements.txt
+    cp tests/requirements.txt "$venv/.requirements"
+fi
+
 bin=$(bash scripts/build-static.sh)
-VARDR_TEST_BIN="$bin" cargo test --locked
+VARDR_TEST_BIN="$bin" VARDR_TEST_VENV="$venv" cargo test --locked

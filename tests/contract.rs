@@ -50,7 +50,6 @@ fn bad_usage_exits_2_with_the_usage_line_and_starts_nothing() {
     for args in [
         vec!["--frobnicate"],
         vec!["--help=please"],
-        vec![],
         vec!["--"],
         vec!["sh", "-c", touch.as_str()],
         vec!["--bogus", "--", "sh", "-c", touch.as_str()],
@@ -127,10 +126,14 @@ fn json_logs_every_stderr_line_is_a_contract_object() {
     running.signal(libc::SIGTERM);
     let (status, stderr) = running.wait();
     assert_eq!(status.code(), Some(137), "{stderr:#?}");
-    let values: Vec<_> = stderr
+    // Every line is a log object, except the one certificate summary of the start-up.
+    let (summaries, logs): (Vec<&String>, Vec<&String>) = stderr
         .iter()
-        .map(|line| assert_contract_json(line))
-        .collect();
+        .partition(|line| line.contains(r#""type":"certificate_import_summary""#));
+    assert_eq!(summaries.len(), 1, "{stderr:#?}");
+    let summary: serde_json::Value = serde_json::from_str(summaries[0]).expect("JSON");
+    assert_eq!(summary["action"], "none", "no certificates in this run");
+    let values: Vec<_> = logs.iter().map(|line| assert_contract_json(line)).collect();
     let levels: Vec<&str> = values.iter().filter_map(|v| v["level"].as_str()).collect();
     for level in ["DEBUG", "INFO", "WARN"] {
         assert!(
@@ -185,4 +188,40 @@ fn text_logs_are_prefixed_and_the_level_filters_them() {
         stderr.iter().any(|l| l.starts_with("[Vardr] DEBUG: ")),
         "debug lines are marked: {stderr:#?}"
     );
+}
+
+#[test]
+fn certificate_summary_keys_come_in_the_contracts_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).expect("mkdir");
+    std::fs::write(certs.join("bad.pem"), "not a certificate\n").expect("write");
+    let bundle = dir.path().join("bundle.pem");
+    let env = [
+        ("VARDR_CERTS_DIR", certs.to_str().expect("utf-8")),
+        ("VARDR_CA_BUNDLE", bundle.to_str().expect("utf-8")),
+    ];
+    let output = vardr(&["certs", "--json"], &env);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let line = text(&output.stdout);
+    let positions: Vec<usize> = [
+        "\"type\":\"certificate_import_summary\"",
+        "\"timestamp\":",
+        "\"successful_imports\":0",
+        "\"failed_imports\":1",
+        "\"total_certificates\":0",
+        "\"results\":{\"bad.pem\":\"FAILED: no certificate found",
+    ]
+    .iter()
+    .map(|key| {
+        line.find(key)
+            .unwrap_or_else(|| panic!("{key} missing: {line}"))
+    })
+    .collect();
+    assert!(positions.is_sorted(), "keys out of order: {line}");
+    assert!(
+        line.starts_with('{') && line.ends_with("}\n"),
+        "one line: {line}"
+    );
+    assert!(!bundle.exists(), "no accepted CA, so no bundle");
 }

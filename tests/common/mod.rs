@@ -2,6 +2,8 @@
 //! child, talk to its child over stdout, send it real signals, and never hang.
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod pki;
+
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
@@ -58,7 +60,23 @@ pub fn python() -> &'static Path {
     })
 }
 
-fn in_ci() -> bool {
+/// The Python of the test venv (FastAPI, uvicorn, requests, httpx from PyPI) that scripts/test.sh
+/// makes and names in `VARDR_TEST_VENV`. `None` means skip; in CI (`CI=true`) a missing venv fails.
+pub fn venv_python() -> Option<PathBuf> {
+    let python = std::env::var_os("VARDR_TEST_VENV")
+        .map(|venv| PathBuf::from(venv).join("bin/python"))
+        .filter(|python| python.exists());
+    if python.is_none() {
+        assert!(
+            !in_ci(),
+            "CI=true but VARDR_TEST_VENV names no venv: run the tests with scripts/test.sh"
+        );
+        eprintln!("skipped: no test venv (run scripts/test.sh to make one)");
+    }
+    python
+}
+
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
@@ -103,6 +121,10 @@ pub fn command<S: AsRef<OsStr>>(mode: Mode, args: &[S]) -> Command {
         Mode::Subreaper => Command::new(bin()),
     };
     command.arg("--").args(args);
+    // Hermetic: no /certs of the machine's, and no bundle written to the shared /tmp.
+    command
+        .env("VARDR_CERTS_DIR", "/nonexistent/vardr-test-certs")
+        .env("VARDR_CA_BUNDLE", "/nonexistent/vardr-test-bundle.pem");
     command
 }
 
@@ -281,4 +303,173 @@ pub fn is_dead(pid: i32) -> bool {
             .rsplit_once(')')
             .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
     }
+}
+
+/// What a process left when it finished: its status and everything it wrote.
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lines().map(str::to_owned).collect()
+    }
+
+    /// Status, stdout and stderr, for assertion messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+
+    /// Asserts a clean finish with `code`: no panic message on stderr.
+    pub fn assert_code(&self, code: i32, context: &str) {
+        assert_eq!(
+            self.status.code(),
+            Some(code),
+            "{context}: exit status; {}",
+            self.describe()
+        );
+        assert!(
+            !self.stderr.contains("panicked"),
+            "{context}: a panic; {}",
+            self.describe()
+        );
+    }
+}
+
+/// Runs `command` to the end (stdin closed, stdout and stderr captured, its own process group);
+/// past [`PATIENCE`] the whole group gets SIGKILL and the test fails instead of hanging.
+pub fn finish(mut command: Command) -> Finished {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut process = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
+    let collect = |mut stream: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = stream.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = collect(Box::new(process.stdout.take().expect("piped")));
+    let stderr = collect(Box::new(process.stderr.take().expect("piped")));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = process.try_wait().expect("try_wait") {
+            break status;
+        }
+        if start.elapsed() > PATIENCE {
+            let group = i32::try_from(process.id()).unwrap_or(0);
+            // SAFETY: plain kill(2) on the process group this function created.
+            unsafe { libc::killpg(group, libc::SIGKILL) };
+            let _ = process.wait();
+            let stderr = stderr.join().unwrap_or_default();
+            panic!("{command:?} still running after {PATIENCE:?}; stderr: {stderr}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    // A grandchild holding the pipes open must not hang the test either.
+    let joined = |handle: thread::JoinHandle<String>| {
+        let limit = Instant::now() + Duration::from_secs(5);
+        while !handle.is_finished() {
+            assert!(
+                Instant::now() < limit,
+                "{command:?} exited but its output stayed open"
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+        handle.join().expect("reader thread")
+    };
+    Finished {
+        status,
+        stdout: joined(stdout),
+        stderr: joined(stderr),
+    }
+}
+
+/// The unprivileged user tests switch to (distroless "nonroot").
+pub const NONROOT: u32 = 65532;
+
+/// Whether this process can run commands as another user (root, and `setpriv` works). Outside CI
+/// a test may skip without it; in CI (`CI=true`) its absence is a failure.
+pub fn switch_users() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    let available = *AVAILABLE.get_or_init(|| {
+        // SAFETY: geteuid(2) cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        root && as_nonroot("true")
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !available {
+        assert!(
+            !in_ci(),
+            "CI=true but this process cannot switch to uid {NONROOT} (root and setpriv needed)"
+        );
+        eprintln!("SKIPPED: cannot switch users here (need root and setpriv)");
+    }
+    available
+}
+
+/// `setpriv ... PROGRAM`: runs PROGRAM as uid and gid [`NONROOT`] with no supplementary groups.
+pub fn as_nonroot(program: impl AsRef<OsStr>) -> Command {
+    let mut command = Command::new("setpriv");
+    command
+        .arg(format!("--reuid={NONROOT}"))
+        .arg(format!("--regid={NONROOT}"))
+        .arg("--clear-groups")
+        .arg(program);
+    command
+}
+
+/// The `bwrap` arguments for a read-only root with the host directory `tmp` as the only writable
+/// place (mounted at /tmp), running as uid and gid [`NONROOT`] in a new user namespace.
+pub fn bwrap_read_only_root(tmp: &Path) -> Command {
+    let mut command = Command::new("bwrap");
+    command
+        .args(["--unshare-user", "--uid", "65532", "--gid", "65532"])
+        .args(["--ro-bind", "/", "/", "--bind"])
+        .arg(tmp)
+        .args([
+            "/tmp",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--die-with-parent",
+        ]);
+    command
+}
+
+/// Whether `bwrap` can make that sandbox here. Outside CI a test may skip without it; in CI
+/// (`CI=true`) its absence is a failure.
+pub fn bwrap_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    let available = *AVAILABLE.get_or_init(|| {
+        let Ok(tmp) = tempfile::tempdir() else {
+            return false;
+        };
+        bwrap_read_only_root(tmp.path())
+            .arg("true")
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !available {
+        assert!(
+            !in_ci(),
+            "CI=true but bwrap cannot make a user namespace with a read-only root here"
+        );
+        eprintln!("SKIPPED: bwrap unavailable here");
+    }
+    available
 }
