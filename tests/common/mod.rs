@@ -434,19 +434,23 @@ pub fn as_nonroot(program: impl AsRef<OsStr>) -> Command {
 /// The `bwrap` arguments for a read-only root with the host directory `tmp` as the only writable
 /// place (mounted at /tmp), running as uid and gid [`NONROOT`] in a new user namespace.
 pub fn bwrap_read_only_root(tmp: &Path) -> Command {
+    // The checkout (the binary, the test's files under target/) is bound again, read-only, on
+    // top: a clone that lives under /tmp would otherwise vanish under the new /tmp.
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut command = Command::new("bwrap");
     command
         .args(["--unshare-user", "--uid", "65532", "--gid", "65532"])
         .args(["--ro-bind", "/", "/", "--bind"])
         .arg(tmp)
-        .args([
-            "/tmp",
-            "--proc",
-            "/proc",
-            "--dev",
-            "/dev",
-            "--die-with-parent",
-        ]);
+        .arg("/tmp")
+        .arg("--ro-bind")
+        .args([checkout, checkout])
+        .args(["--proc", "/proc", "--dev", "/dev", "--die-with-parent"]);
+    if let Some(bin) = std::env::var_os("VARDR_TEST_BIN").map(PathBuf::from)
+        && !bin.starts_with(checkout)
+    {
+        command.arg("--ro-bind").args([&bin, &bin]);
+    }
     command
 }
 
