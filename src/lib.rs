@@ -23,6 +23,7 @@ use std::time::SystemTime;
 
 use tracing::{error, info, warn};
 
+use crate::certs::Outcome;
 use crate::cli::Invocation;
 use crate::config::Config;
 use crate::plan::Plan;
@@ -103,20 +104,44 @@ fn run(command: Option<Vec<OsString>>) -> u8 {
     let mut plan = Plan::build(&config, command, SystemTime::now());
     log_verdicts(&plan.certs);
     if !plan.errors.is_empty() {
+        if !plan.certs.results.is_empty() {
+            report_summary(&plan.certs, Outcome::Failed);
+        }
         for e in &plan.errors {
             error!("{e}");
         }
         error!("nothing was started");
         return exit::USAGE;
     }
-    match install_bundle(&plan.certs) {
-        Ok(true) => log_exports(&plan),
-        Ok(false) => plan.exports.clear(),
-        Err(()) if config.certs.strict => {
-            error!("nothing was started (VARDR_CERTS_STRICT=true)");
-            return exit::USAGE;
+    let result = match &plan.bundle_problem {
+        Some(problem) => Err(problem.clone()),
+        None => plan.certs.apply(),
+    };
+    match result {
+        Ok(bundle) => {
+            report_summary(&plan.certs, plan.certs.success());
+            if bundle.is_some() {
+                log_exports(&plan);
+            }
         }
-        Err(()) => plan.exports.clear(),
+        Err(e) => {
+            // Strict mode stopped at the plan already when the failure was foreseeable.
+            report_summary(&plan.certs, Outcome::Failed);
+            error!("{e}");
+            if config.certs.strict {
+                error!("nothing was started (VARDR_CERTS_STRICT=true)");
+                return exit::USAGE;
+            }
+            error!("custom CAs are not exported: the service starts with the system trust only");
+            plan.exports.clear();
+            plan.unset = certs::stale_variables(&config.certs);
+        }
+    }
+    for name in &plan.unset {
+        warn!(
+            "{name} named {}, which is not exported this time: removed from the child's environment",
+            plan.certs.bundle.display()
+        );
     }
     supervise::run(&plan, &signals)
 }
@@ -151,25 +176,25 @@ fn certs(json: bool) -> u8 {
     let pass = certs::prepare(&config.certs, now);
     log_verdicts(&pass);
     let strict_failure = config.certs.strict && pass.failed() > 0;
-    let (code, action) = if strict_failure {
+    let (code, outcome) = if strict_failure {
         error!(
             "VARDR_CERTS_STRICT=true and {} files were rejected: nothing written",
             pass.failed()
         );
-        (exit::USAGE, "failed")
+        (exit::USAGE, Outcome::Failed)
     } else {
         match pass.apply() {
-            Ok(_) => (0, applied_word(&pass)),
+            Ok(_) => (0, pass.success()),
             Err(e) => {
                 error!("{e}");
-                (exit::FAILURE, "failed")
+                (exit::FAILURE, Outcome::Failed)
             }
         }
     };
     if json {
-        println!("{}", pass.summary_json(action, now));
+        println!("{}", pass.summary_json(outcome, now));
     } else {
-        print!("{}", summary_text(&pass, action));
+        println!("{}", summary_text(&pass, outcome));
     }
     code
 }
@@ -200,36 +225,12 @@ fn health(url: Option<String>, timeout: Option<String>) -> u8 {
     health::run(&target, timeout)
 }
 
-/// Writes the planned bundle. `Ok(true)`: a verified bundle to export; `Err`: logged already.
-fn install_bundle(pass: &certs::Pass) -> Result<bool, ()> {
-    let result = pass.apply();
-    let action = match &result {
-        Ok(_) => applied_word(pass),
-        Err(_) => "failed",
-    };
+/// The pass's one summary: the contract's JSON event in JSON mode, a text line otherwise.
+fn report_summary(pass: &certs::Pass, outcome: Outcome) {
     if log::json() {
-        log::write_line(&pass.summary_json(action, SystemTime::now()));
+        log::write_line(&pass.summary_json(outcome, SystemTime::now()));
     } else {
-        info!(
-            "{}",
-            summary_text(pass, action).trim_end().replace('\n', "; ")
-        );
-    }
-    match result {
-        Ok(bundle) => Ok(bundle.is_some()),
-        Err(e) => {
-            error!("{e}");
-            error!("custom CAs are not exported: the service starts with the system trust only");
-            Err(())
-        }
-    }
-}
-
-fn applied_word(pass: &certs::Pass) -> &'static str {
-    match pass.action {
-        certs::Action::Nothing => "none",
-        certs::Action::Reuse => "reused",
-        certs::Action::Build { .. } => "built",
+        info!("{}", summary_text(pass, outcome));
     }
 }
 
@@ -280,16 +281,16 @@ fn log_exports(plan: &Plan) {
 }
 
 /// The summary for people: `vardr-init certs` without `--json`, and the run's text log.
-fn summary_text(pass: &certs::Pass, action: &str) -> String {
-    let what = match action {
-        "built" => format!("built {}", pass.bundle.display()),
-        "reused" => format!("reused {} (unchanged)", pass.bundle.display()),
-        "failed" => "no bundle written".to_owned(),
-        _ => "no bundle needed (no accepted custom CA)".to_owned(),
+fn summary_text(pass: &certs::Pass, outcome: Outcome) -> String {
+    let what = match outcome {
+        Outcome::Built => format!("built {}", pass.bundle.display()),
+        Outcome::Reused => format!("reused {} (unchanged)", pass.bundle.display()),
+        Outcome::Failed => "no bundle written".to_owned(),
+        Outcome::None => "no bundle needed (no accepted custom CA)".to_owned(),
     };
     format!(
         "Certificate import: {} accepted, {} rejected; {what}: {} system + {} custom \
-         certificates, {} duplicates dropped\n",
+         certificates, {} duplicates dropped",
         pass.successful(),
         pass.failed(),
         pass.system_certificates,

@@ -18,6 +18,11 @@ pub struct Plan {
     pub certs: Pass,
     /// The CA variables the child gets once the bundle is built or reused.
     pub exports: Vec<Export>,
+    /// Inherited CA variables removed from the child's environment: they name our bundle path,
+    /// and no bundle is exported this time.
+    pub unset: Vec<&'static str>,
+    /// Why the planned bundle cannot be written (checked without writing).
+    pub bundle_problem: Option<String>,
     /// `None` when the command was given after `--`.
     pub uvicorn: Option<Uvicorn>,
     /// The program to execute (looked up on `PATH` when it has no `/`), then its arguments.
@@ -43,11 +48,21 @@ impl Plan {
                 certs.dir.display()
             ));
         }
-        let exports = match certs.action {
-            Action::Nothing => Vec::new(),
-            Action::Reuse | Action::Build { .. } => {
-                certs::exports(&config.certs, certs.system.as_deref(), &certs.bundle)
-            }
+        let bundle_problem = match certs.action {
+            Action::Build { .. } => certs::unwritable(&certs.bundle),
+            Action::Nothing | Action::Reuse => None,
+        };
+        if let Some(problem) = &bundle_problem
+            && config.certs.strict
+        {
+            errors.push(format!("VARDR_CERTS_STRICT=true and {problem}"));
+        }
+        let (exports, unset) = match (&certs.action, &bundle_problem) {
+            (Action::Reuse | Action::Build { .. }, None) => (
+                certs::exports(&config.certs, certs.system.as_deref(), &certs.bundle),
+                Vec::new(),
+            ),
+            _ => (Vec::new(), certs::stale_variables(&config.certs)),
         };
         let (uvicorn, argv) = match command {
             Some(command) => (None, command),
@@ -66,6 +81,8 @@ impl Plan {
         Plan {
             certs,
             exports,
+            unset,
+            bundle_problem,
             uvicorn,
             program: words.next().unwrap_or_default(),
             args: words.collect(),
@@ -78,18 +95,10 @@ impl Plan {
     pub fn for_command(config: &Config, command: Vec<OsString>) -> Plan {
         let mut words = command.into_iter();
         Plan {
-            certs: Pass {
-                dir: config.certs.dir.clone(),
-                bundle: config.certs.bundle.clone(),
-                system: None,
-                warnings: Vec::new(),
-                results: Vec::new(),
-                system_certificates: 0,
-                custom_certificates: 0,
-                duplicates: 0,
-                action: Action::Nothing,
-            },
+            certs: Pass::empty(&config.certs),
             exports: Vec::new(),
+            unset: Vec::new(),
+            bundle_problem: None,
             uvicorn: None,
             program: words.next().unwrap_or_default(),
             args: words.collect(),
@@ -133,9 +142,10 @@ impl Plan {
         for warning in &c.warnings {
             let _ = writeln!(out, "  warning: {warning}");
         }
-        let system = match &c.system {
-            Some(path) => path.display().to_string(),
-            None => "none found".to_owned(),
+        let system = match (&c.system, c.results.is_empty()) {
+            (Some(path), _) => path.display().to_string(),
+            (None, true) => "not read (no custom certificates to merge)".to_owned(),
+            (None, false) => "none found".to_owned(),
         };
         let _ = writeln!(out, "System bundle: {system}");
         let bundle = c.bundle.display();
@@ -151,9 +161,21 @@ impl Plan {
             ),
         };
         let _ = writeln!(out, "Bundle: {action}");
+        if let Some(problem) = &self.bundle_problem {
+            let _ = writeln!(
+                out,
+                "  warning: {problem}: the service would start with the system trust only"
+            );
+        }
         let _ = writeln!(out, "Environment for the child:");
-        if self.exports.is_empty() {
+        if self.exports.is_empty() && self.unset.is_empty() {
             let _ = writeln!(out, "  (nothing added)");
+        }
+        for name in &self.unset {
+            let _ = writeln!(
+                out,
+                "  {name} removed (it names {bundle}, which is not exported this time)"
+            );
         }
         for export in &self.exports {
             let note = if export.user_value {
@@ -241,6 +263,8 @@ impl Plan {
             },
             "environment": environment,
             "user_values_kept": kept,
+            "unset": self.unset,
+            "bundle_problem": self.bundle_problem,
             "app": self.uvicorn.as_ref().map(|u| json!({
                 "module": u.module,
                 "variable": u.variable,

@@ -127,6 +127,9 @@ fn spawn(plan: &Plan) -> Result<Pid, u8> {
     let take_terminal = sys::stdin_is_foreground_tty();
     let mut command = Command::new(&plan.program);
     command.args(&plan.args).envs(plan.child_env());
+    for name in &plan.unset {
+        command.env_remove(name);
+    }
     // SAFETY: prepare_child makes only async-signal-safe calls, as pre_exec requires.
     unsafe { command.pre_exec(move || sys::prepare_child(take_terminal)) };
     match command.spawn() {

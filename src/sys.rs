@@ -145,6 +145,28 @@ pub fn getpid() -> Pid {
     unsafe { libc::getpid() }
 }
 
+/// Whether this process may create files in `dir` (`faccessat` with the effective ids): what a
+/// dry run can check of a write without making one.
+pub fn can_write(dir: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
+    let rc = unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::W_OK | libc::X_OK,
+            libc::AT_EACCESS,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// The effective user id: files vardr-init reuses from a shared directory must be its own.
 pub fn geteuid() -> u32 {
     // SAFETY: cannot fail.

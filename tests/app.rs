@@ -835,25 +835,104 @@ fn dry_run_without_an_app_exits_2_and_would_not_start() {
     assert!(!world.python_started());
 }
 
+/// A real CPU-quota cgroup of `millicpus`, on cgroup v1's cpu controller or cgroup v2, removed
+/// on drop. `None` where cgroups cannot be made (not root); a failure in CI.
+struct CpuCgroup(PathBuf);
+
+impl CpuCgroup {
+    fn new(millicpus: u32) -> Option<CpuCgroup> {
+        let name = format!("vardr-test-{}-{millicpus}", std::process::id());
+        let v1 = Path::new("/sys/fs/cgroup/cpu");
+        let v2 = Path::new("/sys/fs/cgroup");
+        let made = if v1.join("cpu.cfs_quota_us").exists() {
+            let dir = v1.join(&name);
+            std::fs::create_dir(&dir)
+                .and_then(|()| std::fs::write(dir.join("cpu.cfs_period_us"), "100000"))
+                .and_then(|()| {
+                    std::fs::write(dir.join("cpu.cfs_quota_us"), format!("{}", millicpus * 100))
+                })
+                .map(|()| dir)
+        } else if std::fs::read_to_string(v2.join("cgroup.controllers"))
+            .is_ok_and(|c| c.contains("cpu"))
+        {
+            let dir = v2.join(&name);
+            std::fs::create_dir(&dir)
+                .and_then(|()| {
+                    std::fs::write(dir.join("cpu.max"), format!("{} 100000", millicpus * 100))
+                })
+                .map(|()| dir)
+        } else {
+            Err(io::Error::other("no cpu cgroup controller mounted"))
+        };
+        match made {
+            Ok(dir) => Some(CpuCgroup(dir)),
+            Err(e) => {
+                assert!(
+                    !common::in_ci(),
+                    "CI=true but no CPU cgroup can be made here: {e}"
+                );
+                eprintln!("SKIPPED: cannot make a CPU cgroup here: {e}");
+                None
+            }
+        }
+    }
+
+    /// `command`, run from inside this cgroup (a shell moves itself in, then execs it).
+    fn wrap(&self, command: &Command) -> Command {
+        let mut wrapped = Command::new("/bin/sh");
+        wrapped
+            .args(["-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\""])
+            .arg(&self.0)
+            .arg(command.get_program())
+            .args(command.get_args());
+        for (key, value) in command.get_envs() {
+            match value {
+                Some(value) => wrapped.env(key, value),
+                None => wrapped.env_remove(key),
+            };
+        }
+        wrapped
+    }
+}
+
+impl Drop for CpuCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
 #[test]
-fn workers_auto_is_sized_from_the_cpu_limit() {
+fn workers_auto_is_sized_from_a_real_cgroup_cpu_limit() {
     let world = World::fake_python();
-    let (code, plan) = world.plan(&example("basic"), &[("WORKERS", "auto")]);
-    assert_eq!(code, 0, "{plan:#}");
-    let expected = vardr_init::cpus::auto_workers().get();
-    assert_eq!(plan["app"]["workers"], expected, "{plan:#}");
-    let argv: Vec<&str> = plan["argv"]
-        .as_array()
-        .expect("argv")
-        .iter()
-        .map(|a| a.as_str().expect("string"))
-        .collect();
-    let passed = argv
-        .windows(2)
-        .find(|pair| pair[0] == "--workers")
-        .map(|pair| pair[1].to_owned());
-    let wanted = (expected > 1).then(|| expected.to_string());
-    assert_eq!(passed, wanted, "--workers only when more than 1: {argv:?}");
+    let host_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // 1 CPU on a machine with more: not the host's count. 1.5 CPUs: rounded up, not down.
+    for (millicpus, expected) in [(1000, 1), (1500, 2.min(host_cpus)), (500, 1)] {
+        let Some(cgroup) = CpuCgroup::new(millicpus) else {
+            return;
+        };
+        let mut command =
+            world.command(Mode::Subreaper, &example("basic"), &["--dry-run", "--json"]);
+        command.env("WORKERS", "auto");
+        let done = finish(cgroup.wrap(&command));
+        let plan: Value = serde_json::from_str(&done.stdout)
+            .unwrap_or_else(|e| panic!("dry-run JSON: {e}; {}", done.describe()));
+        assert_eq!(
+            plan["app"]["workers"], expected,
+            "{millicpus} millicpus: {plan:#}"
+        );
+        let argv: Vec<&str> = plan["argv"]
+            .as_array()
+            .expect("argv")
+            .iter()
+            .map(|a| a.as_str().expect("string"))
+            .collect();
+        let passed = argv
+            .windows(2)
+            .find(|pair| pair[0] == "--workers")
+            .map(|pair| pair[1].to_owned());
+        let wanted = (expected > 1).then(|| expected.to_string());
+        assert_eq!(passed, wanted, "--workers only when more than 1: {argv:?}");
+    }
 }
 
 #[test]

@@ -1664,3 +1664,133 @@ fn an_unwritable_bundle_directory_exits_1_with_a_clear_message() {
     assert_eq!(summary["action"], "failed", "{summary}");
     assert!(fs::read_dir(&locked).expect("ls").next().is_none());
 }
+
+/// `vardr-init ARGS` on this tree, with a scrubbed environment and `env` on top.
+fn vardr_on(env: &Env, args: &[&str], vars: &[(&str, &Path)]) -> Finished {
+    let mut command = Command::new(bin());
+    command.args(args);
+    pki::scrub(&mut command)
+        .env("VARDR_CERTS_DIR", &env.certs)
+        .env("VARDR_CA_BUNDLE", &env.bundle)
+        .env("VARDR_SYSTEM_CA_BUNDLE", &env.system);
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    finish(command)
+}
+
+/// A Dockerfile's `ENV SSL_CERT_FILE=/tmp/custom_ca_bundle.pem` must not keep the child on an old
+/// bundle once the CA it held is removed from the certs directory.
+#[test]
+fn a_variable_naming_an_old_bundle_is_removed_when_no_bundle_is_exported() {
+    let env = Env::new();
+    fs::write(
+        env.certs.join("ca.pem"),
+        Ca::new("removed later").cert.pem(),
+    )
+    .expect("write");
+    env.run().assert_code(0, "first pass builds the bundle");
+    assert!(env.bundle.is_file());
+    fs::remove_file(env.certs.join("ca.pem")).expect("rm");
+    let print = "printf '%s|%s|%s\\n' \"${SSL_CERT_FILE-unset}\" \"${REQUESTS_CA_BUNDLE-unset}\" \"${CURL_CA_BUNDLE-unset}\"";
+    let vars = [
+        ("SSL_CERT_FILE", env.bundle.as_path()),
+        ("REQUESTS_CA_BUNDLE", env.bundle.as_path()),
+        ("CURL_CA_BUNDLE", Path::new("/elsewhere.pem")),
+    ];
+    let run = vardr_on(&env, &["--", "sh", "-c", print], &vars);
+    run.assert_code(0, "supervised run with no custom CA left");
+    assert_eq!(
+        run.stdout.trim(),
+        "unset|unset|/elsewhere.pem",
+        "{}",
+        run.describe()
+    );
+    assert!(
+        run.stderr.contains("removed from the child's environment"),
+        "{}",
+        run.describe()
+    );
+    // The dry run says the same.
+    let plan = vardr_on(&env, &["--dry-run", "--json", "--", "true"], &vars);
+    let plan: Value = serde_json::from_str(&plan.stdout).expect("plan JSON");
+    assert_eq!(
+        plan["unset"],
+        serde_json::json!(["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"])
+    );
+}
+
+/// Strict mode and an unwritable bundle directory: the dry run foresees the refusal the run
+/// makes, and the run reports its summary as failed before stopping.
+#[test]
+fn strict_mode_with_an_unwritable_bundle_dir_is_refused_by_dry_run_and_run_alike() {
+    let env = Env::new();
+    fs::write(
+        env.certs.join("ca.pem"),
+        Ca::new("strict unwritable").cert.pem(),
+    )
+    .expect("write");
+    let bundle = Path::new("/proc/nonexistent/bundle.pem");
+    let strict = [
+        ("VARDR_CERTS_STRICT", Path::new("true")),
+        ("VARDR_CA_BUNDLE", bundle),
+    ];
+    let dry = vardr_on(&env, &["--dry-run", "--json", "--", "true"], &strict);
+    dry.assert_code(2, "dry run in strict mode");
+    let plan: Value = serde_json::from_str(&dry.stdout).expect("plan JSON");
+    assert_eq!(plan["would_start"], false, "{plan}");
+    assert!(
+        plan["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.contains("/proc/nonexistent")),
+        "{plan}"
+    );
+
+    let json = [("VARDR_JSON_LOGS", Path::new("true"))];
+    let vars: Vec<_> = strict.iter().chain(&json).copied().collect();
+    let run = vardr_on(&env, &["--", "sh", "-c", "echo started"], &vars);
+    run.assert_code(2, "strict run");
+    assert!(!run.stdout.contains("started"), "{}", run.describe());
+    let summaries: Vec<Value> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("certificate_import_summary"))
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(summaries.len(), 1, "{}", run.describe());
+    assert_eq!(summaries[0]["action"], "failed");
+
+    // Without strict mode: a warning in the plan, and the service starts on the system trust.
+    let lax = [("VARDR_CA_BUNDLE", bundle)];
+    let dry = vardr_on(&env, &["--dry-run", "--json", "--", "true"], &lax);
+    dry.assert_code(0, "dry run, not strict");
+    let plan: Value = serde_json::from_str(&dry.stdout).expect("plan JSON");
+    assert!(plan["bundle_problem"].is_string(), "{plan}");
+    assert_eq!(plan["environment"], serde_json::json!({}), "{plan}");
+    let run = vardr_on(
+        &env,
+        &["--", "sh", "-c", "echo ${SSL_CERT_FILE-unset}"],
+        &lax,
+    );
+    run.assert_code(0, "run, not strict");
+    assert_eq!(run.stdout.trim(), "unset", "{}", run.describe());
+}
+
+/// A symlink to / in the certs directory: the walk stops at its limits instead of reading the
+/// whole file system.
+#[test]
+fn a_symlink_to_the_root_stops_at_the_limits() {
+    let env = Env::new();
+    symlink("/", env.certs.join("root")).expect("symlink");
+    let run = env.run();
+    run.assert_code(0, "certs over a symlink to /");
+    let summary = summary(&run, "symlink to /");
+    let results = summary["results"].as_object().expect("results");
+    assert!(results.len() <= 10_001, "{} results", results.len());
+    assert!(
+        results
+            .values()
+            .any(|v| v.as_str().is_some_and(|v| v.contains("too many"))),
+        "a limit was reported"
+    );
+}

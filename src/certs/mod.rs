@@ -75,7 +75,53 @@ pub enum Action {
     Build { bytes: Vec<u8>, record: String },
 }
 
+/// What a pass ended with, as the summary's `action` says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Built,
+    Reused,
+    /// No accepted custom CA: nothing written, nothing exported.
+    None,
+    /// The bundle could not be written or verified, or strict mode refused the inputs.
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Built => "built",
+            Outcome::Reused => "reused",
+            Outcome::None => "none",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
 impl Pass {
+    /// A pass over no inputs: nothing to do.
+    pub fn empty(settings: &CertSettings) -> Pass {
+        Pass {
+            dir: settings.dir.clone(),
+            bundle: settings.bundle.clone(),
+            system: None,
+            warnings: Vec::new(),
+            results: Vec::new(),
+            system_certificates: 0,
+            custom_certificates: 0,
+            duplicates: 0,
+            action: Action::Nothing,
+        }
+    }
+
+    /// What applying the plan ends with when it succeeds.
+    pub fn success(&self) -> Outcome {
+        match self.action {
+            Action::Nothing => Outcome::None,
+            Action::Reuse => Outcome::Reused,
+            Action::Build { .. } => Outcome::Built,
+        }
+    }
+
     pub fn successful(&self) -> usize {
         self.results.iter().filter(|r| r.accepted).count()
     }
@@ -84,7 +130,7 @@ impl Pass {
         self.results.len() - self.successful()
     }
 
-    /// The planned action in a word, as dry-run shows it.
+    /// The planned action in a word, as dry-run shows it (`build`, `reuse`, `none`).
     pub fn action_word(&self) -> &'static str {
         match self.action {
             Action::Nothing => "none",
@@ -135,7 +181,7 @@ impl Pass {
     }
 
     /// The contract's `certificate_import_summary` object, keys in the contract's order.
-    pub fn summary_json(&self, action: &str, now: SystemTime) -> String {
+    pub fn summary_json(&self, outcome: Outcome, now: SystemTime) -> String {
         let mut out = format!(
             "{{\"type\":\"certificate_import_summary\",\"timestamp\":\"{}\",\
              \"successful_imports\":{},\"failed_imports\":{},\"total_certificates\":{},\
@@ -154,16 +200,16 @@ impl Pass {
                 json_string(&result.verdict())
             );
         }
-        let bundle = match (action, &self.action) {
-            ("none" | "failed", _) | (_, Action::Nothing) => "null".to_owned(),
-            _ => json_path(&self.bundle),
+        let bundle = match outcome {
+            Outcome::Built | Outcome::Reused => json_path(&self.bundle),
+            Outcome::None | Outcome::Failed => "null".to_owned(),
         };
         let system = self.system.as_deref().map_or("null".to_owned(), json_path);
         let _ = write!(
             out,
             "}},\"action\":{},\"bundle\":{bundle},\"system_bundle\":{system},\
              \"system_certificates\":{},\"duplicates\":{}}}",
-            json_string(action),
+            json_string(outcome.as_str()),
             self.system_certificates,
             self.duplicates,
         );
@@ -177,17 +223,7 @@ pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
     // Our own outputs are never inputs, should the bundle be pointed into the certs directory.
     let outputs = [settings.bundle.clone(), store::cache_path(&settings.bundle)];
     let inputs = scan::scan(&settings.dir, &outputs);
-    let mut pass = Pass {
-        dir: settings.dir.clone(),
-        bundle: settings.bundle.clone(),
-        system: None,
-        warnings: Vec::new(),
-        results: Vec::new(),
-        system_certificates: 0,
-        custom_certificates: 0,
-        duplicates: 0,
-        action: Action::Nothing,
-    };
+    let mut pass = Pass::empty(settings);
     if inputs.is_empty() {
         // No custom CAs: the system bundle is not even read (the common case, kept cheap).
         return pass;
@@ -325,6 +361,35 @@ pub fn exports(settings: &CertSettings, system: Option<&Path>, bundle: &Path) ->
         .collect()
 }
 
+/// The inherited CA variables that name our bundle path: when no bundle is exported this time
+/// (no custom CA any more, or the write failed), they would keep the child reading an old
+/// bundle, with CAs since removed from the certs directory, so they are removed from its
+/// environment.
+pub fn stale_variables(settings: &CertSettings) -> Vec<&'static str> {
+    settings
+        .inherited
+        .iter()
+        .filter(|(_, value)| same_file(Path::new(value), &settings.bundle))
+        .map(|(name, _)| *name)
+        .collect()
+}
+
+/// Why the bundle's directory cannot take a new file, without writing anything: what a dry run
+/// can know of the write that a run would attempt.
+pub fn unwritable(bundle: &Path) -> Option<String> {
+    let dir = match bundle.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    crate::sys::can_write(dir).err().map(|e| {
+        format!(
+            "the bundle cannot be written in {}: {e}; point VARDR_CA_BUNDLE at a writable \
+             directory (such as a tmpfs /tmp)",
+            dir.display()
+        )
+    })
+}
+
 /// `VARDR_SYSTEM_CA_BUNDLE`, or the original `SSL_CERT_FILE` unless it is our own output, or
 /// the first distribution path that exists. `None` (with a warning) is not an error.
 fn find_system_bundle(
@@ -382,8 +447,9 @@ fn same_file(a: &Path, b: &Path) -> bool {
         }
 }
 
-/// SHA-256 over everything that decides the bundle. Each field is length-prefixed, so no two
-/// different input sets can produce the same byte stream.
+/// SHA-256 over everything that decides the bundle. Each field is length-prefixed and each
+/// input's content tagged (bytes, or a rejection found before reading), so no two different
+/// input sets produce the same byte stream.
 fn cache_key(
     settings: &CertSettings,
     system: Option<&(PathBuf, Vec<u8>)>,
@@ -406,8 +472,14 @@ fn cache_key(
     for input in inputs {
         field(&input.name);
         match &input.content {
-            Content::Bytes(bytes) => field(bytes),
-            Content::Unusable(reason) => field(format!("unusable: {reason}").as_bytes()),
+            Content::Bytes(bytes) => {
+                field(b"B");
+                field(bytes);
+            }
+            Content::Unusable(reason) => {
+                field(b"U");
+                field(reason.to_string().as_bytes());
+            }
         }
     }
     hex(&hash.finalize())

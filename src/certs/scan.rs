@@ -19,6 +19,7 @@ pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 pub const MAX_FILES: usize = 10_000;
 pub const MAX_TOTAL_BYTES: u64 = 64 * 1024 * 1024;
 const MAX_DEPTH: usize = 16;
+const MAX_DIRS: usize = 1_000;
 
 /// One name under the certificates directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,7 +56,9 @@ pub fn scan(dir: &Path, exclude: &[PathBuf]) -> Vec<Input> {
             .map(|meta| (meta.dev(), meta.ino()))
             .collect(),
         files: 0,
+        dirs: 0,
         bytes: 0,
+        stopped: false,
     };
     match fs::metadata(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
@@ -72,7 +75,11 @@ struct Walk {
     visited: Vec<(u64, u64)>,
     excluded: Vec<(u64, u64)>,
     files: usize,
+    dirs: usize,
     bytes: u64,
+    /// A limit was hit: the rest of the tree is not walked at all (a `certs/x -> /` must not
+    /// cost a scan of the whole file system).
+    stopped: bool,
 }
 
 impl Walk {
@@ -95,6 +102,12 @@ impl Walk {
             return;
         }
         self.visited.push(id);
+        self.dirs += 1;
+        if self.dirs > MAX_DIRS {
+            self.stopped = true;
+            let why = format!("too many directories: only the first {MAX_DIRS} are read");
+            return self.reject(dir_name(name), Reason::Unreadable(why));
+        }
         let entries = match fs::read_dir(path) {
             Ok(entries) => entries,
             Err(e) => return self.reject(dir_name(name), reason_for(&e)),
@@ -113,6 +126,9 @@ impl Walk {
         }
         children.sort();
         for (file_name, child) in children {
+            if self.stopped {
+                return;
+            }
             let mut child_name = name.clone();
             if !child_name.is_empty() {
                 child_name.push(b'/');
@@ -142,6 +158,7 @@ impl Walk {
             return self.dir(path, name, &meta, depth + 1);
         }
         if !meta.is_file() {
+            self.files += 1; // a name that costs a verdict, like a file
             return self.reject(name, Reason::NotRegular(kind_of(&meta)));
         }
         if self.excluded.contains(&(meta.dev(), meta.ino())) {
@@ -150,6 +167,7 @@ impl Walk {
         }
         self.files += 1;
         if self.files > MAX_FILES {
+            self.stopped = true;
             return self.reject(name, Reason::TooManyFiles { limit: MAX_FILES });
         }
         if self.bytes + meta.len().min(MAX_FILE_BYTES) > MAX_TOTAL_BYTES {

@@ -136,9 +136,10 @@ impl fmt::Display for Reason {
             Reason::PermissionDenied => {
                 f.write_str("permission denied: make it readable by the container's user")
             }
-            Reason::TooManyFiles { limit } => {
-                write!(f, "too many files: only the first {limit} are read")
-            }
+            Reason::TooManyFiles { limit } => write!(
+                f,
+                "too many files: only the first {limit} are read, and nothing after this one"
+            ),
             Reason::TooMuchData { limit } => write!(
                 f,
                 "too much data: the certificates directory holds over {limit} bytes; this file \
