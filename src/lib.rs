@@ -1,8 +1,11 @@
 //! vardr-init: the container entrypoint (PID 1) of hardened FastAPI images.
 //!
 //! The flow, one module per stage: the command line ([`cli`]) and the environment ([`config`])
-//! are parsed into plain values, [`log`] is set up from them, a [`plan`] says what will run, and
-//! [`supervise`] runs it as a proper init. [`sys`] holds the system calls.
+//! are parsed into plain values, [`log`] is set up from them, and a [`plan`] decides everything
+//! without writing: the certificate pass ([`certs`]), the app and its uvicorn argv ([`app`],
+//! [`discover`], [`cpus`]). `--dry-run` prints the plan; a run applies the certificate step and
+//! hands the child to [`supervise`], the init. [`health`] is the HTTP probe. [`sys`] holds the
+//! system calls.
 //!
 //! `main.rs` only calls [`main`]; everything else is here, so tests and later commands reuse it.
 

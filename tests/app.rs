@@ -192,6 +192,16 @@ impl World {
     }
 }
 
+/// A dry-run plan's `argv`.
+fn argv_of(plan: &Value) -> Vec<&str> {
+    plan["argv"]
+        .as_array()
+        .expect("argv")
+        .iter()
+        .map(|a| a.as_str().expect("string"))
+        .collect()
+}
+
 /// One HTTP/1.1 GET to 127.0.0.1:`port`: the status code and the body.
 fn get(port: u16, path: &str) -> io::Result<(u16, String)> {
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -446,12 +456,7 @@ fn uvicorn_opts_are_split_like_a_shell_and_appended_last() {
     let world = World::fake_python();
     let (code, plan) = world.plan(&example("basic"), &[("UVICORN_OPTS", ROOT_PATH_OPTS)]);
     assert_eq!(code, 0, "{plan:#}");
-    let argv: Vec<&str> = plan["argv"]
-        .as_array()
-        .expect("argv")
-        .iter()
-        .map(|a| a.as_str().expect("string"))
-        .collect();
+    let argv = argv_of(&plan);
     assert!(
         argv.ends_with(&["--root-path", "/my api", "--log-level", "debug"]),
         "{argv:?}"
@@ -920,12 +925,7 @@ fn workers_auto_is_sized_from_a_real_cgroup_cpu_limit() {
             plan["app"]["workers"], expected,
             "{millicpus} millicpus: {plan:#}"
         );
-        let argv: Vec<&str> = plan["argv"]
-            .as_array()
-            .expect("argv")
-            .iter()
-            .map(|a| a.as_str().expect("string"))
-            .collect();
+        let argv = argv_of(&plan);
         let passed = argv
             .windows(2)
             .find(|pair| pair[0] == "--workers")
