@@ -5,10 +5,12 @@
 //!    plus SIGCHLD, so they queue instead of being lost (as PID 1 the kernel drops a signal whose
 //!    disposition is the default) and are taken one by one with `sigtimedwait`: no handlers, no
 //!    async code.
-//! 2. [`run`] registers as child subreaper when not PID 1, then [`spawn`]s the child in its own
+//! 2. [`run`] registers as child subreaper when not PID 1, then `spawn`s the child in its own
 //!    process group with a clean signal state and, on a foreground TTY, the terminal.
-//! 3. [`supervise`] loops: take a signal, forward it (or reap on SIGCHLD), and hard-kill the
+//! 3. `supervise` loops: take a signal, forward it (or reap on SIGCHLD), and hard-kill the
 //!    child's group once the stop deadline passes, until the child itself has been reaped.
+//! 4. [`run`] turns the child's end into the exit status: its own, or 128+N; for uvicorn, a
+//!    re-raised stop signal after a graceful shutdown is 0, and exit 0 nobody asked for is 1.
 
 use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
