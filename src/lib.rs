@@ -22,6 +22,7 @@ pub mod supervise;
 pub mod sys;
 
 use std::ffi::OsString;
+use std::io::Write as _;
 use std::time::SystemTime;
 
 use tracing::{error, info, warn};
@@ -47,14 +48,8 @@ pub mod exit {
 /// Runs vardr-init with the arguments after the program name; returns the process exit code.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
     match cli::parse(args) {
-        Ok(Invocation::Help) => {
-            print!("{}", cli::HELP);
-            0
-        }
-        Ok(Invocation::Version) => {
-            println!("vardr-init {}", env!("CARGO_PKG_VERSION"));
-            0
-        }
+        Ok(Invocation::Help) => output(cli::HELP),
+        Ok(Invocation::Version) => output(&format!("vardr-init {}\n", env!("CARGO_PKG_VERSION"))),
         Ok(Invocation::Run { command }) => run(command),
         Ok(Invocation::DryRun { json, command }) => dry_run(json, command),
         Ok(Invocation::Certs { json }) => certs(json),
@@ -157,15 +152,15 @@ fn dry_run(json: bool, command: Option<Vec<OsString>>) -> u8 {
     };
     let now = SystemTime::now();
     let plan = Plan::build(&config, command, now);
-    if json {
-        println!("{}", plan.to_json(now));
+    let printed = if json {
+        output(&format!("{}\n", plan.to_json(now)))
     } else {
-        print!("{}", plan.to_text());
-    }
-    if plan.errors.is_empty() {
-        0
-    } else {
+        output(&plan.to_text())
+    };
+    if !plan.errors.is_empty() {
         exit::USAGE
+    } else {
+        printed
     }
 }
 
@@ -194,18 +189,18 @@ fn certs(json: bool) -> u8 {
             }
         }
     };
-    if json {
-        println!("{}", pass.summary_json(outcome, now));
+    let printed = if json {
+        output(&format!("{}\n", pass.summary_json(outcome, now)))
     } else {
-        println!("{}", summary_text(&pass, outcome));
-    }
-    code
+        output(&format!("{}\n", summary_text(&pass, outcome)))
+    };
+    code.max(printed)
 }
 
 /// `vardr-init health`: never exits 2, which Docker reserves in a HEALTHCHECK.
 fn health(url: Option<String>, timeout: Option<String>) -> u8 {
     let unhealthy = |message: String| {
-        eprintln!("unhealthy: {message}");
+        let _ = writeln!(std::io::stderr(), "unhealthy: {message}");
         exit::FAILURE
     };
     let target = match url {
@@ -226,6 +221,24 @@ fn health(url: Option<String>, timeout: Option<String>) -> u8 {
         None => health::DEFAULT_TIMEOUT,
     };
     health::run(&target, timeout)
+}
+
+/// Writes a command's output on stdout: 0, or 1 when stdout is closed or full (`println!` would
+/// panic there, and a panic is an abort in release builds).
+fn output(text: &str) -> u8 {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => 0,
+        Err(e) => {
+            // --help and --version run before logging is set up; otherwise this is a no-op.
+            log::init(config::LogSettings::default());
+            error!("cannot write to stdout: {e}");
+            exit::FAILURE
+        }
+    }
 }
 
 /// The pass's one summary: the contract's JSON event in JSON mode, a text line otherwise.

@@ -225,3 +225,30 @@ fn certificate_summary_keys_come_in_the_contracts_order() {
     );
     assert!(!bundle.exists(), "no accepted CA, so no bundle");
 }
+
+#[test]
+fn a_full_stdout_is_exit_1_with_a_message_not_a_panic() {
+    for args in [
+        &["--help"][..],
+        &["--version"],
+        &["--dry-run", "--", "true"],
+    ] {
+        let full = std::fs::File::options()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full");
+        let output = Command::new(bin())
+            .args(args)
+            .env("VARDR_CERTS_DIR", "/nonexistent/vardr-test-certs")
+            .stdout(full)
+            .output()
+            .expect("run vardr-init");
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("cannot write to stdout"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
