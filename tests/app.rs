@@ -953,3 +953,24 @@ fn examples_pin_the_versions_the_tests_run() {
         }
     }
 }
+
+#[test]
+fn stop_timeout_gives_uvicorn_a_graceful_shutdown_just_inside_it() {
+    let world = World::fake_python();
+    let (code, plan) = world.plan(&example("basic"), &[("VARDR_STOP_TIMEOUT", "10")]);
+    assert_eq!(code, 0, "{plan:#}");
+    assert!(
+        argv_of(&plan).ends_with(&["--timeout-graceful-shutdown", "9"]),
+        "{plan:#}"
+    );
+    // The user's own value wins, and is not passed twice.
+    let opts = ("UVICORN_OPTS", "--timeout-graceful-shutdown=3");
+    let (_, plan) = world.plan(&example("basic"), &[("VARDR_STOP_TIMEOUT", "10"), opts]);
+    let argv = argv_of(&plan);
+    assert_eq!(
+        argv.last(),
+        Some(&"--timeout-graceful-shutdown=3"),
+        "{argv:?}"
+    );
+    assert!(!argv.contains(&"--timeout-graceful-shutdown"), "{argv:?}");
+}

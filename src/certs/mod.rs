@@ -592,3 +592,56 @@ pub fn json_string(text: &str) -> String {
 pub fn json_path(path: &Path) -> String {
     json_string(&path.to_string_lossy())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    use std::time::Duration;
+
+    fn settings(dir: &Path) -> CertSettings {
+        CertSettings {
+            dir: dir.join("certs"),
+            bundle: dir.join("out/bundle.pem"),
+            system_bundle: Some(dir.join("system.pem")),
+            strict: false,
+            extra_vars: false,
+            inherited: Vec::new(),
+        }
+    }
+
+    /// The cache holds only until the first verdict could change: here, an accepted CA expiring.
+    #[test]
+    fn a_cached_pass_is_not_reused_once_a_ca_has_expired() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = settings(dir.path());
+        for sub in ["certs", "out"] {
+            std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+        }
+        std::fs::write(dir.path().join("system.pem"), "").expect("write");
+        let mut params = CertificateParams::default();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2030, 1, 1);
+        let cert = params
+            .self_signed(&KeyPair::generate().expect("key"))
+            .expect("cert");
+        std::fs::write(s.dir.join("ca.pem"), cert.pem()).expect("write");
+        let expiry = UNIX_EPOCH + Duration::from_secs(1_893_456_000); // 2030-01-01T00:00:00Z
+
+        let before = expiry - Duration::from_secs(3600);
+        let pass = prepare(&s, before);
+        assert!(matches!(pass.action, Action::Build { .. }), "{pass:?}");
+        assert_eq!(pass.apply(), Ok(Some(s.bundle.as_path())));
+        assert_eq!(prepare(&s, before).action, Action::Reuse);
+        assert_eq!(
+            prepare(&s, expiry - Duration::from_secs(1)).action,
+            Action::Reuse
+        );
+
+        let after = prepare(&s, expiry + Duration::from_secs(2));
+        assert_eq!(after.action, Action::Nothing, "{after:?}");
+        assert!(!after.results[0].accepted);
+        assert!(after.results[0].detail.contains("expired"), "{after:?}");
+    }
+}

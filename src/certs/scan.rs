@@ -240,3 +240,40 @@ fn kind_of(meta: &Metadata) -> &'static str {
         "special file"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// The directory walk rejects FIFOs from their metadata; this is the last line of defence,
+    /// for a file swapped after the listing and for the system bundle, which is opened directly.
+    #[test]
+    fn read_capped_does_not_block_on_a_fifo() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(status.success());
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(read_capped(&fifo, MAX_FILE_BYTES));
+        });
+        let result = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("read_capped blocked on a FIFO");
+        assert_eq!(result, Err(Reason::NotRegular("FIFO")));
+    }
+
+    #[test]
+    fn read_capped_refuses_what_grew_past_the_limit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("big");
+        std::fs::write(&file, vec![b'x'; 11]).expect("write");
+        assert_eq!(read_capped(&file, 10), Err(Reason::TooLarge { limit: 10 }));
+        assert_eq!(read_capped(&file, 11), Ok(vec![b'x'; 11]));
+    }
+}
