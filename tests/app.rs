@@ -872,11 +872,7 @@ impl CpuCgroup {
         match made {
             Ok(dir) => Some(CpuCgroup(dir)),
             Err(e) => {
-                assert!(
-                    !common::in_ci(),
-                    "CI=true but no CPU cgroup can be made here: {e}"
-                );
-                eprintln!("SKIPPED: cannot make a CPU cgroup here: {e}");
+                common::skip_outside_ci(&format!("no CPU cgroup can be made here: {e}"));
                 None
             }
         }

@@ -1286,8 +1286,7 @@ fn an_existing_bundle_is_replaced_not_written_in_place() {
     fs::write(env.certs.join("ca.pem"), ca.pem()).expect("write");
     fs::write(&env.bundle, "someone else's file\n").expect("write");
     fs::set_permissions(&env.bundle, fs::Permissions::from_mode(0o666)).expect("chmod");
-    // SAFETY: geteuid(2) cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
+    if vardr_init::sys::geteuid() == 0 {
         std::os::unix::fs::chown(&env.bundle, Some(1234), Some(1234)).expect("chown");
     }
     let link = env.root.join("hard-link.txt");

@@ -67,17 +67,20 @@ pub fn venv_python() -> Option<PathBuf> {
         .map(|venv| PathBuf::from(venv).join("bin/python"))
         .filter(|python| python.exists());
     if python.is_none() {
-        assert!(
-            !in_ci(),
-            "CI=true but VARDR_TEST_VENV names no venv: run the tests with scripts/test.sh"
-        );
-        eprintln!("skipped: no test venv (run scripts/test.sh to make one)");
+        skip_outside_ci("VARDR_TEST_VENV names no venv: run the tests with scripts/test.sh");
     }
     python
 }
 
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// A test needs something this machine lacks: outside CI it skips (this says why); in CI
+/// (`CI=true`) that is a failure, never a skip.
+pub fn skip_outside_ci(missing: &str) {
+    assert!(!in_ci(), "CI=true but {missing}");
+    eprintln!("SKIPPED: {missing}");
 }
 
 /// Whether `unshare -p -f --mount-proc` works here. Outside CI a test may skip without it; in CI
@@ -92,11 +95,7 @@ pub fn pid_namespaces() -> bool {
             .is_ok_and(|s| s.success())
     });
     if !available {
-        assert!(
-            !in_ci(),
-            "CI=true but `unshare -p -f --mount-proc` fails: PID namespace tests must run in CI (root needed)"
-        );
-        eprintln!("SKIPPED: PID namespaces unavailable here (need root for unshare -p)");
+        skip_outside_ci("`unshare -p -f --mount-proc` fails: PID namespaces need root");
     }
     available
 }
@@ -403,19 +402,16 @@ pub const NONROOT: u32 = 65532;
 pub fn switch_users() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
     let available = *AVAILABLE.get_or_init(|| {
-        // SAFETY: geteuid(2) cannot fail.
-        let root = unsafe { libc::geteuid() } == 0;
+        let root = vardr_init::sys::geteuid() == 0;
         root && as_nonroot("true")
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
     });
     if !available {
-        assert!(
-            !in_ci(),
-            "CI=true but this process cannot switch to uid {NONROOT} (root and setpriv needed)"
-        );
-        eprintln!("SKIPPED: cannot switch users here (need root and setpriv)");
+        skip_outside_ci(&format!(
+            "this process cannot switch to uid {NONROOT} (root and setpriv needed)"
+        ));
     }
     available
 }
@@ -469,11 +465,7 @@ pub fn bwrap_available() -> bool {
             .is_ok_and(|s| s.success())
     });
     if !available {
-        assert!(
-            !in_ci(),
-            "CI=true but bwrap cannot make a user namespace with a read-only root here"
-        );
-        eprintln!("SKIPPED: bwrap unavailable here");
+        skip_outside_ci("bwrap cannot make a user namespace with a read-only root here");
     }
     available
 }
