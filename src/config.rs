@@ -304,18 +304,27 @@ fn parse_level(text: &str) -> Option<tracing::Level> {
     }
 }
 
-/// Seconds as `N` or `N.F`. Signs, exponents, `inf` and `nan` (which `f64::from_str` would take)
-/// are refused: a stop deadline is written by people, and a typo must not become "never".
-fn parse_stop_timeout(text: &str) -> Option<Option<Duration>> {
+/// Seconds as `N` or `N.F`, read exactly as decimal digits (to the nanosecond). Signs,
+/// exponents, `inf` and `nan` (which `f64::from_str` would take) are refused: a duration is
+/// written by people, and a typo must not become "never". Shared with `health --timeout`.
+pub fn parse_seconds(text: &str) -> Option<Duration> {
     let (whole, fraction) = text.split_once('.').unwrap_or((text, "0"));
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if !digits(whole) || !digits(fraction) {
         return None;
     }
-    let seconds: f64 = text.parse().ok()?;
-    let timeout = Duration::try_from_secs_f64(seconds)
-        .ok()
-        .filter(|t| *t <= MAX_STOP_TIMEOUT)?;
+    let seconds: u64 = whole.parse().ok()?;
+    // Nanoseconds: the first nine digits of the fraction, right-padded; finer ones cannot matter.
+    let nanos = fraction
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(9)
+        .fold(0, |n, b| n * 10 + u32::from(b - b'0'));
+    Some(Duration::new(seconds, nanos))
+}
+
+fn parse_stop_timeout(text: &str) -> Option<Option<Duration>> {
+    let timeout = parse_seconds(text).filter(|t| *t <= MAX_STOP_TIMEOUT)?;
     Some((!timeout.is_zero()).then_some(timeout))
 }
 

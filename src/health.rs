@@ -204,24 +204,7 @@ pub fn parse_timeout(text: &str) -> Result<Duration, String> {
              3600, such as 3 or 0.5"
         )
     };
-    let (whole, fraction) = match text.split_once('.') {
-        Some((whole, fraction)) => (whole, Some(fraction)),
-        None => (text, None),
-    };
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(whole) || !fraction.is_none_or(digits) {
-        return Err(invalid());
-    }
-    let seconds: u64 = whole.parse().map_err(|_| invalid())?;
-    // Nanoseconds: the first nine digits of the fraction, right-padded; finer ones cannot matter.
-    let nanos = fraction.map_or(0, |fraction| {
-        fraction
-            .bytes()
-            .chain(std::iter::repeat(b'0'))
-            .take(9)
-            .fold(0, |n, b| n * 10 + u32::from(b - b'0'))
-    });
-    let timeout = Duration::new(seconds, nanos);
+    let timeout = crate::config::parse_seconds(text).ok_or_else(invalid)?;
     if timeout.is_zero() || timeout > MAX_TIMEOUT {
         return Err(invalid());
     }

@@ -377,10 +377,7 @@ pub fn stale_variables(settings: &CertSettings) -> Vec<&'static str> {
 /// Why the bundle's directory cannot take a new file, without writing anything: what a dry run
 /// can know of the write that a run would attempt.
 pub fn unwritable(bundle: &Path) -> Option<String> {
-    let dir = match bundle.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
+    let dir = store::parent(bundle);
     crate::sys::can_write(dir).err().map(|e| {
         format!(
             "the bundle cannot be written in {}: {e}; point VARDR_CA_BUNDLE at a writable \

@@ -146,7 +146,8 @@ pub fn cache_path(bundle: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn parent(path: &Path) -> &Path {
+/// The directory a file is created in (`.` for a bare file name).
+pub fn parent(path: &Path) -> &Path {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
