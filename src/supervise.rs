@@ -77,6 +77,16 @@ impl Signals {
     }
 }
 
+impl Signals {
+    /// SIGTERM or SIGINT, if one was sent and is still waiting to be taken.
+    fn stop_pending(&self) -> Option<i32> {
+        let pending = SigSet::pending().ok()?;
+        [libc::SIGTERM, libc::SIGINT]
+            .into_iter()
+            .find(|&signal| pending.contains(signal))
+    }
+}
+
 /// Runs the plan's command to completion and returns vardr-init's exit code.
 pub fn run(plan: &Plan, signals: &Signals) -> u8 {
     let pid = sys::getpid();
@@ -88,6 +98,17 @@ pub fn run(plan: &Plan, signals: &Signals) -> u8 {
                 "not PID 1 and cannot become child subreaper ({e}): orphans of the child will be reaped by the host's init, not vardr-init"
             ),
         }
+    }
+    // A stop requested while the certificates were handled: the command has not started, so
+    // there is nothing to stop gracefully. Starting it only to kill it mid-import is not better.
+    if let Some(signal) = signals.stop_pending() {
+        let code = 128 + signal;
+        warn!(
+            "{} arrived during start-up: not starting {}; exiting {code}",
+            signal_name(signal),
+            plan.command_line()
+        );
+        return u8::try_from(code).unwrap_or(exit::FAILURE);
     }
     let child = match spawn(plan) {
         Ok(child) => child,

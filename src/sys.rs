@@ -44,6 +44,14 @@ impl SigSet {
         check(unsafe { libc::sigprocmask(libc::SIG_BLOCK, &self.0, ptr::null_mut()) })
     }
 
+    /// The signals sent to this process that are blocked and not yet taken.
+    pub fn pending() -> io::Result<SigSet> {
+        let mut set = SigSet::empty();
+        // SAFETY: valid set pointer, written by the kernel.
+        check(unsafe { libc::sigpending(&mut set.0) })?;
+        Ok(set)
+    }
+
     /// Waits until one of these (blocked) signals is pending and takes it, or until `timeout`.
     /// `None` means the timeout passed or the wait was interrupted: the caller re-checks its state.
     pub fn wait(&self, timeout: Option<Duration>) -> io::Result<Option<i32>> {

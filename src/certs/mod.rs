@@ -228,7 +228,7 @@ pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
         // No custom CAs: the system bundle is not even read (the common case, kept cheap).
         return pass;
     }
-    let system = find_system_bundle(settings, &mut pass.warnings);
+    let mut system = find_system_bundle(settings, &mut pass.warnings);
     pass.system = system.as_ref().map(|(path, _)| path.clone());
 
     let key = cache_key(settings, system.as_ref(), &inputs);
@@ -238,7 +238,26 @@ pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
         pass.custom_certificates = record.custom_certificates;
         pass.duplicates = record.duplicates;
         pass.action = Action::Reuse;
+        // A used system bundle holds at least one certificate: none means these very bytes were
+        // found unparsable when the bundle was built, and are still left out.
+        if record.system_certificates == 0
+            && let Some(path) = pass.system.take()
+        {
+            pass.warnings.push(format!(
+                "system bundle {} was left out of this bundle when it was built (it holds no \
+                 certificate, or a PEM block that does not parse): not used",
+                path.display()
+            ));
+        }
         return pass;
+    }
+    if let Some(problem) = system
+        .as_ref()
+        .and_then(|(path, bytes)| unparsable_system_bundle(path, bytes))
+    {
+        pass.warnings.push(problem);
+        system = None;
+        pass.system = None;
     }
 
     let mut accepted = Vec::new();
@@ -413,11 +432,13 @@ fn find_system_bundle(
             continue;
         }
         match scan::read_capped(path, store::MAX_BUNDLE_BYTES) {
-            Ok(bytes) if verdict::has_private_key(&bytes) => warnings.push(format!(
-                "system bundle {} contains a private key: not used",
-                path.display()
-            )),
-            Ok(bytes) => return Some((path.clone(), bytes)),
+            Ok(bytes) => match system_bundle_problem(&bytes) {
+                None => return Some((path.clone(), bytes)),
+                Some(problem) => warnings.push(format!(
+                    "system bundle {} {problem}: not used",
+                    path.display()
+                )),
+            },
             Err(reason) => warnings.push(format!("system bundle {}: {reason}", path.display())),
         }
     }
@@ -434,6 +455,33 @@ fn find_system_bundle(
         ),
     });
     None
+}
+
+/// Why a system bundle must not be copied into ours, judged cheaply on every start that has
+/// custom CAs: no private key anywhere, and text. Whether its PEM parses is checked only when a
+/// bundle is built ([`unparsable_system_bundle`]), which a cache hit skips.
+fn system_bundle_problem(bytes: &[u8]) -> Option<&'static str> {
+    if verdict::has_private_key(bytes) {
+        Some("contains a private key")
+    } else if std::str::from_utf8(bytes).is_err() {
+        Some("is not text (a PEM bundle is)")
+    } else {
+        None
+    }
+}
+
+/// The system bundle is copied byte for byte, so every PEM block in it must parse and at least
+/// one must be a certificate; otherwise it is not used, with a warning that says why.
+fn unparsable_system_bundle(path: &Path, bytes: &[u8]) -> Option<String> {
+    let problem = match bundle::count(bytes) {
+        Ok(0) => "holds no PEM certificate".to_owned(),
+        Ok(_) => return None,
+        Err(e) => format!("does not parse as PEM ({e})"),
+    };
+    Some(format!(
+        "system bundle {} {problem}: not used",
+        path.display()
+    ))
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
