@@ -463,6 +463,45 @@ fn uvicorn_opts_are_split_like_a_shell_and_appended_last() {
     );
 }
 
+/// No shell anywhere: shell syntax in `UVICORN_OPTS` stays literal words of python's argv, and
+/// a real start (the fake python) runs none of it.
+#[test]
+fn shell_syntax_in_uvicorn_opts_is_never_run() {
+    let world = World::fake_python();
+    let pwned = world.tmp.path().join("pwned");
+    let opts = format!(
+        "--root-path '$(touch {p}1)' `touch {p}2` ; touch {p}3 | touch {p}4 && touch {p}5",
+        p = pwned.display()
+    );
+    let (code, plan) = world.plan(&example("basic"), &[("UVICORN_OPTS", &opts)]);
+    assert_eq!(code, 0, "{plan:#}");
+    let argv = argv_of(&plan);
+    let p = pwned.display();
+    let literal = [
+        "--root-path".to_owned(),
+        format!("$(touch {p}1)"),
+        "`touch".to_owned(),
+        format!("{p}2`"),
+        ";".to_owned(),
+    ];
+    assert!(
+        argv.windows(literal.len()).any(|w| w == literal),
+        "{argv:?}"
+    );
+    let mut command = world.command(Mode::Subreaper, &example("basic"), &[]);
+    command.env("UVICORN_OPTS", &opts);
+    let done = finish(command);
+    done.assert_code(3, "the fake python's own exit status");
+    assert!(world.python_started(), "{}", done.describe());
+    for n in 1..=5 {
+        assert!(
+            !world.tmp.path().join(format!("pwned{n}")).exists(),
+            "pwned{n}: something ran a shell; {}",
+            done.describe()
+        );
+    }
+}
+
 #[test]
 fn uvicorn_opts_reach_the_running_uvicorn() {
     let Some(world) = World::venv() else { return };
