@@ -177,8 +177,10 @@ echo "  vardr-init: prebuilt from the host ($bin), not the Rust builder stage"
 # --- build ---------------------------------------------------------------------------------------
 # pip inside RUN steps meets this machine's TLS-intercepting proxy: its CA goes in as the
 # Dockerfile's optional `build-ca` secret (the same path users behind such a proxy take).
-# buildah sets no TARGETARCH by itself (BuildKit does).
-build_common=(--isolation chroot --format docker --layers --quiet --build-arg TARGETARCH=amd64
+# buildah sets no TARGETARCH by itself (BuildKit does). No --layers: buildah 1.28's layer cache
+# keeps a LABEL whose ARG value changed (buildah issue 5501), so a cached build would carry the
+# previous commit's labels; every run builds afresh.
+build_common=(--isolation chroot --format docker --quiet --build-arg TARGETARCH=amd64
     --secret id=build-ca,src=/etc/ssl/certs/ca-certificates.crt)
 variants=(python12 python13 python13-distroless)
 declare -A version=([python12]=3.12 [python13]=3.13 [python13-distroless]=3.13)
@@ -186,6 +188,7 @@ declare -A distroless=([python12]=true [python13]=false [python13-distroless]=tr
 declare -A base=([python12]=$img_cc [python13]=$img_py313 [python13-distroless]=$img_dl313)
 declare -A builder=([python12]=$img_py312 [python13]=$img_py313 [python13-distroless]=$img_py313)
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+build_date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 for v in "${variants[@]}"; do
     step "build $v (PYTHON_VERSION=${version[$v]} DISTROLESS=${distroless[$v]})"
     nice buildah bud "${build_common[@]}" -t "localhost/vardr-test/fastapi:$v" \
@@ -194,7 +197,7 @@ for v in "${variants[@]}"; do
         --build-arg PYTHON313_IMAGE="$img_py313" --build-arg DISTROLESS_PYTHON313_IMAGE="$img_dl313" \
         --build-arg VARDR_BUILD=prebuilt --build-context prebuilt="$work/prebuilt" \
         --build-arg VERSION=test --build-arg GIT_COMMIT="$commit" \
-        --build-arg BUILD_DATE="$(date -u +%Y-%m-%dT%H:%M:%SZ)" . >/dev/null
+        --build-arg BUILD_DATE="$build_date" . >/dev/null
     # examples/basic: your own app on the image (COPY, then compile in an exec-form RUN).
     nice buildah bud "${build_common[@]}" -t "localhost/vardr-test/basic:$v" \
         --build-arg BASE="localhost/vardr-test/fastapi:$v" examples/basic >/dev/null
@@ -229,11 +232,12 @@ mkdir -p "$work/app"
 cp "$here/app/main.py" "$work/app/"
 chmod -R a+rX "$work/app"
 
+# Each container gets the next free port in $p (host networking: the app listens on the host).
 port=18400
-free_port() {
+next_port() {
     port=$((port + 1))
     while (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null; do port=$((port + 1)); done
-    echo $port
+    p=$port
 }
 wait_http() { # URL: up to 30 s for an answer
     for _ in $(seq 300); do
@@ -276,6 +280,12 @@ for v in "${variants[@]}"; do
         suid=$(find "$mnt" -xdev -type f -perm /6000 | wc -l)
         [ "$suid" = 0 ] || fail "$v: $suid setuid/setgid files"
         [ -e "$mnt/usr/local/bin/pip" ] && fail "$v: pip left in the system interpreter"
+        for tool in gcc cc c++ make; do
+            [ -e "$mnt/usr/bin/$tool" ] || [ -e "$mnt/usr/local/bin/$tool" ] && fail "$v: build tool $tool in the image"
+        done
+        lists=$(find "$mnt/var/lib/apt/lists" -type f ! -name lock 2>/dev/null | wc -l)
+        [ "$lists" = 0 ] || fail "$v: $lists apt list files left"
+        echo "slim hardening: no setuid/setgid files, no pip, no gcc/cc/make, no apt lists"
     fi
     bundle=$(ls "$mnt/etc/ssl/certs/ca-certificates.crt" >/dev/null && echo /etc/ssl/certs/ca-certificates.crt)
     pm image unmount "$image" >/dev/null
@@ -283,7 +293,8 @@ for v in "${variants[@]}"; do
     config=$(pm image inspect "$image" --format '{{json .Config}}')
     echo "config: $config"
     for want in '"User":"65532:65532"' '"Entrypoint":["/usr/local/bin/vardr-init"]' '"WorkingDir":"/app"' \
-        'PYTHONUNBUFFERED=1' 'PYTHONDONTWRITEBYTECODE=1' '"8000/tcp"' '"org.opencontainers.image.revision":"'"$commit"'"'; do
+        'PYTHONUNBUFFERED=1' 'PYTHONDONTWRITEBYTECODE=1' '"8000/tcp"' '"org.opencontainers.image.revision":"'"$commit"'"' \
+        '"org.opencontainers.image.version":"test"' '"org.opencontainers.image.created":"'"$build_date"'"'; do
         grep -qF "$want" <<<"$config" || fail "$v: image config lacks $want"
     done
     health=$(pm image inspect "$image" --format '{{json .HealthCheck}}')
@@ -306,7 +317,7 @@ for v in "${variants[@]}"; do
         -c 'import sys; print(sys.version.split()[0])')
 
     step "$v: serves the example app, hardened; healthcheck; PID 1; stop"
-    p=$(free_port)
+    next_port
     hardened "vt-$v" "$work/certs" "$image"
     wait_http "http://127.0.0.1:$p/health" || { pm logs "vt-$v" >&2; fail "$v: /health never answered"; }
     curl -fsS "http://127.0.0.1:$p/health"
@@ -332,7 +343,7 @@ for v in "${variants[@]}"; do
     [ "$stop_ms" -lt 5000 ] || fail "$v: podman stop took $stop_ms ms: the grace period, not a clean stop"
 
     step "$v: healthcheck with the app down"
-    p=$(free_port)
+    next_port
     hardened "vt-$v-down" "$work/empty-certs" "$image" -- python3 -c 'import time; time.sleep(120)'
     sleep 1
     if pm healthcheck run "vt-$v-down"; then
@@ -343,7 +354,7 @@ for v in "${variants[@]}"; do
 
     step "$v + examples/with-deps (httpx): custom CA, PID 1, zombies"
     deps_image=localhost/vardr-test/with-deps:$v
-    p=$(free_port)
+    next_port
     hardened "vt-$v-deps" "$work/certs" "$deps_image"
     wait_http "http://127.0.0.1:$p/health" || { pm logs "vt-$v-deps" >&2; fail "$v: with-deps /health"; }
     curl -fsS "http://127.0.0.1:$p/upstream?url=$upstream" | tee "$work/upstream.json"
@@ -351,7 +362,7 @@ for v in "${variants[@]}"; do
     grep -q '"status":200' "$work/upstream.json" || fail "$v: the app could not reach the HTTPS server with the CA from /certs"
     pm rm -f -t 0 "vt-$v-deps" >/dev/null
     # The same without the CA: the call must fail, or the check above proves nothing.
-    p=$(free_port)
+    next_port
     hardened "vt-$v-noca" "$work/empty-certs" "$deps_image"
     wait_http "http://127.0.0.1:$p/health" || fail "$v: with-deps without CA /health"
     status=$(curl -sS -o "$work/noca.json" -w '%{http_code}' "http://127.0.0.1:$p/upstream?url=$upstream")
@@ -359,7 +370,7 @@ for v in "${variants[@]}"; do
     echo "without the CA: 502 $(cat "$work/noca.json")"
     pm rm -f -t 0 "vt-$v-noca" >/dev/null
     # The test app mounted over /app: what PID 1 is from inside, and an orphan to reap.
-    p=$(free_port)
+    next_port
     containers+=("vt-$v-app")
     pm run -d --name "vt-$v-app" "${run_flags[@]}" --read-only --user 65532 -v "$work/certs:/certs:ro" \
         -v "$work/app:/app:ro" --tmpfs /tmp -e PORT="$p" "$deps_image" >/dev/null
