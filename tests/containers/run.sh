@@ -131,10 +131,11 @@ trixie_bases() {
 }
 if ! $have_bases; then
     step "stand-in bases from $mirror, in the background: debootstrap bookworm and trixie (minbase)"
+    declare -A bases_pid
     (set -e; bookworm_bases) >"$work/bookworm.log" 2>&1 &
-    bases_bookworm=$!
+    bases_pid[bookworm]=$!
     (set -e; trixie_bases) >"$work/trixie.log" 2>&1 &
-    bases_trixie=$!
+    bases_pid[trixie]=$!
 fi
 
 step "lint: hadolint, and the bake file (python-hcl2)"
@@ -156,8 +157,7 @@ cp "$bin" "$work/prebuilt/vardr-init-amd64"
 
 if ! $have_bases; then
     for suite in bookworm trixie; do
-        pid=bases_$suite
-        if ! wait "${!pid}"; then
+        if ! wait "${bases_pid[$suite]}"; then
             tail -n 20 "$work/$suite.log" >&2
             fail "stand-in bases from $suite"
         fi
@@ -181,7 +181,7 @@ echo "  vardr-init: prebuilt from the host ($bin), not the Rust builder stage"
 # keeps a LABEL whose ARG value changed (buildah issue 5501), so a cached build would carry the
 # previous commit's labels; every run builds afresh.
 build_common=(--isolation chroot --format docker --quiet --build-arg TARGETARCH=amd64
-    --secret id=build-ca,src=/etc/ssl/certs/ca-certificates.crt)
+    --secret "id=build-ca,src=/etc/ssl/certs/ca-certificates.crt")
 variants=(python12 python13 python13-distroless)
 declare -A version=([python12]=3.12 [python13]=3.13 [python13-distroless]=3.13)
 declare -A distroless=([python12]=true [python13]=false [python13-distroless]=true)
