@@ -135,7 +135,7 @@ def certs_scaling(args, runner, work, outputs, cert_dirs, counts):
     the middle count with the bundle on the local disk, where the two fsyncs cost real time."""
     results = {}
     rows = [(str(count), count, outputs) for count in counts]
-    rows.append((f"{counts[0]}, bundle on disk", counts[0], work))
+    rows.append((f"{counts[0]} on disk", counts[0], work))
     for key, count, directory in rows:
         bundle = directory / f"scaling-{count}.pem"
         env = base_env(VARDR_CERTS_DIR=cert_dirs[count], VARDR_CA_BUNDLE=bundle,
@@ -168,16 +168,20 @@ def certs_scaling(args, runner, work, outputs, cert_dirs, counts):
 
 
 def fs_type(path):
-    return subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True).stdout.strip()
+    return subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "-T", str(path)], capture_output=True,
+                          text=True).stdout.strip()
 
 
 def sandbox_update(work, cert_dir, then):
     """update-ca-certificates --fresh in bwrap: a private mount namespace where /etc/ssl/certs and
     the hooks directory are tmpfs and /etc/ca-certificates.conf is a copy, so the host's /etc/ssl
     is never touched; CERT_DIR is mounted as /usr/local/share/ca-certificates; THEN runs after."""
-    return ["/usr/bin/bwrap", "--dev-bind", "/", "/", "--tmpfs", "/etc/ssl/certs",
-            "--tmpfs", "/etc/ca-certificates/update.d", "--bind", str(work / "ca-certificates.conf"),
-            "/etc/ca-certificates.conf", "--ro-bind", str(cert_dir), "/usr/local/share/ca-certificates",
+    # Only existing paths are mount points: with / bound read-write, bwrap would create missing
+    # ones on the host.
+    hooks = ["--tmpfs", "/etc/ca-certificates/update.d"] if os.path.isdir("/etc/ca-certificates/update.d") else []
+    return ["/usr/bin/bwrap", "--dev-bind", "/", "/", "--tmpfs", "/etc/ssl/certs", *hooks,
+            "--bind", str(work / "ca-certificates.conf"), "/etc/ca-certificates.conf",
+            "--ro-bind", str(cert_dir), "/usr/local/share/ca-certificates",
             "--", "/bin/sh", "-c", f"/usr/sbin/update-ca-certificates --fresh >/dev/null && {then}"]
 
 
@@ -209,8 +213,10 @@ def update_ca_certificates(args, runner, work, cert_dirs, counts, runs):
     results = {}
     for count in counts:
         check_update_ca_bundle(work, cert_dirs[count], system_count + count)
-        sandbox = ["/usr/bin/bwrap", "--dev-bind", "/", "/", "--tmpfs", "/run/vardr-bench", "--"]
-        env = base_env(VARDR_CERTS_DIR=cert_dirs[count], VARDR_CA_BUNDLE="/run/vardr-bench/bundle.pem",
+        scratch = work / "sandbox-tmpfs"
+        scratch.mkdir(exist_ok=True)
+        sandbox = ["/usr/bin/bwrap", "--dev-bind", "/", "/", "--tmpfs", str(scratch), "--"]
+        env = base_env(VARDR_CERTS_DIR=cert_dirs[count], VARDR_CA_BUNDLE=scratch / "bundle.pem",
                        VARDR_SYSTEM_CA_BUNDLE=mozilla)
         measured = runner.alternate({
             "bwrap /bin/true": (sandbox + ["/bin/true"], base_env(), None),
@@ -443,7 +449,7 @@ def render_markdown(r):
     for key, row in r["certs"].items():
         if key == "scaling":
             continue
-        lines.append(f"| {key} ({row['bundle_filesystem']}) | {fmt_ms(row['cold']['time_ms'])} | {fmt_ms(row['cold']['rss_kib'], 0)} | "
+        lines.append(f"| {row['custom_cas']}, bundle on {row['bundle_filesystem']} | {fmt_ms(row['cold']['time_ms'])} | {fmt_ms(row['cold']['rss_kib'], 0)} | "
                      f"{fmt_ms(row['cached']['time_ms'])} | {fmt_ms(row['cached']['rss_kib'], 0)} |")
     if "scaling" in r["certs"]:
         s = r["certs"]["scaling"]
@@ -500,6 +506,53 @@ def render_markdown(r):
     for t in r["targets"]:
         lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |")
     return "\n".join(lines) + "\n"
+
+
+def render_summary(r):
+    """The headline rows, one per figure, for README."""
+    def cell(s, digits=1):
+        return f"{s['median']:.{digits}f}"
+    rows = ["| figure | vardr-init | peer | peer / vardr-init |", "|---|---|---|---|"]
+    for label, case in r["start"].items():
+        c = case["commands"]
+        rows.append(f"| start, {label}, ms | {cell(c['vardr-init']['time_ms'], 2)} | Python entrypoint "
+                    f"{cell(c['python entrypoint']['time_ms'], 0)}; tini {cell(c['tini']['time_ms'], 2)} | "
+                    f"{case['python_over_vardr']:.0f}x; {1 / case['vardr_over_tini']:.2f}x |")
+    for key, row in r["certs"].items():
+        if key != "scaling":
+            rows.append(f"| `vardr-init certs`, {row['custom_cas']} CAs, bundle on {row['bundle_filesystem']}: cold / cached, "
+                        "ms; cold peak RSS, KiB | "
+                        f"{cell(row['cold']['time_ms'])} / {cell(row['cached']['time_ms'])}; "
+                        f"{row['cold']['rss_kib']['median']:.0f} | | |")
+    for row in r.get("update_ca_certificates", {}).values():
+        rows.append(f"| {row['custom_cas']} CAs: `vardr-init certs` vs `update-ca-certificates`, ms | "
+                    f"{row['net_ms']['vardr-init certs']:.1f} | {row['net_ms']['update-ca-certificates']:.0f} | "
+                    f"{row['update_over_vardr_net']:.0f}x |")
+    m = r["supervising"]["inits"]
+    after = m[f"vardr-init, after {r['supervising']['custom_cas']} CAs"]
+    rows.append(f"| VmRSS as PID 1 supervising, after {r['supervising']['custom_cas']} CAs (anonymous), KiB | "
+                f"{after['VmRSS']['median']:.0f} ({after['RssAnon']['median']:.0f}) | tini-static "
+                f"{m['tini-static']['VmRSS']['median']:.0f} ({m['tini-static']['RssAnon']['median']:.0f}); dumb-init "
+                f"{m['dumb-init']['VmRSS']['median']:.0f} ({m['dumb-init']['RssAnon']['median']:.0f}) | |")
+    h = r["health"]
+    rows.append(f"| health probe, ms; peak RSS KiB | {cell(h['vardr-init health']['time_ms'], 2)}; "
+                f"{h['vardr-init health']['rss_kib']['median']:.0f} | Python urllib {cell(h['python urllib']['time_ms'])}; "
+                f"{h['python urllib']['rss_kib']['median']:.0f} | {h['python_over_vardr_time']:.0f}x; "
+                f"{h['python_over_vardr_rss']:.0f}x |")
+    sig = r["signals"]
+    rows.append(f"| signal to PID 1 until the child's handler, p50 / p99, us | {sig['vardr-init']['p50_us']:.0f} / "
+                f"{sig['vardr-init']['p99_us']:.0f} | tini {sig['tini']['p50_us']:.0f} / {sig['tini']['p99_us']:.0f}; "
+                f"dumb-init {sig['dumb-init']['p50_us']:.0f} / {sig['dumb-init']['p99_us']:.0f}; no init "
+                f"{sig['direct (no init)']['p50_us']:.0f} / {sig['direct (no init)']['p99_us']:.0f} | |")
+    z = r["reaping"]["inits"]
+    rows.append(f"| reaping {r['reaping']['orphans']} orphans, ms | {cell(z['vardr-init']['reap_ms'], 0)} | "
+                f"tini {cell(z['tini']['reap_ms'], 0)}; dumb-init {cell(z['dumb-init']['reap_ms'], 0)} | "
+                f"{z['tini']['reap_ms']['median'] / z['vardr-init']['reap_ms']['median']:.2f}x (tini) |")
+    b = r["sizes"]
+    rows.append(f"| binary, bytes | {b['vardr-init']['bytes']} (static) | tini-static {b['tini-static']['bytes']}; "
+                f"dumb-init {b['dumb-init']['bytes']} (dynamic) | {b['tini-static']['bytes'] / b['vardr-init']['bytes']:.2f}x "
+                "(tini-static) |")
+    return "\n".join(rows) + "\n"
 
 
 def targets(r):
@@ -639,6 +692,7 @@ def main():
     markdown = render_markdown(r)
     if smoke:
         print(markdown)
+        print(render_summary(r))
         log("smoke run complete (figures above are from tiny inputs and are not results)")
         return
     out = Path(args.out)
@@ -646,8 +700,9 @@ def main():
     (out / "results.json").write_text(json.dumps(r, indent=1) + "\n")
     (out / "results.md").write_text(markdown)
     (out / "start-overhead.svg").write_text(render_svg(r))
+    (out / "summary.md").write_text(render_summary(r))
     print(markdown)
-    log(f"written: {out}/results.json, results.md, start-overhead.svg")
+    log(f"written: {out}/results.json, results.md, summary.md, start-overhead.svg")
 
 
 if __name__ == "__main__":
