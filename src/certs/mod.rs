@@ -71,8 +71,12 @@ pub enum Action {
     Nothing,
     /// The bundle beside its cache record matches the inputs and is intact.
     Reuse,
-    /// Write these bytes, then the cache record.
-    Build { bytes: Vec<u8>, record: String },
+    /// Write these bytes, then the cache record. `system_parsed`: see [`bundle::Merged`].
+    Build {
+        bytes: Vec<u8>,
+        record: String,
+        system_parsed: bool,
+    },
 }
 
 /// What a pass ended with, as the summary's `action` says it.
@@ -145,8 +149,14 @@ impl Pass {
         match &self.action {
             Action::Nothing => Ok(None),
             Action::Reuse => Ok(Some(&self.bundle)),
-            Action::Build { bytes, record } => {
-                store::write_atomic(&self.bundle, bytes, |read| self.verify(read, bytes))?;
+            Action::Build {
+                bytes,
+                record,
+                system_parsed,
+            } => {
+                store::write_atomic(&self.bundle, bytes, |read| {
+                    self.verify(read, bytes, *system_parsed)
+                })?;
                 // Without the record the next start rebuilds: slower, never wrong.
                 let cache = store::cache_path(&self.bundle);
                 if let Err(e) = store::write_atomic(&cache, record.as_bytes(), |_| Ok(())) {
@@ -158,7 +168,7 @@ impl Pass {
     }
 
     /// The check of a bundle read back from disk before it replaces the target.
-    fn verify(&self, read: &[u8], written: &[u8]) -> Result<(), String> {
+    fn verify(&self, read: &[u8], written: &[u8], system_parsed: bool) -> Result<(), String> {
         let path = self.bundle.display();
         if read != written {
             return Err(format!(
@@ -167,6 +177,13 @@ impl Pass {
                 read.len(),
                 written.len()
             ));
+        }
+        // `read` is `written`: the system bundle verbatim, every section of which the merge
+        // parsed, then blocks encoded here from DER. It parses and holds the expected number of
+        // certificates by construction, so it is parsed again only when the system part did
+        // not parse, for the error.
+        if system_parsed {
+            return Ok(());
         }
         let expected = self.system_certificates + self.custom_certificates;
         match bundle::count(read) {
@@ -306,6 +323,7 @@ pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
     pass.action = Action::Build {
         bytes: merged.bytes,
         record,
+        system_parsed: merged.system_parsed,
     };
     pass
 }
@@ -640,5 +658,57 @@ mod tests {
         assert_eq!(after.action, Action::Nothing, "{after:?}");
         assert!(!after.results[0].accepted);
         assert!(after.results[0].detail.contains("expired"), "{after:?}");
+    }
+
+    /// The read-back check parses the bundle again only when the system part did not parse;
+    /// then a malformed system bundle still stops the bundle from being used, as before.
+    #[test]
+    fn a_bundle_whose_system_part_does_not_parse_is_not_used() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = settings(dir.path());
+        for sub in ["certs", "out"] {
+            std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+        }
+        let mut params = CertificateParams::default();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().expect("key");
+        let system_ca = params.self_signed(&key).expect("cert").pem();
+        let custom = params.self_signed(&key).expect("cert").pem();
+        std::fs::write(s.dir.join("ca.pem"), &custom).expect("write");
+        let now = SystemTime::now();
+
+        let good = format!("{system_ca}{system_ca}");
+        std::fs::write(dir.path().join("system.pem"), &good).expect("write");
+        let pass = prepare(&s, now);
+        assert!(
+            matches!(
+                pass.action,
+                Action::Build {
+                    system_parsed: true,
+                    ..
+                }
+            ),
+            "{pass:?}"
+        );
+        assert_eq!(pass.apply(), Ok(Some(s.bundle.as_path())));
+        std::fs::remove_file(&s.bundle).expect("remove");
+
+        let bad =
+            format!("{system_ca}-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n");
+        std::fs::write(dir.path().join("system.pem"), bad).expect("write");
+        let pass = prepare(&s, now);
+        assert!(
+            matches!(
+                pass.action,
+                Action::Build {
+                    system_parsed: false,
+                    ..
+                }
+            ),
+            "{pass:?}"
+        );
+        let error = pass.apply().expect_err("a bundle that does not parse");
+        assert!(error.contains("does not parse"), "{error}");
+        assert!(!s.bundle.exists());
     }
 }
