@@ -332,20 +332,10 @@ fn pem_error(error: &pem::Error) -> String {
     }
 }
 
-/// The first position of `needle` (not empty) in `haystack`. Looks for the first byte with a plain
-/// loop and compares only there: a window comparison at every byte (a memcmp call each) made this
-/// scan of a 220 KB system bundle for private keys the most expensive step of a cached start.
+/// The first position of `needle` in `haystack` (memchr's SIMD substring search: this runs over
+/// every input file and the 220 KB system bundle on every start).
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    let (&first, rest) = needle.split_first()?;
-    let mut from = 0;
-    while let Some(offset) = haystack.get(from..)?.iter().position(|&b| b == first) {
-        let at = from + offset;
-        if haystack[at + 1..].starts_with(rest) {
-            return Some(at);
-        }
-        from = at + 1;
-    }
-    None
+    memchr::memmem::find(haystack, needle)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
