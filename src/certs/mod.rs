@@ -170,7 +170,7 @@ impl Pass {
     /// The check of a bundle read back from disk before it replaces the target.
     fn verify(&self, read: &[u8], written: &[u8], system_parsed: bool) -> Result<(), String> {
         let path = self.bundle.display();
-        if read != written {
+        if !same_bytes(read, written) {
             return Err(format!(
                 "the new bundle for {path} reads back different from what was written \
                  ({} of {} bytes): is the disk full?",
@@ -454,6 +454,19 @@ fn find_system_bundle(
     None
 }
 
+/// `a == b`, eight bytes at a time: slice equality calls musl's memcmp, a byte-at-a-time loop,
+/// which made comparing a 1000-CA bundle with its read-back a tenth of the build's instructions.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let (a_words, a_rest) = a.as_chunks::<8>();
+    let (b_words, b_rest) = b.as_chunks::<8>();
+    a.len() == b.len()
+        && a_words
+            .iter()
+            .zip(b_words)
+            .all(|(x, y)| u64::from_ne_bytes(*x) == u64::from_ne_bytes(*y))
+        && a_rest == b_rest
+}
+
 fn same_file(a: &Path, b: &Path) -> bool {
     a == b
         || match (a.canonicalize(), b.canonicalize()) {
@@ -710,5 +723,21 @@ mod tests {
         let error = pass.apply().expect_err("a bundle that does not parse");
         assert!(error.contains("does not parse"), "{error}");
         assert!(!s.bundle.exists());
+    }
+
+    #[test]
+    fn same_bytes_is_slice_equality() {
+        let base: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        assert!(same_bytes(&[], &[]));
+        for len in [1, 7, 8, 9, 64, 999, 1000] {
+            let a = &base[..len];
+            assert!(same_bytes(a, a));
+            assert!(!same_bytes(a, &a[..len - 1]), "len {len}, shorter");
+            for at in [0, len / 2, len - 1] {
+                let mut b = a.to_vec();
+                b[at] ^= 1;
+                assert!(!same_bytes(a, &b), "len {len}, byte {at}");
+            }
+        }
     }
 }
