@@ -256,7 +256,10 @@ pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
     pass.system = system.as_ref().map(|(path, _)| path.clone());
 
     let key = cache_key(settings, system.as_ref(), &inputs);
-    if let Some(record) = Record::load(&settings.bundle, &key, now_secs) {
+    let system_bytes = system
+        .as_ref()
+        .map_or(&[][..], |(_, bytes)| bytes.as_slice());
+    if let Some(record) = Record::load(&settings.bundle, &key, now_secs, system_bytes) {
         pass.results = record.results;
         pass.system_certificates = record.system_certificates;
         pass.custom_certificates = record.custom_certificates;
@@ -319,7 +322,7 @@ pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
     pass.duplicates = merged.duplicates;
     let record = Record {
         key,
-        bundle_sha256: hex(&Sha256::digest(&merged.bytes)),
+        custom_sha256: hex(&Sha256::digest(&merged.bytes[system_bytes.len()..])),
         valid_until,
         system_certificates: pass.system_certificates,
         custom_certificates: pass.custom_certificates,
@@ -469,9 +472,10 @@ fn same_file(a: &Path, b: &Path) -> bool {
         }
 }
 
-/// SHA-256 over everything that decides the bundle. Each field is length-prefixed and each
-/// input's content tagged (bytes, or a rejection found before reading), so no two different
-/// input sets produce the same byte stream.
+/// SHA-256 over everything that decides the bundle but the system bundle's bytes. Each field is
+/// length-prefixed and each input's content tagged (bytes, or a rejection found before reading),
+/// so no two different input sets produce the same byte stream. The system bundle's bytes are not
+/// hashed: a reused bundle must begin with them, byte for byte (see [`Record::load`]).
 fn cache_key(
     settings: &CertSettings,
     system: Option<&(PathBuf, Vec<u8>)>,
@@ -485,10 +489,7 @@ fn cache_key(
     field(concat!("vardr-init ", env!("CARGO_PKG_VERSION")).as_bytes());
     field(settings.bundle.as_os_str().as_encoded_bytes());
     match system {
-        Some((path, bytes)) => {
-            field(path.as_os_str().as_encoded_bytes());
-            field(bytes);
-        }
+        Some((path, _)) => field(path.as_os_str().as_encoded_bytes()),
         None => field(b"no system bundle"),
     }
     for input in inputs {
@@ -507,11 +508,12 @@ fn cache_key(
     hex(&hash.finalize())
 }
 
-/// The cache record stored beside the bundle: the key it was built for, the bundle's own hash
-/// (so a truncated or edited bundle is rebuilt), until when its verdicts hold, and the summary.
+/// The cache record stored beside the bundle: the key it was built for, the hash of the bundle
+/// after its system part (so a truncated or edited bundle is rebuilt), until when its verdicts
+/// hold, and the summary.
 struct Record {
     key: String,
-    bundle_sha256: String,
+    custom_sha256: String,
     valid_until: i64,
     system_certificates: usize,
     custom_certificates: usize,
@@ -519,7 +521,7 @@ struct Record {
     results: Vec<FileResult>,
 }
 
-const RECORD_MAGIC: &str = "vardr-init certificate cache 1";
+const RECORD_MAGIC: &str = "vardr-init certificate cache 2";
 
 impl Record {
     fn to_text(&self) -> String {
@@ -529,9 +531,9 @@ impl Record {
             .map(|r| serde_json::json!([r.name, r.accepted, r.detail]))
             .collect();
         format!(
-            "{RECORD_MAGIC}\nkey {}\nbundle {}\nvalid-until {}\ncounts {} {} {}\nresults {}\n",
+            "{RECORD_MAGIC}\nkey {}\ncustom {}\nvalid-until {}\ncounts {} {} {}\nresults {}\n",
             self.key,
-            self.bundle_sha256,
+            self.custom_sha256,
             self.valid_until,
             self.system_certificates,
             self.custom_certificates,
@@ -540,16 +542,33 @@ impl Record {
         )
     }
 
-    /// The record for `key` if it is ours, current, and its bundle is intact.
-    fn load(bundle: &Path, key: &str, now: i64) -> Option<Record> {
+    /// The record for `key` if it is ours, current, and its bundle is intact: the bundle begins
+    /// with `system` (the system bundle as it is now) byte for byte, and the rest has the recorded
+    /// hash. Comparing the system part instead of hashing it (in the key and here) is what makes
+    /// a reuse cheap: no SHA-256 over the system bundle, twice, on every start.
+    fn load(bundle: &Path, key: &str, now: i64, system: &[u8]) -> Option<Record> {
         let text = store::read_own(&store::cache_path(bundle), 64 * 1024 * 1024)?;
         let record = Record::parse(std::str::from_utf8(&text).ok()?)?;
         if record.key != key || now >= record.valid_until {
             return None;
         }
         let mut hash = Sha256::new();
-        store::stream_own(bundle, store::MAX_BUNDLE_BYTES, |chunk| hash.update(chunk))?;
-        (hex(&hash.finalize()) == record.bundle_sha256).then_some(record)
+        let mut offset = 0;
+        let mut system_matches = true;
+        let read = store::stream_own(bundle, store::MAX_BUNDLE_BYTES, |chunk| {
+            // The part of this chunk that is still within the system part (none once past it).
+            let start = offset.min(system.len());
+            let split = (system.len() - start).min(chunk.len());
+            let (system_part, rest) = chunk.split_at(split);
+            system_matches =
+                system_matches && store::same_bytes(system_part, &system[start..start + split]);
+            hash.update(rest);
+            offset += chunk.len();
+        })?;
+        let intact = system_matches
+            && read >= system.len() as u64
+            && hex(&hash.finalize()) == record.custom_sha256;
+        intact.then_some(record)
     }
 
     fn parse(text: &str) -> Option<Record> {
@@ -559,7 +578,7 @@ impl Record {
         }
         let mut field = |name: &str| lines.next()?.strip_prefix(name)?.strip_prefix(' ');
         let key = field("key")?.to_owned();
-        let bundle_sha256 = field("bundle")?.to_owned();
+        let custom_sha256 = field("custom")?.to_owned();
         let valid_until = field("valid-until")?.parse().ok()?;
         let counts: Vec<usize> = field("counts")?
             .split(' ')
@@ -584,7 +603,7 @@ impl Record {
         };
         Some(Record {
             key,
-            bundle_sha256,
+            custom_sha256,
             valid_until,
             system_certificates,
             custom_certificates,
@@ -718,5 +737,93 @@ mod tests {
         let error = pass.apply().expect_err("a bundle that does not parse");
         assert!(error.contains("does not parse"), "{error}");
         assert!(!s.bundle.exists());
+    }
+
+    /// A reuse compares the bundle's system part with the system bundle as it is now, byte for
+    /// byte, instead of hashing it: any edit of either, growing or shrinking, means a rebuild.
+    #[test]
+    fn a_bundle_is_reused_only_while_it_begins_with_the_current_system_bundle() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = settings(dir.path());
+        for sub in ["certs", "out"] {
+            std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+        }
+        let mut params = CertificateParams::default();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().expect("key");
+        let [one, two, custom] = [0; 3].map(|_| params.self_signed(&key).expect("cert").pem());
+        std::fs::write(s.dir.join("ca.pem"), &custom).expect("write");
+        let system_path = dir.path().join("system.pem");
+        let now = SystemTime::now();
+        let build = |system: &str| {
+            std::fs::write(&system_path, system).expect("write");
+            let _ = std::fs::remove_file(store::cache_path(&s.bundle)); // a fresh build
+            let pass = prepare(&s, now);
+            assert!(matches!(pass.action, Action::Build { .. }), "{pass:?}");
+            assert_eq!(pass.apply(), Ok(Some(s.bundle.as_path())));
+            assert_eq!(prepare(&s, now).action, Action::Reuse);
+        };
+        let original = format!("{one}{two}");
+        for changed in [
+            one.clone(),
+            format!("{one}{two}{one}"),
+            original.replacen('M', "N", 1),
+            original.trim_end().to_owned(),
+        ] {
+            build(&original);
+            std::fs::write(&system_path, &changed).expect("write");
+            assert_ne!(
+                prepare(&s, now).action,
+                Action::Reuse,
+                "system now {changed:?}"
+            );
+        }
+        build(&original);
+        let mut bundle = std::fs::read(&s.bundle).expect("read");
+        bundle[10] ^= 1; // inside the system part
+        std::fs::write(&s.bundle, &bundle).expect("write");
+        assert_ne!(prepare(&s, now).action, Action::Reuse);
+        build(&original);
+        let mut bundle = std::fs::read(&s.bundle).expect("read");
+        let last = bundle.len() - 40; // inside the custom part
+        bundle[last] ^= 1;
+        std::fs::write(&s.bundle, &bundle).expect("write");
+        assert_ne!(prepare(&s, now).action, Action::Reuse);
+    }
+
+    /// The bundle is streamed in 64 KiB chunks: the system part may end anywhere in one, and
+    /// chunks may start past it. Reuse must work at every such size (this once panicked).
+    #[test]
+    fn reuse_works_whatever_the_size_of_the_system_bundle() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = settings(dir.path());
+        for sub in ["certs", "out"] {
+            std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+        }
+        let mut params = CertificateParams::default();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().expect("key");
+        let [system_ca, custom] = [0; 2].map(|_| params.self_signed(&key).expect("cert").pem());
+        std::fs::write(s.dir.join("ca.pem"), &custom).expect("write");
+        let now = SystemTime::now();
+        for size in [
+            65_000, 65_535, 65_536, 65_537, 131_000, 131_072, 200_000, 300_000,
+        ] {
+            // A certificate, then text (allowed around blocks) up to `size` bytes.
+            let mut system = system_ca.clone().into_bytes();
+            while system.len() < size {
+                system.extend_from_slice(b"# filler line of the system bundle\n");
+            }
+            system.truncate(size);
+            std::fs::write(dir.path().join("system.pem"), &system).expect("write");
+            let _ = std::fs::remove_file(store::cache_path(&s.bundle));
+            let pass = prepare(&s, now);
+            assert!(
+                matches!(pass.action, Action::Build { .. }),
+                "{size}: {pass:?}"
+            );
+            assert_eq!(pass.apply(), Ok(Some(s.bundle.as_path())), "{size}");
+            assert_eq!(prepare(&s, now).action, Action::Reuse, "{size}");
+        }
     }
 }

@@ -156,7 +156,7 @@ fn read_back<'a>(path: &Path, expected: &'a [u8]) -> Option<Result<&'a [u8], u64
 
 /// `a == b`, eight bytes at a time: slice equality calls musl's memcmp, a byte-at-a-time loop,
 /// which made comparing a 1000-CA bundle with its read-back a tenth of the build's instructions.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let (a_words, a_rest) = a.as_chunks::<8>();
     let (b_words, b_rest) = b.as_chunks::<8>();
     a.len() == b.len()
