@@ -50,7 +50,10 @@ class Runner:
     def once(self, argv, env):
         out = subprocess.run([self.measure, *argv], env=env, capture_output=True, text=True)
         if out.returncode != 0:
-            raise RuntimeError(f"{argv} failed (exit {out.returncode}) {out.stdout}{out.stderr}")
+            # Once more without the helper, for the command's own words.
+            again = subprocess.run(argv, env=env, capture_output=True, text=True)
+            raise RuntimeError(f"{argv} failed (exit {out.returncode}); run again: exit {again.returncode}\n"
+                               f"{again.stdout[-2000:]}{again.stderr[-2000:]}")
         elapsed_ns, peak_kib = out.stdout.split()
         return int(elapsed_ns) / 1e9, int(peak_kib)
 
@@ -168,8 +171,8 @@ def certs_scaling(args, runner, work, outputs, cert_dirs, counts):
 
 
 def fs_type(path):
-    return subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "-T", str(path)], capture_output=True,
-                          text=True).stdout.strip()
+    out = subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "-T", str(path)], capture_output=True, text=True).stdout
+    return (out.split() or ["unknown"])[0]
 
 
 def sandbox_update(work, cert_dir, then):
