@@ -141,6 +141,12 @@ fn run(command: Option<Vec<OsString>>) -> u8 {
             plan.certs.bundle.display()
         );
     }
+    // The supervisor keeps nothing of the certificate pass: with thousands of CAs its bundle
+    // bytes and verdicts are megabytes that PID 1 would otherwise hold for the container's life.
+    drop(std::mem::replace(
+        &mut plan.certs,
+        certs::Pass::empty(&config.certs),
+    ));
     supervise::run(&plan, &signals)
 }
 

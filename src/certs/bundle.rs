@@ -23,16 +23,37 @@ pub struct Merged {
     pub custom_certificates: usize,
     /// Accepted CAs left out because the same DER was already in.
     pub duplicates: usize,
+    /// Every PEM section of the system bundle parsed. The custom part is encoded here from DER,
+    /// so the whole of `bytes` then parses, holding exactly the counted certificates.
+    pub system_parsed: bool,
 }
 
 pub fn merge<'a>(system: Option<&[u8]>, accepted: impl IntoIterator<Item = &'a Ca>) -> Merged {
-    let mut bytes = Vec::new();
+    let accepted: Vec<&Ca> = accepted.into_iter().collect();
+    // The final size, so the bundle is not copied as it grows: the system bundle, a newline, and
+    // per CA its base64 in 64-column lines between the two armour lines.
+    let pem_len = |ca: &&Ca| {
+        let base64 = BASE64.encode_len(ca.der.len());
+        PEM_BEGIN.len() + base64 + base64.div_ceil(64) + PEM_END.len()
+    };
+    let capacity = system.map_or(0, |s| s.len() + 1) + accepted.iter().map(pem_len).sum::<usize>();
+    let mut bytes = Vec::with_capacity(capacity);
     let mut seen = HashSet::new();
     let mut system_certificates = 0;
+    let mut system_parsed = true;
     if let Some(system) = system {
-        for der in certificates(system) {
-            seen.insert(Sha256::digest(&der));
-            system_certificates += 1;
+        // The same sections `certificates` yields, up to the first malformed one.
+        for der in CertificateDer::pem_slice_iter(system) {
+            match der {
+                Ok(der) => {
+                    seen.insert(Sha256::digest(&der));
+                    system_certificates += 1;
+                }
+                Err(_) => {
+                    system_parsed = false;
+                    break;
+                }
+            }
         }
         bytes.extend_from_slice(system);
         if !bytes.is_empty() && !bytes.ends_with(b"\n") {
@@ -40,9 +61,10 @@ pub fn merge<'a>(system: Option<&[u8]>, accepted: impl IntoIterator<Item = &'a C
         }
     }
     let (mut custom_certificates, mut duplicates) = (0, 0);
+    let mut scratch = Vec::new();
     for ca in accepted {
         if seen.insert(ca.sha256.into()) {
-            push_pem(&mut bytes, &ca.der);
+            push_pem_with(&mut bytes, &ca.der, &mut scratch);
             custom_certificates += 1;
         } else {
             duplicates += 1;
@@ -53,6 +75,7 @@ pub fn merge<'a>(system: Option<&[u8]>, accepted: impl IntoIterator<Item = &'a C
         system_certificates,
         custom_certificates,
         duplicates,
+        system_parsed,
     }
 }
 
@@ -73,13 +96,24 @@ pub fn count(pem: &[u8]) -> Result<usize, String> {
     Ok(n)
 }
 
+const PEM_BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----\n";
+const PEM_END: &[u8] = b"-----END CERTIFICATE-----\n";
+
+#[cfg(test)]
 fn push_pem(out: &mut Vec<u8>, der: &[u8]) {
-    out.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
-    for line in BASE64.encode(der).as_bytes().chunks(64) {
+    push_pem_with(out, der, &mut Vec::new());
+}
+
+/// One 64-column PEM block; `scratch` holds the base64 (reused across calls).
+fn push_pem_with(out: &mut Vec<u8>, der: &[u8], scratch: &mut Vec<u8>) {
+    scratch.resize(BASE64.encode_len(der.len()), 0);
+    BASE64.encode_mut(der, scratch);
+    out.extend_from_slice(PEM_BEGIN);
+    for line in scratch.chunks(64) {
         out.extend_from_slice(line);
         out.push(b'\n');
     }
-    out.extend_from_slice(b"-----END CERTIFICATE-----\n");
+    out.extend_from_slice(PEM_END);
 }
 
 #[cfg(test)]
@@ -114,6 +148,40 @@ mod tests {
         assert_eq!(merged.duplicates, 2);
         let ders: Vec<_> = certificates(&merged.bytes).collect();
         assert_eq!(ders, [b"system-one".to_vec(), a.der, b.der]);
+        assert!(merged.system_parsed);
+        assert_eq!(count(&merged.bytes), Ok(3));
+    }
+
+    /// `system_parsed` is what lets the read-back check skip parsing the bundle again: when true,
+    /// the merged bytes must parse into exactly the counted certificates; when the system bundle
+    /// has a malformed section it is false, and the check parses the bundle as before.
+    #[test]
+    fn system_parsed_is_false_exactly_when_a_section_of_the_system_bundle_is_malformed() {
+        let mut bad_base64 = pem(b"system-one");
+        bad_base64.extend(b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n");
+        bad_base64.extend(pem(b"system-two"));
+        let unterminated = [
+            pem(b"system-one"),
+            b"-----BEGIN CERTIFICATE-----\nAAAA".to_vec(),
+        ]
+        .concat();
+        for system in [bad_base64, unterminated] {
+            let merged = merge(Some(&system), [&ca(b"custom")]);
+            assert!(!merged.system_parsed);
+            assert_eq!(merged.system_certificates, 1);
+        }
+        let mut good = b"text around\n".to_vec();
+        good.extend(pem(b"system-one"));
+        good.extend(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n");
+        good.extend(pem(b"system-two").trim_ascii_end());
+        for system in [Some(good.as_slice()), Some(b"".as_slice()), None] {
+            let merged = merge(system, [&ca(b"custom-a"), &ca(b"custom-b")]);
+            assert!(merged.system_parsed);
+            let expected = merged.system_certificates + merged.custom_certificates;
+            assert_eq!(count(&merged.bytes), Ok(expected));
+            // Sized up front (at most the newline an empty system bundle does not need spare).
+            assert!(merged.bytes.capacity() - merged.bytes.len() <= 1);
+        }
     }
 
     #[test]

@@ -71,8 +71,12 @@ pub enum Action {
     Nothing,
     /// The bundle beside its cache record matches the inputs and is intact.
     Reuse,
-    /// Write these bytes, then the cache record.
-    Build { bytes: Vec<u8>, record: String },
+    /// Write these bytes, then the cache record. `system_parsed`: see [`bundle::Merged`].
+    Build {
+        bytes: Vec<u8>,
+        record: String,
+        system_parsed: bool,
+    },
 }
 
 /// What a pass ended with, as the summary's `action` says it.
@@ -145,8 +149,14 @@ impl Pass {
         match &self.action {
             Action::Nothing => Ok(None),
             Action::Reuse => Ok(Some(&self.bundle)),
-            Action::Build { bytes, record } => {
-                store::write_atomic(&self.bundle, bytes, |read| self.verify(read, bytes))?;
+            Action::Build {
+                bytes,
+                record,
+                system_parsed,
+            } => {
+                store::write_atomic(&self.bundle, bytes, |read| {
+                    self.verify(read, bytes, *system_parsed)
+                })?;
                 // Without the record the next start rebuilds: slower, never wrong.
                 let cache = store::cache_path(&self.bundle);
                 if let Err(e) = store::write_atomic(&cache, record.as_bytes(), |_| Ok(())) {
@@ -158,15 +168,29 @@ impl Pass {
     }
 
     /// The check of a bundle read back from disk before it replaces the target.
-    fn verify(&self, read: &[u8], written: &[u8]) -> Result<(), String> {
+    fn verify(
+        &self,
+        read: Result<&[u8], u64>,
+        written: &[u8],
+        system_parsed: bool,
+    ) -> Result<(), String> {
         let path = self.bundle.display();
-        if read != written {
-            return Err(format!(
-                "the new bundle for {path} reads back different from what was written \
-                 ({} of {} bytes): is the disk full?",
-                read.len(),
-                written.len()
-            ));
+        let read = match read {
+            Ok(read) => read,
+            Err(length) => {
+                return Err(format!(
+                    "the new bundle for {path} reads back different from what was written \
+                     ({length} of {} bytes): is the disk full?",
+                    written.len()
+                ));
+            }
+        };
+        // `read` is `written`: the system bundle verbatim, every section of which the merge
+        // parsed, then blocks encoded here from DER. It parses and holds the expected number of
+        // certificates by construction, so it is parsed again only when the system part did
+        // not parse, for the error.
+        if system_parsed {
+            return Ok(());
         }
         let expected = self.system_certificates + self.custom_certificates;
         match bundle::count(read) {
@@ -232,7 +256,10 @@ pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
     pass.system = system.as_ref().map(|(path, _)| path.clone());
 
     let key = cache_key(settings, system.as_ref(), &inputs);
-    if let Some(record) = Record::load(&settings.bundle, &key, now_secs) {
+    let system_bytes = system
+        .as_ref()
+        .map_or(&[][..], |(_, bytes)| bytes.as_slice());
+    if let Some(record) = Record::load(&settings.bundle, &key, now_secs, system_bytes) {
         pass.results = record.results;
         pass.system_certificates = record.system_certificates;
         pass.custom_certificates = record.custom_certificates;
@@ -305,6 +332,8 @@ pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
         }
         return pass;
     }
+    // What the bundle begins with: the system bundle unless it was left out above.
+    let system_len = system.as_ref().map_or(0, |(_, bytes)| bytes.len());
     let merged = bundle::merge(
         system.as_ref().map(|(_, bytes)| bytes.as_slice()),
         &accepted,
@@ -314,7 +343,7 @@ pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
     pass.duplicates = merged.duplicates;
     let record = Record {
         key,
-        bundle_sha256: hex(&Sha256::digest(&merged.bytes)),
+        custom_sha256: hex(&Sha256::digest(&merged.bytes[system_len..])),
         valid_until,
         system_certificates: pass.system_certificates,
         custom_certificates: pass.custom_certificates,
@@ -325,6 +354,7 @@ pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
     pass.action = Action::Build {
         bytes: merged.bytes,
         record,
+        system_parsed: merged.system_parsed,
     };
     pass
 }
@@ -492,9 +522,10 @@ fn same_file(a: &Path, b: &Path) -> bool {
         }
 }
 
-/// SHA-256 over everything that decides the bundle. Each field is length-prefixed and each
-/// input's content tagged (bytes, or a rejection found before reading), so no two different
-/// input sets produce the same byte stream.
+/// SHA-256 over everything that decides the bundle but the system bundle's bytes. Each field is
+/// length-prefixed and each input's content tagged (bytes, or a rejection found before reading),
+/// so no two different input sets produce the same byte stream. The system bundle's bytes are not
+/// hashed: a reused bundle must begin with them, byte for byte (see [`Record::load`]).
 fn cache_key(
     settings: &CertSettings,
     system: Option<&(PathBuf, Vec<u8>)>,
@@ -508,10 +539,7 @@ fn cache_key(
     field(concat!("vardr-init ", env!("CARGO_PKG_VERSION")).as_bytes());
     field(settings.bundle.as_os_str().as_encoded_bytes());
     match system {
-        Some((path, bytes)) => {
-            field(path.as_os_str().as_encoded_bytes());
-            field(bytes);
-        }
+        Some((path, _)) => field(path.as_os_str().as_encoded_bytes()),
         None => field(b"no system bundle"),
     }
     for input in inputs {
@@ -530,11 +558,12 @@ fn cache_key(
     hex(&hash.finalize())
 }
 
-/// The cache record stored beside the bundle: the key it was built for, the bundle's own hash
-/// (so a truncated or edited bundle is rebuilt), until when its verdicts hold, and the summary.
+/// The cache record stored beside the bundle: the key it was built for, the hash of the bundle
+/// after its system part (so a truncated or edited bundle is rebuilt), until when its verdicts
+/// hold, and the summary.
 struct Record {
     key: String,
-    bundle_sha256: String,
+    custom_sha256: String,
     valid_until: i64,
     system_certificates: usize,
     custom_certificates: usize,
@@ -542,7 +571,7 @@ struct Record {
     results: Vec<FileResult>,
 }
 
-const RECORD_MAGIC: &str = "vardr-init certificate cache 1";
+const RECORD_MAGIC: &str = "vardr-init certificate cache 2";
 
 impl Record {
     fn to_text(&self) -> String {
@@ -552,9 +581,9 @@ impl Record {
             .map(|r| serde_json::json!([r.name, r.accepted, r.detail]))
             .collect();
         format!(
-            "{RECORD_MAGIC}\nkey {}\nbundle {}\nvalid-until {}\ncounts {} {} {}\nresults {}\n",
+            "{RECORD_MAGIC}\nkey {}\ncustom {}\nvalid-until {}\ncounts {} {} {}\nresults {}\n",
             self.key,
-            self.bundle_sha256,
+            self.custom_sha256,
             self.valid_until,
             self.system_certificates,
             self.custom_certificates,
@@ -563,15 +592,33 @@ impl Record {
         )
     }
 
-    /// The record for `key` if it is ours, current, and its bundle is intact.
-    fn load(bundle: &Path, key: &str, now: i64) -> Option<Record> {
+    /// The record for `key` if it is ours, current, and its bundle is intact: the bundle begins
+    /// with `system` (the system bundle as it is now) byte for byte, and the rest has the recorded
+    /// hash. Comparing the system part instead of hashing it (in the key and here) is what makes
+    /// a reuse cheap: no SHA-256 over the system bundle, twice, on every start.
+    fn load(bundle: &Path, key: &str, now: i64, system: &[u8]) -> Option<Record> {
         let text = store::read_own(&store::cache_path(bundle), 64 * 1024 * 1024)?;
         let record = Record::parse(std::str::from_utf8(&text).ok()?)?;
         if record.key != key || now >= record.valid_until {
             return None;
         }
-        let bytes = store::read_own(bundle, store::MAX_BUNDLE_BYTES)?;
-        (hex(&Sha256::digest(&bytes)) == record.bundle_sha256).then_some(record)
+        let mut hash = Sha256::new();
+        let mut offset = 0;
+        let mut system_matches = true;
+        let read = store::stream_own(bundle, store::MAX_BUNDLE_BYTES, |chunk| {
+            // The part of this chunk that is still within the system part (none once past it).
+            let start = offset.min(system.len());
+            let split = (system.len() - start).min(chunk.len());
+            let (system_part, rest) = chunk.split_at(split);
+            system_matches =
+                system_matches && store::same_bytes(system_part, &system[start..start + split]);
+            hash.update(rest);
+            offset += chunk.len();
+        })?;
+        let intact = system_matches
+            && read >= system.len() as u64
+            && hex(&hash.finalize()) == record.custom_sha256;
+        intact.then_some(record)
     }
 
     fn parse(text: &str) -> Option<Record> {
@@ -581,7 +628,7 @@ impl Record {
         }
         let mut field = |name: &str| lines.next()?.strip_prefix(name)?.strip_prefix(' ');
         let key = field("key")?.to_owned();
-        let bundle_sha256 = field("bundle")?.to_owned();
+        let custom_sha256 = field("custom")?.to_owned();
         let valid_until = field("valid-until")?.parse().ok()?;
         let counts: Vec<usize> = field("counts")?
             .split(' ')
@@ -606,7 +653,7 @@ impl Record {
         };
         Some(Record {
             key,
-            bundle_sha256,
+            custom_sha256,
             valid_until,
             system_certificates,
             custom_certificates,
@@ -688,5 +735,145 @@ mod tests {
         assert_eq!(after.action, Action::Nothing, "{after:?}");
         assert!(!after.results[0].accepted);
         assert!(after.results[0].detail.contains("expired"), "{after:?}");
+    }
+
+    /// A system bundle that parses is merged and the read-back check need not parse it again; a
+    /// malformed one is left out before the merge, so it never reaches the bundle.
+    #[test]
+    fn a_system_bundle_that_does_not_parse_is_left_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = settings(dir.path());
+        for sub in ["certs", "out"] {
+            std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+        }
+        let mut params = CertificateParams::default();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().expect("key");
+        let system_ca = params.self_signed(&key).expect("cert").pem();
+        let custom = params.self_signed(&key).expect("cert").pem();
+        std::fs::write(s.dir.join("ca.pem"), &custom).expect("write");
+        let now = SystemTime::now();
+
+        let good = format!("{system_ca}{system_ca}");
+        std::fs::write(dir.path().join("system.pem"), &good).expect("write");
+        let pass = prepare(&s, now);
+        assert!(
+            matches!(
+                pass.action,
+                Action::Build {
+                    system_parsed: true,
+                    ..
+                }
+            ),
+            "{pass:?}"
+        );
+        assert_eq!(pass.apply(), Ok(Some(s.bundle.as_path())));
+        std::fs::remove_file(&s.bundle).expect("remove");
+
+        let bad =
+            format!("{system_ca}-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n");
+        std::fs::write(dir.path().join("system.pem"), bad).expect("write");
+        // Found before the merge: the system bundle is left out, with a warning, and the bundle
+        // holds the custom CA alone.
+        let pass = prepare(&s, now);
+        assert_eq!(pass.system, None, "{pass:?}");
+        assert!(
+            pass.warnings
+                .iter()
+                .any(|w| w.contains("does not parse as PEM")),
+            "{pass:?}"
+        );
+        assert_eq!(pass.apply(), Ok(Some(s.bundle.as_path())));
+        let written = std::fs::read(&s.bundle).expect("read the bundle");
+        assert_eq!(bundle::count(&written), Ok(1));
+        assert!(!written.windows(4).any(|w| w == b"!!!!"));
+    }
+
+    /// A reuse compares the bundle's system part with the system bundle as it is now, byte for
+    /// byte, instead of hashing it: any edit of either, growing or shrinking, means a rebuild.
+    #[test]
+    fn a_bundle_is_reused_only_while_it_begins_with_the_current_system_bundle() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = settings(dir.path());
+        for sub in ["certs", "out"] {
+            std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+        }
+        let mut params = CertificateParams::default();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().expect("key");
+        let [one, two, custom] = [0; 3].map(|_| params.self_signed(&key).expect("cert").pem());
+        std::fs::write(s.dir.join("ca.pem"), &custom).expect("write");
+        let system_path = dir.path().join("system.pem");
+        let now = SystemTime::now();
+        let build = |system: &str| {
+            std::fs::write(&system_path, system).expect("write");
+            let _ = std::fs::remove_file(store::cache_path(&s.bundle)); // a fresh build
+            let pass = prepare(&s, now);
+            assert!(matches!(pass.action, Action::Build { .. }), "{pass:?}");
+            assert_eq!(pass.apply(), Ok(Some(s.bundle.as_path())));
+            assert_eq!(prepare(&s, now).action, Action::Reuse);
+        };
+        let original = format!("{one}{two}");
+        for changed in [
+            one.clone(),
+            format!("{one}{two}{one}"),
+            original.replacen('M', "N", 1),
+            original.trim_end().to_owned(),
+        ] {
+            build(&original);
+            std::fs::write(&system_path, &changed).expect("write");
+            assert_ne!(
+                prepare(&s, now).action,
+                Action::Reuse,
+                "system now {changed:?}"
+            );
+        }
+        build(&original);
+        let mut bundle = std::fs::read(&s.bundle).expect("read");
+        bundle[10] ^= 1; // inside the system part
+        std::fs::write(&s.bundle, &bundle).expect("write");
+        assert_ne!(prepare(&s, now).action, Action::Reuse);
+        build(&original);
+        let mut bundle = std::fs::read(&s.bundle).expect("read");
+        let last = bundle.len() - 40; // inside the custom part
+        bundle[last] ^= 1;
+        std::fs::write(&s.bundle, &bundle).expect("write");
+        assert_ne!(prepare(&s, now).action, Action::Reuse);
+    }
+
+    /// The bundle is streamed in 64 KiB chunks: the system part may end anywhere in one, and
+    /// chunks may start past it. Reuse must work at every such size (this once panicked).
+    #[test]
+    fn reuse_works_whatever_the_size_of_the_system_bundle() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = settings(dir.path());
+        for sub in ["certs", "out"] {
+            std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+        }
+        let mut params = CertificateParams::default();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().expect("key");
+        let [system_ca, custom] = [0; 2].map(|_| params.self_signed(&key).expect("cert").pem());
+        std::fs::write(s.dir.join("ca.pem"), &custom).expect("write");
+        let now = SystemTime::now();
+        for size in [
+            65_000, 65_535, 65_536, 65_537, 131_000, 131_072, 200_000, 300_000,
+        ] {
+            // A certificate, then text (allowed around blocks) up to `size` bytes.
+            let mut system = system_ca.clone().into_bytes();
+            while system.len() < size {
+                system.extend_from_slice(b"# filler line of the system bundle\n");
+            }
+            system.truncate(size);
+            std::fs::write(dir.path().join("system.pem"), &system).expect("write");
+            let _ = std::fs::remove_file(store::cache_path(&s.bundle));
+            let pass = prepare(&s, now);
+            assert!(
+                matches!(pass.action, Action::Build { .. }),
+                "{size}: {pass:?}"
+            );
+            assert_eq!(pass.apply(), Ok(Some(s.bundle.as_path())), "{size}");
+            assert_eq!(prepare(&s, now).action, Action::Reuse, "{size}");
+        }
     }
 }

@@ -9,7 +9,7 @@
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::verdict::Reason;
@@ -112,20 +112,22 @@ impl Walk {
             Ok(entries) => entries,
             Err(e) => return self.reject(dir_name(name), reason_for(&e)),
         };
-        let mut children: Vec<(Vec<u8>, PathBuf)> = Vec::new();
+        let mut children: Vec<(Vec<u8>, PathBuf, bool)> = Vec::new();
         for entry in entries {
             match entry {
                 Ok(entry) => {
                     let file_name = entry.file_name();
                     if !file_name.as_bytes().starts_with(b".") {
-                        children.push((file_name.as_bytes().to_vec(), entry.path()));
+                        // The listing's own file type (d_type), no system call: a hint only.
+                        let regular = entry.file_type().is_ok_and(|t| t.is_file());
+                        children.push((file_name.as_bytes().to_vec(), entry.path(), regular));
                     }
                 }
                 Err(e) => return self.reject(dir_name(name), reason_for(&e)),
             }
         }
         children.sort();
-        for (file_name, child) in children {
+        for (file_name, child, regular) in children {
             if self.stopped {
                 return;
             }
@@ -134,11 +136,21 @@ impl Walk {
                 child_name.push(b'/');
             }
             child_name.extend_from_slice(&file_name);
-            self.entry(&child, child_name, depth);
+            self.entry(&child, child_name, depth, regular);
         }
     }
 
-    fn entry(&mut self, path: &Path, name: Vec<u8>, depth: usize) {
+    fn entry(&mut self, path: &Path, name: Vec<u8>, depth: usize, listed_regular: bool) {
+        // A regular file in the listing is opened straight away and judged by the open
+        // descriptor's metadata: one path lookup instead of two. Anything else, and a file that
+        // is no longer regular or cannot be opened, takes the general route below.
+        if listed_regular
+            && let Ok(file) = crate::sys::open_nonblocking(path)
+            && let Ok(meta) = file.metadata()
+            && meta.is_file()
+        {
+            return self.file(path, name, &meta, Some(file));
+        }
         let meta = match fs::metadata(path) {
             Ok(meta) => meta,
             Err(e) => {
@@ -161,6 +173,11 @@ impl Walk {
             self.files += 1; // a name that costs a verdict, like a file
             return self.reject(name, Reason::NotRegular(kind_of(&meta)));
         }
+        self.file(path, name, &meta, None);
+    }
+
+    /// A regular file: `opened` if it already is (its `meta` then comes from the descriptor).
+    fn file(&mut self, path: &Path, name: Vec<u8>, meta: &Metadata, opened: Option<File>) {
         if self.excluded.contains(&(meta.dev(), meta.ino())) {
             tracing::debug!("skipping {}: it is vardr-init's own output", path.display());
             return;
@@ -178,7 +195,11 @@ impl Walk {
                 },
             );
         }
-        let content = match read_capped(path, MAX_FILE_BYTES) {
+        let read = match opened {
+            Some(file) => read_opened(file, meta, MAX_FILE_BYTES),
+            None => read_capped(path, MAX_FILE_BYTES),
+        };
+        let content = match read {
             Ok(bytes) => {
                 self.bytes += bytes.len() as u64;
                 Content::Bytes(bytes)
@@ -196,14 +217,15 @@ fn dir_name(name: Vec<u8>) -> Vec<u8> {
 /// Reads a regular file of at most `limit` bytes. The checks run on the opened descriptor, so a
 /// file swapped for a FIFO or a huge file after the directory listing is still caught.
 pub fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, Reason> {
-    let file = File::options()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| reason_for(&e))?;
+    let file = crate::sys::open_nonblocking(path).map_err(|e| reason_for(&e))?;
     let meta = file.metadata().map_err(|e| reason_for(&e))?;
+    read_opened(file, &meta, limit)
+}
+
+/// The rest of [`read_capped`], for a file already open; `meta` is its descriptor's.
+fn read_opened(file: File, meta: &Metadata, limit: u64) -> Result<Vec<u8>, Reason> {
     if !meta.is_file() {
-        return Err(Reason::NotRegular(kind_of(&meta)));
+        return Err(Reason::NotRegular(kind_of(meta)));
     }
     if meta.len() > limit {
         return Err(Reason::TooLarge { limit });

@@ -18,14 +18,15 @@ use crate::sys;
 /// A bundle of ten thousand CAs is about 20 MiB; a system bundle is a few hundred KiB.
 pub const MAX_BUNDLE_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Writes `bytes` to `target` atomically, mode 0644. `check` sees the bytes read back from the
-/// new file before it is renamed into place, so a short write (a full disk) or a file tampered
-/// with in between never becomes the target. On error the old target is untouched and no
-/// temporary file is left behind.
+/// Writes `bytes` to `target` atomically, mode 0644. The new file is read back before it is
+/// renamed into place, and `check` sees the outcome: `Ok(bytes)` when it reads back exactly as
+/// written, `Err(n)` when it does not (`n` bytes read), so a short write (a full disk) or a file
+/// tampered with in between never becomes the target. On error the old target is untouched and
+/// no temporary file is left behind.
 pub fn write_atomic(
     target: &Path,
     bytes: &[u8],
-    check: impl FnOnce(&[u8]) -> Result<(), String>,
+    check: impl FnOnce(Result<&[u8], u64>) -> Result<(), String>,
 ) -> Result<(), String> {
     let dir = parent(target);
     let (temp, mut file) = create_temp(target)?;
@@ -37,10 +38,9 @@ pub fn write_atomic(
     let renamed = written
         .map_err(|e| format!("cannot write {}: {e}", temp.display()))
         .and_then(|()| {
-            let limit = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-            let read = read_own(&temp, limit)
+            let read = read_back(&temp, bytes)
                 .ok_or_else(|| format!("cannot read back {}, just written", temp.display()))?;
-            check(&read)
+            check(read)
         })
         .and_then(|()| fs::rename(&temp, target).map_err(|e| rename_error(target, &e)));
     if let Err(error) = renamed {
@@ -125,18 +125,78 @@ fn rename_error(target: &Path, error: &io::Error) -> String {
 /// The bytes of `path` if it is a regular file owned by this user, at most `limit` bytes;
 /// `None` for anything else (absent, a symlink, someone else's, too large, unreadable).
 pub fn read_own(path: &Path, limit: u64) -> Option<Vec<u8>> {
+    let file = open_own(path, limit)?;
+    let meta = file.metadata().ok()?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1).read_to_end(&mut bytes).ok()?;
+    (bytes.len() as u64 <= limit).then_some(bytes)
+}
+
+/// Whether `path` holds exactly `expected`: `Ok(expected)`, or `Err(n)` with the `n` bytes it
+/// holds instead; `None` where [`read_own`] has nothing (a file longer than `expected` included).
+/// Compared as it is read, so a bundle of thousands of CAs is not held twice.
+fn read_back<'a>(path: &Path, expected: &'a [u8]) -> Option<Result<&'a [u8], u64>> {
+    let limit = u64::try_from(expected.len()).unwrap_or(u64::MAX);
+    let mut offset = 0;
+    let mut equal = true;
+    let read = stream_own(path, limit, |chunk| {
+        let end = offset + chunk.len();
+        equal = equal
+            && expected
+                .get(offset..end)
+                .is_some_and(|part| same_bytes(part, chunk));
+        offset = end;
+    })?;
+    Some(if equal && read == limit {
+        Ok(expected)
+    } else {
+        Err(read)
+    })
+}
+
+/// `a == b`, eight bytes at a time: slice equality calls musl's memcmp, a byte-at-a-time loop,
+/// which made comparing a 1000-CA bundle with its read-back a tenth of the build's instructions.
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let (a_words, a_rest) = a.as_chunks::<8>();
+    let (b_words, b_rest) = b.as_chunks::<8>();
+    a.len() == b.len()
+        && a_words
+            .iter()
+            .zip(b_words)
+            .all(|(x, y)| u64::from_ne_bytes(*x) == u64::from_ne_bytes(*y))
+        && a_rest == b_rest
+}
+
+/// [`read_own`] in chunks: `each` sees the file's bytes in order, and the total is returned; the
+/// same `None`s. For hashing or comparing a large file without holding all of it.
+pub fn stream_own(path: &Path, limit: u64, mut each: impl FnMut(&[u8])) -> Option<u64> {
+    let file = open_own(path, limit)?;
+    let mut file = file.take(limit + 1);
+    let mut buffer = vec![0; 64 * 1024];
+    let mut total = 0;
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => {
+                each(&buffer[..n]);
+                total += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    (total <= limit).then_some(total)
+}
+
+/// Opens `path` for [`read_own`]: a regular file owned by this user, at most `limit` bytes.
+fn open_own(path: &Path, limit: u64) -> Option<File> {
     let file = File::options()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
         .ok()?;
     let meta = file.metadata().ok()?;
-    if !meta.is_file() || meta.uid() != sys::geteuid() || meta.len() > limit {
-        return None;
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(limit + 1).read_to_end(&mut bytes).ok()?;
-    (bytes.len() as u64 <= limit).then_some(bytes)
+    (meta.is_file() && meta.uid() == sys::geteuid() && meta.len() <= limit).then_some(file)
 }
 
 /// Where the cache record of `bundle` lives: beside it.
@@ -167,7 +227,7 @@ mod tests {
         let target = dir.path().join("bundle.pem");
         symlink(&victim, &target).expect("symlink");
         write_atomic(&target, b"new", |read| {
-            assert_eq!(read, b"new");
+            assert_eq!(read, Ok(&b"new"[..]));
             Ok(())
         })
         .expect("written");
@@ -213,5 +273,53 @@ mod tests {
             .expect_err("no such directory");
         assert!(error.contains("/nonexistent-vardr"), "{error}");
         assert!(error.contains("VARDR_CA_BUNDLE"), "{error}");
+    }
+
+    /// The read-back check compares as it reads: equal only when every byte and the length match.
+    #[test]
+    fn read_back_tells_equal_from_different_shorter_and_longer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("f");
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(&file, &big).expect("write");
+        assert_eq!(read_back(&file, &big), Some(Ok(&big[..])));
+        let mut changed = big.clone();
+        changed[150_000] ^= 1;
+        assert_eq!(read_back(&file, &changed), Some(Err(200_000)));
+        let mut longer = big.clone();
+        longer.push(0);
+        assert_eq!(read_back(&file, &longer), Some(Err(200_000)));
+        assert_eq!(
+            read_back(&file, &big[..199_999]),
+            None,
+            "longer than written"
+        );
+        assert_eq!(read_back(&file, b""), None);
+        fs::write(&file, b"").expect("write");
+        assert_eq!(read_back(&file, b""), Some(Ok(&b""[..])));
+        let mut seen = Vec::new();
+        fs::write(&file, &big).expect("write");
+        assert_eq!(
+            stream_own(&file, 200_000, |c| seen.extend_from_slice(c)),
+            Some(200_000)
+        );
+        assert_eq!(seen, big);
+        assert_eq!(stream_own(&file, 199_999, |_| ()), None);
+    }
+
+    #[test]
+    fn same_bytes_is_slice_equality() {
+        let base: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        assert!(same_bytes(&[], &[]));
+        for len in [1, 7, 8, 9, 64, 999, 1000] {
+            let a = &base[..len];
+            assert!(same_bytes(a, a));
+            assert!(!same_bytes(a, &a[..len - 1]), "len {len}, shorter");
+            for at in [0, len / 2, len - 1] {
+                let mut b = a.to_vec();
+                b[at] ^= 1;
+                assert!(!same_bytes(a, &b), "len {len}, byte {at}");
+            }
+        }
     }
 }

@@ -332,8 +332,10 @@ fn pem_error(error: &pem::Error) -> String {
     }
 }
 
+/// The first position of `needle` in `haystack` (memchr's SIMD substring search: this runs over
+/// every input file and the 220 KB system bundle on every start).
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -468,6 +470,32 @@ mod tests {
         ] {
             let got = rejected(bytes);
             assert!(got.contains(reason), "{reason:?} expected, got {got:?}");
+        }
+    }
+
+    /// `find` skips to candidate first bytes; it must agree with the plain window search
+    /// everywhere, including partial matches that overlap the real one and matches at either end.
+    #[test]
+    fn find_agrees_with_a_window_search() {
+        let naive = |h: &[u8], n: &[u8]| h.windows(n.len()).position(|w| w == n);
+        let haystacks: [&[u8]; 8] = [
+            b"",
+            b"-",
+            b"-----",
+            b"----BEGIN ",
+            b"-----BEGIN ",
+            b"x-----BEGIN -----BEGIN ",
+            b"--- ---- -----BEGI -----BEGIN CERT",
+            b"PRIVATE KEY----PRIVATE KEY-----",
+        ];
+        for haystack in haystacks {
+            for needle in [&b"-----BEGIN "[..], b"PRIVATE KEY-----", b"-", b"N "] {
+                assert_eq!(
+                    find(haystack, needle),
+                    naive(haystack, needle),
+                    "{haystack:?} {needle:?}"
+                );
+            }
         }
     }
 }

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The benchmark suite: vardr-init against what users would pick instead (tini, dumb-init, a Python
+# entrypoint doing the same certificate work, update-ca-certificates, a Python urllib health
+# probe), on the same work, in one session. Installs its own peers: tini, bubblewrap,
+# ca-certificates, file and a C compiler from apt; dumb-init (its PyPI wheel ships the binary) and
+# cryptography (to make test CAs quickly) into target/bench-venv; three small C helpers.
+#
+#   bash bench/run.sh            full run (about 10 minutes): writes bench/results/results.json,
+#                                results.md and start-overhead.svg
+#   bash bench/run.sh --smoke    every step once on tiny inputs, writes nothing (for CI: it checks
+#                                the suite still runs and asserts no timing)
+#   bash bench/run.sh --runs N   repetitions of each timed command (default 30)
+# Needs root (PID namespaces for the inits as PID 1, bwrap for update-ca-certificates).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v tini-static >/dev/null || missing+=(tini)
+command -v bwrap >/dev/null || missing+=(bubblewrap)
+[ -x /usr/sbin/update-ca-certificates ] || missing+=(ca-certificates)
+command -v file >/dev/null || missing+=(file)
+command -v cc >/dev/null || missing+=(gcc libc6-dev)
+command -v unshare >/dev/null || missing+=(util-linux)
+if [ ${#missing[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# The interpreter itself, not a version-manager shim whose own start-up would be measured.
+python=$(python3 -c 'import sys; print(sys.executable)')
+venv=target/bench-venv
+if [ ! -x "$venv/bin/dumb-init" ] || ! "$venv/bin/python" -c 'import cryptography' 2>/dev/null; then
+    "$python" -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r bench/requirements.txt >&2
+fi
+helpers=target/bench-helpers
+mkdir -p "$helpers"
+for helper in sigchild orphans measure; do
+    cc -O2 -static -Wall -Werror -o "$helpers/$helper" "bench/helpers/$helper.c"
+done
+bin=$(bash scripts/build-static.sh)
+
+exec "$python" bench/bench.py --vardr "$bin" --tini "$(command -v tini)" \
+    --tini-static "$(command -v tini-static)" --dumb-init "$PWD/$venv/bin/dumb-init" \
+    --python "$python" --venv-python "$PWD/$venv/bin/python" \
+    --sigchild "$PWD/$helpers/sigchild" --orphans "$PWD/$helpers/orphans" \
+    --measure "$PWD/$helpers/measure" "$@"
