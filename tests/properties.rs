@@ -178,8 +178,16 @@ fn setup(root: &Path, system: &[u8], inputs: &[Input], order: &[usize]) -> CertS
     settings
 }
 
+/// 48 cases keep the suite fast (about a second); `PROPTEST_CASES=N` asks for more.
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok());
+    ProptestConfig::with_cases(cases.unwrap_or(48))
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(config())]
 
     #[test]
     fn the_bundle_is_the_system_bundle_then_each_accepted_ca_once(
