@@ -83,6 +83,8 @@ file() { printf '%%%%FILE:%s\n' "$1"; cat "${@:2}"; }
 { cat "$work/ec-ca.key"; file ca.pem "$work/ec-ca.pem"; } >"$d/key-in-system"
 { head -c 300 "$work/rsa-ca.pem"; file ca.pem "$work/ec-ca.pem"; } >"$d/truncated-system"
 { file ca.pem "$work/ec-ca.pem"; file ../up.pem "$work/ec-ca2.pem"; } >"$d/no-system"
+# 0x01 in a name is a newline (see the target).
+{ cat "$work/v1.pem"; file "$(printf 'two\001lines.pem')" "$work/ec-ca.pem"; } >"$d/newline-name"
 
 u=$out/uvicorn_opts
 printf '%s' '--root-path "/my api" --log-level debug' >"$u/quoted"

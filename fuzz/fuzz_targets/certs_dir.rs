@@ -4,7 +4,8 @@
 //!
 //! Input format (easy to write by hand, so the seeds are readable): the system bundle's bytes,
 //! then any number of `%%FILE:name\n` followed by that file's bytes. A `/` in a name makes
-//! subdirectories; a name starting with `.` is written and, as in Kubernetes mounts, skipped.
+//! subdirectories and a 0x01 byte a newline; a name starting with `.` is written and, as in
+//! Kubernetes mounts, skipped.
 //!
 //! Checked on every input: preparing twice decides the same; a bundle is built exactly when a
 //! file is accepted; the bundle starts with the system bundle byte for byte, then holds only
@@ -51,10 +52,15 @@ fn sanitise(name: &[u8]) -> PathBuf {
     use std::os::unix::ffi::OsStrExt;
     let mut path = PathBuf::new();
     for part in name.split(|&b| b == b'/').take(4) {
+        // NUL cannot be in a name; 0x01 stands for a newline, which ends the name in the input.
         let part: Vec<u8> = part
             .iter()
             .take(64)
-            .map(|&b| if b == 0 { b'_' } else { b })
+            .map(|&b| match b {
+                0 => b'_',
+                1 => b'\n',
+                b => b,
+            })
             .collect();
         match &part[..] {
             b"" => {}
