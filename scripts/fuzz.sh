@@ -28,13 +28,19 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo fuzz list --fuzz-dir fuzz)
 
+# The certs_dir target writes its files under TMPDIR: a directory of this run's own, on tmpfs
+# when there is one, removed at the end.
+TMPDIR=$(mktemp -d "$([ -d /dev/shm ] && echo /dev/shm || echo "${TMPDIR:-/tmp}")/vardr-fuzz.XXXXXX")
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
+
 start=$SECONDS
 cargo +nightly fuzz build --fuzz-dir fuzz --sanitizer "$sanitizer"
 echo "fuzz: built in $((SECONDS - start)) s"
 for target in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$target"
     start=$SECONDS
-    log=$(mktemp)
+    log=$TMPDIR/$target.log
     if ! cargo +nightly fuzz run --fuzz-dir fuzz --sanitizer "$sanitizer" "$target" \
         "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
         -max_total_time="$seconds" -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
@@ -46,5 +52,4 @@ for target in "${targets[@]}"; do
         | sed 's/^stat:://' | tr -s ' \n' ' ')
     cov=$(grep -Eo 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -n 1)
     echo "fuzz: $target ok in $((SECONDS - start)) s: $cov; $stats"
-    rm -f "$log"
 done
