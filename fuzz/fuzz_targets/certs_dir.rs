@@ -69,7 +69,11 @@ fn sanitise(name: &[u8]) -> PathBuf {
     path
 }
 
-fn split(data: &[u8]) -> (&[u8], Vec<(&[u8], &[u8])>) {
+/// Names and contents of the files to write.
+type Files<'a> = Vec<(&'a [u8], &'a [u8])>;
+
+/// The system bundle's bytes and the files, as the module docs describe.
+fn split(data: &[u8]) -> (&[u8], Files<'_>) {
     let mut parts = Vec::new();
     let mut rest = data;
     let system = match find(rest, MARK) {
