@@ -551,7 +551,7 @@ fn receive(
     peer: SocketAddr,
     deadline: &Deadline,
 ) -> Result<Status, ProbeError> {
-    let mut head = Vec::new();
+    let mut head = ResponseHead::default();
     let mut chunk = [0; 4096];
     let chunk_len = chunk.len();
     // Counts interim responses too, so a stream of 1xx cannot go on forever.
@@ -578,16 +578,34 @@ fn receive(
             Err(error) => return Err(failed(error)),
         };
         received += read;
-        head.extend_from_slice(&chunk[..read]);
-        // The buffer may hold interim responses and the final one: parse until it runs out.
-        while let Some((length, status)) =
-            parse_head(&head).map_err(|error| ProbeError::Invalid { peer, error })?
-        {
-            if !is_interim(status.code) {
-                return Ok(status);
-            }
-            head.drain(..length);
+        let pushed = head.push(&chunk[..read]);
+        if let Some(status) = pushed.map_err(|error| ProbeError::Invalid { peer, error })? {
+            return Ok(status);
         }
+    }
+}
+
+/// The response bytes as they arrive, parsed as far as they go: interim responses are skipped and
+/// the final one's status returned. Apart from the size cap, all of [`probe`]'s parsing is here,
+/// so it can be fed any byte stream, in any chunks, without a socket.
+#[derive(Debug, Default)]
+pub struct ResponseHead {
+    bytes: Vec<u8>,
+}
+
+impl ResponseHead {
+    /// Adds the next bytes read: the final status once its headers are complete, `None` while
+    /// more are needed, or why the bytes are not an HTTP response.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Option<Status>, httparse::Error> {
+        self.bytes.extend_from_slice(bytes);
+        // The buffer may hold interim responses and the final one: parse until it runs out.
+        while let Some((length, status)) = parse_head(&self.bytes)? {
+            if !is_interim(status.code) {
+                return Ok(Some(status));
+            }
+            self.bytes.drain(..length);
+        }
+        Ok(None)
     }
 }
 
