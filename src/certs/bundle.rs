@@ -23,9 +23,10 @@ pub struct Merged {
     pub custom_certificates: usize,
     /// Accepted CAs left out because the same DER was already in.
     pub duplicates: usize,
-    /// Every PEM section of the system bundle parsed. The custom part is encoded here from DER,
-    /// so the whole of `bytes` then parses, holding exactly the counted certificates.
-    pub system_parsed: bool,
+    /// Why a PEM section of the system bundle does not parse (the first that does not), if one
+    /// does not. Without one, the whole of `bytes` parses, holding exactly the counted
+    /// certificates: the custom part is encoded here from DER.
+    pub system_error: Option<String>,
 }
 
 pub fn merge<'a>(system: Option<&[u8]>, accepted: impl IntoIterator<Item = &'a Ca>) -> Merged {
@@ -40,7 +41,7 @@ pub fn merge<'a>(system: Option<&[u8]>, accepted: impl IntoIterator<Item = &'a C
     let mut bytes = Vec::with_capacity(capacity);
     let mut seen = HashSet::new();
     let mut system_certificates = 0;
-    let mut system_parsed = true;
+    let mut system_error = None;
     if let Some(system) = system {
         // The same sections `certificates` yields, up to the first malformed one.
         for der in CertificateDer::pem_slice_iter(system) {
@@ -49,8 +50,8 @@ pub fn merge<'a>(system: Option<&[u8]>, accepted: impl IntoIterator<Item = &'a C
                     seen.insert(Sha256::digest(&der));
                     system_certificates += 1;
                 }
-                Err(_) => {
-                    system_parsed = false;
+                Err(e) => {
+                    system_error = Some(e.to_string());
                     break;
                 }
             }
@@ -75,7 +76,7 @@ pub fn merge<'a>(system: Option<&[u8]>, accepted: impl IntoIterator<Item = &'a C
         system_certificates,
         custom_certificates,
         duplicates,
-        system_parsed,
+        system_error,
     }
 }
 
@@ -148,15 +149,15 @@ mod tests {
         assert_eq!(merged.duplicates, 2);
         let ders: Vec<_> = certificates(&merged.bytes).collect();
         assert_eq!(ders, [b"system-one".to_vec(), a.der, b.der]);
-        assert!(merged.system_parsed);
+        assert_eq!(merged.system_error, None);
         assert_eq!(count(&merged.bytes), Ok(3));
     }
 
-    /// `system_parsed` is what lets the read-back check skip parsing the bundle again: when true,
-    /// the merged bytes must parse into exactly the counted certificates; when the system bundle
-    /// has a malformed section it is false, and the check parses the bundle as before.
+    /// `system_error` is what leaves a malformed system bundle out of the bundle; without it the
+    /// merged bytes must parse into exactly the counted certificates, which is why the read-back
+    /// check need not parse them again.
     #[test]
-    fn system_parsed_is_false_exactly_when_a_section_of_the_system_bundle_is_malformed() {
+    fn system_error_is_set_exactly_when_a_section_of_the_system_bundle_is_malformed() {
         let mut bad_base64 = pem(b"system-one");
         bad_base64.extend(b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n");
         bad_base64.extend(pem(b"system-two"));
@@ -167,7 +168,7 @@ mod tests {
         .concat();
         for system in [bad_base64, unterminated] {
             let merged = merge(Some(&system), [&ca(b"custom")]);
-            assert!(!merged.system_parsed);
+            assert!(merged.system_error.is_some());
             assert_eq!(merged.system_certificates, 1);
         }
         let mut good = b"text around\n".to_vec();
@@ -176,7 +177,7 @@ mod tests {
         good.extend(pem(b"system-two").trim_ascii_end());
         for system in [Some(good.as_slice()), Some(b"".as_slice()), None] {
             let merged = merge(system, [&ca(b"custom-a"), &ca(b"custom-b")]);
-            assert!(merged.system_parsed);
+            assert_eq!(merged.system_error, None);
             let expected = merged.system_certificates + merged.custom_certificates;
             assert_eq!(count(&merged.bytes), Ok(expected));
             // Sized up front (at most the newline an empty system bundle does not need spare).

@@ -71,12 +71,8 @@ pub enum Action {
     Nothing,
     /// The bundle beside its cache record matches the inputs and is intact.
     Reuse,
-    /// Write these bytes, then the cache record. `system_parsed`: see [`bundle::Merged`].
-    Build {
-        bytes: Vec<u8>,
-        record: String,
-        system_parsed: bool,
-    },
+    /// Write these bytes, then the cache record.
+    Build { bytes: Vec<u8>, record: String },
 }
 
 /// What a pass ended with, as the summary's `action` says it.
@@ -149,14 +145,8 @@ impl Pass {
         match &self.action {
             Action::Nothing => Ok(None),
             Action::Reuse => Ok(Some(&self.bundle)),
-            Action::Build {
-                bytes,
-                record,
-                system_parsed,
-            } => {
-                store::write_atomic(&self.bundle, bytes, |read| {
-                    self.verify(read, bytes, *system_parsed)
-                })?;
+            Action::Build { bytes, record } => {
+                store::write_atomic(&self.bundle, bytes, |read| self.verify(read, bytes))?;
                 // Without the record the next start rebuilds: slower, never wrong.
                 let cache = store::cache_path(&self.bundle);
                 if let Err(e) = store::write_atomic(&cache, record.as_bytes(), |_| Ok(())) {
@@ -168,38 +158,19 @@ impl Pass {
     }
 
     /// The check of a bundle read back from disk before it replaces the target.
-    fn verify(
-        &self,
-        read: Result<&[u8], u64>,
-        written: &[u8],
-        system_parsed: bool,
-    ) -> Result<(), String> {
-        let path = self.bundle.display();
-        let read = match read {
-            Ok(read) => read,
-            Err(length) => {
-                return Err(format!(
-                    "the new bundle for {path} reads back different from what was written \
-                     ({length} of {} bytes): is the disk full?",
-                    written.len()
-                ));
-            }
-        };
-        // `read` is `written`: the system bundle verbatim, every section of which the merge
-        // parsed, then blocks encoded here from DER. It parses and holds the expected number of
-        // certificates by construction, so it is parsed again only when the system part did
-        // not parse, for the error.
-        if system_parsed {
-            return Ok(());
-        }
-        let expected = self.system_certificates + self.custom_certificates;
-        match bundle::count(read) {
-            Ok(n) if n == expected => Ok(()),
-            Ok(n) => Err(format!(
-                "the new bundle for {path} holds {n} certificates, expected {expected}: not used"
-            )),
-            Err(e) => Err(format!(
-                "the new bundle for {path} does not parse: {e}: not used"
+    ///
+    /// `read` is `Ok` when it is `written`, byte for byte: the system bundle verbatim, all of whose
+    /// PEM the merge parsed (one that did not parse is left out), then blocks encoded here from
+    /// DER. So it parses and holds the counted certificates by construction, and is not parsed
+    /// again.
+    fn verify(&self, read: Result<&[u8], u64>, written: &[u8]) -> Result<(), String> {
+        match read {
+            Ok(_) => Ok(()),
+            Err(length) => Err(format!(
+                "the new bundle for {} reads back different from what was written \
+                 ({length} of {} bytes): is the disk full?",
+                self.bundle.display(),
+                written.len()
             )),
         }
     }
@@ -278,14 +249,6 @@ pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
         }
         return pass;
     }
-    if let Some(problem) = system
-        .as_ref()
-        .and_then(|(path, bytes)| unparsable_system_bundle(path, bytes))
-    {
-        pass.warnings.push(problem);
-        system = None;
-        pass.system = None;
-    }
 
     let mut accepted = Vec::new();
     // The first moment a verdict could change: an accepted CA expires, a rejected one starts.
@@ -332,12 +295,29 @@ pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
         }
         return pass;
     }
-    // What the bundle begins with: the system bundle unless it was left out above.
-    let system_len = system.as_ref().map_or(0, |(_, bytes)| bytes.len());
-    let merged = bundle::merge(
+    let mut merged = bundle::merge(
         system.as_ref().map(|(_, bytes)| bytes.as_slice()),
         &accepted,
     );
+    // Copied byte for byte, the system bundle must be PEM that parses, with a certificate in it.
+    // The merge is where it is parsed (a cache hit never gets here); if it fails, it is left out.
+    let problem = match (&merged.system_error, merged.system_certificates) {
+        (Some(e), _) => Some(format!("does not parse as PEM ({e})")),
+        (None, 0) => Some("holds no PEM certificate".to_owned()),
+        (None, _) => None,
+    };
+    if let Some(problem) = problem
+        && let Some((path, _)) = system.take()
+    {
+        pass.warnings.push(format!(
+            "system bundle {} {problem}: not used",
+            path.display()
+        ));
+        pass.system = None;
+        merged = bundle::merge(None, &accepted);
+    }
+    // What the bundle begins with: the system bundle, unless it was left out just now.
+    let system_len = system.as_ref().map_or(0, |(_, bytes)| bytes.len());
     pass.system_certificates = merged.system_certificates;
     pass.custom_certificates = merged.custom_certificates;
     pass.duplicates = merged.duplicates;
@@ -354,7 +334,6 @@ pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
     pass.action = Action::Build {
         bytes: merged.bytes,
         record,
-        system_parsed: merged.system_parsed,
     };
     pass
 }
@@ -489,7 +468,7 @@ fn find_system_bundle(
 
 /// Why a system bundle must not be copied into ours, judged cheaply on every start that has
 /// custom CAs: no private key anywhere, and text. Whether its PEM parses is checked only when a
-/// bundle is built ([`unparsable_system_bundle`]), which a cache hit skips.
+/// bundle is built, in the merge, which a cache hit skips.
 fn system_bundle_problem(bytes: &[u8]) -> Option<&'static str> {
     if verdict::has_private_key(bytes) {
         Some("contains a private key")
@@ -498,20 +477,6 @@ fn system_bundle_problem(bytes: &[u8]) -> Option<&'static str> {
     } else {
         None
     }
-}
-
-/// The system bundle is copied byte for byte, so every PEM block in it must parse and at least
-/// one must be a certificate; otherwise it is not used, with a warning that says why.
-fn unparsable_system_bundle(path: &Path, bytes: &[u8]) -> Option<String> {
-    let problem = match bundle::count(bytes) {
-        Ok(0) => "holds no PEM certificate".to_owned(),
-        Ok(_) => return None,
-        Err(e) => format!("does not parse as PEM ({e})"),
-    };
-    Some(format!(
-        "system bundle {} {problem}: not used",
-        path.display()
-    ))
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -757,16 +722,7 @@ mod tests {
         let good = format!("{system_ca}{system_ca}");
         std::fs::write(dir.path().join("system.pem"), &good).expect("write");
         let pass = prepare(&s, now);
-        assert!(
-            matches!(
-                pass.action,
-                Action::Build {
-                    system_parsed: true,
-                    ..
-                }
-            ),
-            "{pass:?}"
-        );
+        assert!(matches!(pass.action, Action::Build { .. }), "{pass:?}");
         assert_eq!(pass.apply(), Ok(Some(s.bundle.as_path())));
         std::fs::remove_file(&s.bundle).expect("remove");
 
