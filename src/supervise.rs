@@ -75,17 +75,19 @@ impl Signals {
         let _ = sys::set_disposition(libc::SIGXFSZ, true);
         Ok(Signals { waited })
     }
-}
 
-impl Signals {
-    /// SIGTERM or SIGINT, if one was sent and is still waiting to be taken.
+    /// A stop signal, if one was sent and is still waiting to be taken.
     fn stop_pending(&self) -> Option<i32> {
         let pending = SigSet::pending().ok()?;
-        [libc::SIGTERM, libc::SIGINT]
+        STOP_SIGNALS
             .into_iter()
             .find(|&signal| pending.contains(signal))
     }
 }
+
+/// The signals that ask the child to stop: forwarding one starts the stop deadline, and one
+/// arriving before the child started means it is not started.
+const STOP_SIGNALS: [i32; 2] = [libc::SIGTERM, libc::SIGINT];
 
 /// Runs the plan's command to completion and returns vardr-init's exit code.
 pub fn run(plan: &Plan, signals: &Signals) -> u8 {
@@ -244,9 +246,7 @@ fn supervise(child: Pid, stop_timeout: Option<Duration>, signals: &Signals) -> R
             Ok(Some(libc::SIGCHLD)) => {} // reaped at the top of the loop
             Ok(Some(signal)) => {
                 forward(child, signal);
-                if matches!(signal, libc::SIGTERM | libc::SIGINT)
-                    && matches!(stop, Stop::NotRequested)
-                {
+                if STOP_SIGNALS.contains(&signal) && matches!(stop, Stop::NotRequested) {
                     stop_signal = Some(signal);
                     // Config caps the timeout at a day; checked_add keeps PID 1 panic-free anyway.
                     let deadline = stop_timeout

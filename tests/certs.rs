@@ -16,7 +16,7 @@ use std::sync::{Arc, Barrier, Mutex, OnceLock};
 use std::thread;
 
 use common::pki::{self, Ca, Cert};
-use common::{Finished, NONROOT, bin, finish};
+use common::{Finished, NONROOT, bin, finish, summary};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -227,29 +227,6 @@ impl Expectation {
             duplicates,
         }
     }
-}
-
-/// The one JSON object `certs --json` prints on stdout.
-fn summary(run: &Finished, context: &str) -> Value {
-    let lines: Vec<&str> = run.stdout.lines().filter(|l| !l.is_empty()).collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "{context}: stdout is exactly one JSON line; {}",
-        run.describe()
-    );
-    let value: Value = serde_json::from_str(lines[0])
-        .unwrap_or_else(|e| panic!("{context}: stdout is not JSON ({e}): {}", run.describe()));
-    assert_eq!(
-        value["type"], "certificate_import_summary",
-        "{context}: {value}"
-    );
-    let timestamp = value["timestamp"].as_str().unwrap_or_default();
-    assert!(
-        timestamp.len() == 20 && timestamp.ends_with('Z') && timestamp.as_bytes()[10] == b'T',
-        "{context}: RFC 3339 UTC timestamp: {value}"
-    );
-    value
 }
 
 /// Checks a finished `certs --json` run against `expect`: clean exit 0, the summary, the verdicts,

@@ -18,7 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::pki::{self, Ca, Cert};
-use common::{Finished, Mode, PATIENCE, assert_logged, bin, finish, skip_outside_ci};
+use common::{Finished, Mode, PATIENCE, assert_logged, bin, finish, skip_outside_ci, summary};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -111,12 +111,6 @@ impl Tree {
             .filter(|name| !keep.contains(&name.as_str()))
             .collect()
     }
-}
-
-/// The `certificate_import_summary` that `certs --json` printed.
-fn summary(run: &Finished, context: &str) -> Value {
-    serde_json::from_str(run.stdout.trim())
-        .unwrap_or_else(|e| panic!("{context}: summary is not JSON ({e}); {}", run.describe()))
 }
 
 fn result_of(summary: &Value, name: &str) -> String {

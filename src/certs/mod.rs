@@ -166,11 +166,16 @@ impl Pass {
     fn verify(&self, read: Result<&[u8], u64>, written: &[u8]) -> Result<(), String> {
         match read {
             Ok(_) => Ok(()),
-            Err(length) => Err(format!(
-                "the new bundle for {} reads back different from what was written \
+            Err(length) if length != written.len() as u64 => Err(format!(
+                "the new bundle for {} reads back shorter or longer than what was written \
                  ({length} of {} bytes): is the disk full?",
                 self.bundle.display(),
                 written.len()
+            )),
+            Err(_) => Err(format!(
+                "the new bundle for {} reads back different from what was written (same \
+                 length): the file was changed after it was written, or the disk is failing",
+                self.bundle.display()
             )),
         }
     }
@@ -236,14 +241,14 @@ pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
         pass.custom_certificates = record.custom_certificates;
         pass.duplicates = record.duplicates;
         pass.action = Action::Reuse;
-        // A used system bundle holds at least one certificate: none means these very bytes were
-        // found unparsable when the bundle was built, and are still left out.
+        // A used system bundle holds at least one certificate. None, with a system bundle the
+        // bundle begins with, can only be an empty one: left out when it was built, and still.
         if record.system_certificates == 0
             && let Some(path) = pass.system.take()
         {
             pass.warnings.push(format!(
-                "system bundle {} was left out of this bundle when it was built (it holds no \
-                 certificate, or a PEM block that does not parse): not used",
+                "system bundle {} holds no PEM certificate (found when this bundle was built): \
+                 not used",
                 path.display()
             ));
         }

@@ -125,9 +125,8 @@ fn rename_error(target: &Path, error: &io::Error) -> String {
 /// The bytes of `path` if it is a regular file owned by this user, at most `limit` bytes;
 /// `None` for anything else (absent, a symlink, someone else's, too large, unreadable).
 pub fn read_own(path: &Path, limit: u64) -> Option<Vec<u8>> {
-    let file = open_own(path, limit)?;
-    let meta = file.metadata().ok()?;
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    let (file, len) = open_own(path, limit)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
     file.take(limit + 1).read_to_end(&mut bytes).ok()?;
     (bytes.len() as u64 <= limit).then_some(bytes)
 }
@@ -170,7 +169,7 @@ pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 /// [`read_own`] in chunks: `each` sees the file's bytes in order, and the total is returned; the
 /// same `None`s. For hashing or comparing a large file without holding all of it.
 pub fn stream_own(path: &Path, limit: u64, mut each: impl FnMut(&[u8])) -> Option<u64> {
-    let file = open_own(path, limit)?;
+    let (file, _) = open_own(path, limit)?;
     let mut file = file.take(limit + 1);
     let mut buffer = vec![0; 64 * 1024];
     let mut total = 0;
@@ -188,15 +187,17 @@ pub fn stream_own(path: &Path, limit: u64, mut each: impl FnMut(&[u8])) -> Optio
     (total <= limit).then_some(total)
 }
 
-/// Opens `path` for [`read_own`]: a regular file owned by this user, at most `limit` bytes.
-fn open_own(path: &Path, limit: u64) -> Option<File> {
+/// Opens `path` for [`read_own`]: a regular file owned by this user, at most `limit` bytes; with
+/// its length.
+fn open_own(path: &Path, limit: u64) -> Option<(File, u64)> {
     let file = File::options()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
         .ok()?;
     let meta = file.metadata().ok()?;
-    (meta.is_file() && meta.uid() == sys::geteuid() && meta.len() <= limit).then_some(file)
+    (meta.is_file() && meta.uid() == sys::geteuid() && meta.len() <= limit)
+        .then_some((file, meta.len()))
 }
 
 /// Where the cache record of `bundle` lives: beside it.

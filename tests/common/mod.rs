@@ -469,3 +469,26 @@ pub fn bwrap_available() -> bool {
     }
     available
 }
+
+/// The one JSON object `certs --json` prints on stdout.
+pub fn summary(run: &Finished, context: &str) -> serde_json::Value {
+    let lines: Vec<&str> = run.stdout.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{context}: stdout is exactly one JSON line; {}",
+        run.describe()
+    );
+    let value: serde_json::Value = serde_json::from_str(lines[0])
+        .unwrap_or_else(|e| panic!("{context}: stdout is not JSON ({e}): {}", run.describe()));
+    assert_eq!(
+        value["type"], "certificate_import_summary",
+        "{context}: {value}"
+    );
+    let timestamp = value["timestamp"].as_str().unwrap_or_default();
+    assert!(
+        timestamp.len() == 20 && timestamp.ends_with('Z') && timestamp.as_bytes()[10] == b'T',
+        "{context}: RFC 3339 UTC timestamp: {value}"
+    );
+    value
+}
