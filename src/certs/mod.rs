@@ -672,14 +672,27 @@ mod tests {
         }
     }
 
-    /// The cache holds only until the first verdict could change: here, an accepted CA expiring.
-    #[test]
-    fn a_cached_pass_is_not_reused_once_a_ca_has_expired() {
+    /// A scratch tree for `prepare`: `certs/` and `out/` made, `system.pem` not yet written.
+    fn scratch() -> (tempfile::TempDir, CertSettings) {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = settings(dir.path());
         for sub in ["certs", "out"] {
             std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
         }
+        (dir, s)
+    }
+
+    /// CA parameters and a key: each `params.self_signed(&key)` is a distinct CA certificate.
+    fn ca_maker() -> (CertificateParams, KeyPair) {
+        let mut params = CertificateParams::default();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        (params, KeyPair::generate().expect("key"))
+    }
+
+    /// The cache holds only until the first verdict could change: here, an accepted CA expiring.
+    #[test]
+    fn a_cached_pass_is_not_reused_once_a_ca_has_expired() {
+        let (dir, s) = scratch();
         std::fs::write(dir.path().join("system.pem"), "").expect("write");
         let mut params = CertificateParams::default();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -707,18 +720,12 @@ mod tests {
         assert!(after.results[0].detail.contains("expired"), "{after:?}");
     }
 
-    /// A system bundle that parses is merged and the read-back check need not parse it again; a
-    /// malformed one is left out before the merge, so it never reaches the bundle.
+    /// A system bundle that parses is merged; a malformed one is left out, with a warning, so it
+    /// never reaches the bundle.
     #[test]
     fn a_system_bundle_that_does_not_parse_is_left_out() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = settings(dir.path());
-        for sub in ["certs", "out"] {
-            std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
-        }
-        let mut params = CertificateParams::default();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let key = KeyPair::generate().expect("key");
+        let (dir, s) = scratch();
+        let (params, key) = ca_maker();
         let system_ca = params.self_signed(&key).expect("cert").pem();
         let custom = params.self_signed(&key).expect("cert").pem();
         std::fs::write(s.dir.join("ca.pem"), &custom).expect("write");
@@ -734,8 +741,8 @@ mod tests {
         let bad =
             format!("{system_ca}-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n");
         std::fs::write(dir.path().join("system.pem"), bad).expect("write");
-        // Found before the merge: the system bundle is left out, with a warning, and the bundle
-        // holds the custom CA alone.
+        // Found in the merge: the system bundle is left out, with a warning, and the bundle holds
+        // the custom CA alone.
         let pass = prepare(&s, now);
         assert_eq!(pass.system, None, "{pass:?}");
         assert!(
@@ -754,14 +761,8 @@ mod tests {
     /// byte, instead of hashing it: any edit of either, growing or shrinking, means a rebuild.
     #[test]
     fn a_bundle_is_reused_only_while_it_begins_with_the_current_system_bundle() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = settings(dir.path());
-        for sub in ["certs", "out"] {
-            std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
-        }
-        let mut params = CertificateParams::default();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let key = KeyPair::generate().expect("key");
+        let (dir, s) = scratch();
+        let (params, key) = ca_maker();
         let [one, two, custom] = [0; 3].map(|_| params.self_signed(&key).expect("cert").pem());
         std::fs::write(s.dir.join("ca.pem"), &custom).expect("write");
         let system_path = dir.path().join("system.pem");
@@ -806,14 +807,8 @@ mod tests {
     /// chunks may start past it. Reuse must work at every such size (this once panicked).
     #[test]
     fn reuse_works_whatever_the_size_of_the_system_bundle() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = settings(dir.path());
-        for sub in ["certs", "out"] {
-            std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
-        }
-        let mut params = CertificateParams::default();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let key = KeyPair::generate().expect("key");
+        let (dir, s) = scratch();
+        let (params, key) = ca_maker();
         let [system_ca, custom] = [0; 2].map(|_| params.self_signed(&key).expect("cert").pem());
         std::fs::write(s.dir.join("ca.pem"), &custom).expect("write");
         let now = SystemTime::now();
