@@ -211,6 +211,17 @@ fn check_all(ders: Vec<Vec<u8>>, now: i64) -> Verdict {
 
 /// One certificate (`index` counts from 1, for messages).
 fn check(der: Vec<u8>, index: usize, now: i64) -> Result<Ca, Reason> {
+    // A certificate is a constructed SEQUENCE: 0x30. The parser also takes the primitive form
+    // (0x10), which OpenSSL refuses, and one such block makes OpenSSL refuse the whole bundle
+    // (found by the certs_dir fuzz target).
+    if let Some(&first) = der.first()
+        && first != 0x30
+    {
+        return Err(Reason::InvalidDer {
+            index,
+            error: format!("it starts with 0x{first:02x}, not 0x30 (a DER SEQUENCE)"),
+        });
+    }
     let (rest, cert) = X509Certificate::from_der(&der).map_err(|e| Reason::InvalidDer {
         index,
         error: e.to_string(),
@@ -454,6 +465,13 @@ mod tests {
         let trusted = ca().pem().replace("CERTIFICATE", "TRUSTED CERTIFICATE");
         let truncated = ca().pem().replace("-----END CERTIFICATE-----", "");
         let bad_base64 = ca().pem().replacen("MII", "M!I", 1);
+        // The outer SEQUENCE's tag in its primitive form (0x10): the parser alone takes it.
+        let mut primitive = der.clone();
+        primitive[0] = 0x10;
+        let primitive = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            data_encoding::BASE64.encode(&primitive)
+        );
         for (bytes, reason) in [
             (&b""[..], "empty file"),
             (&b" \n\t\r\n"[..], "empty file"),
@@ -467,6 +485,7 @@ mod tests {
             (trusted.as_bytes(), "TRUSTED CERTIFICATE"),
             (truncated.as_bytes(), "malformed PEM"),
             (bad_base64.as_bytes(), "malformed PEM"),
+            (primitive.as_bytes(), "not 0x30"),
         ] {
             let got = rejected(bytes);
             assert!(got.contains(reason), "{reason:?} expected, got {got:?}");
