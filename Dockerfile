@@ -68,31 +68,18 @@ FROM vardr-from-${VARDR_BUILD} AS vardr
 
 # --- Python dependencies: a venv in /opt/venv, plus the example app, all precompiled -----------
 # Built on the image that has pip; the runtime gets the finished directories, never pip.
+# The same steps on each Python (docker/install-deps.sh); `build-ca` is an optional secret.
 FROM ${PYTHON312_IMAGE} AS deps-3.12
-SHELL ["/bin/sh", "-eu", "-c"]
 COPY requirements.txt /tmp/requirements.txt
 COPY examples/basic/main.py /app/main.py
-# pip --python installs into a venv that has no pip of its own. `build-ca` (optional secret):
-# the CA bundle of a TLS-intercepting proxy between the builder and PyPI.
-RUN --mount=type=secret,id=build-ca,required=false \
-    if [ -s /run/secrets/build-ca ]; then export PIP_CERT=/run/secrets/build-ca; fi; \
-    python3 -m venv --without-pip /opt/venv; \
-    python3 -m pip --python /opt/venv/bin/python install --no-cache-dir \
-        --disable-pip-version-check --no-compile -r /tmp/requirements.txt; \
-    python3 -m pip --python /opt/venv/bin/python check; \
-    /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode checked-hash /opt/venv /app
+COPY docker/install-deps.sh /usr/local/sbin/install-deps.sh
+RUN --mount=type=secret,id=build-ca,required=false sh /usr/local/sbin/install-deps.sh
 
 FROM ${PYTHON313_IMAGE} AS deps-3.13
-SHELL ["/bin/sh", "-eu", "-c"]
 COPY requirements.txt /tmp/requirements.txt
 COPY examples/basic/main.py /app/main.py
-RUN --mount=type=secret,id=build-ca,required=false \
-    if [ -s /run/secrets/build-ca ]; then export PIP_CERT=/run/secrets/build-ca; fi; \
-    python3 -m venv --without-pip /opt/venv; \
-    python3 -m pip --python /opt/venv/bin/python install --no-cache-dir \
-        --disable-pip-version-check --no-compile -r /tmp/requirements.txt; \
-    python3 -m pip --python /opt/venv/bin/python check; \
-    /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode checked-hash /opt/venv /app
+COPY docker/install-deps.sh /usr/local/sbin/install-deps.sh
+RUN --mount=type=secret,id=build-ca,required=false sh /usr/local/sbin/install-deps.sh
 
 # Debian's 3.13 standard library ships as source only (its .pyc files come from a package hook
 # that never runs in a distroless image): compile it here, in place, with the same 3.13 magic.

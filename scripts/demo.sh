@@ -42,17 +42,9 @@ free_port() {
 
 echo "== a demo CA in $work/certs, and an HTTPS upstream signed by it"
 mkdir -p "$work/certs" "$work/tmp"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
-    -subj "/CN=vardr-init demo CA" -addext basicConstraints=critical,CA:TRUE \
-    -addext keyUsage=critical,keyCertSign,cRLSign \
-    -keyout "$work/ca.key" -out "$work/certs/demo-ca.crt" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
-    -keyout "$work/upstream.key" -out "$work/upstream.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$work/upstream.ext"
-openssl x509 -req -in "$work/upstream.csr" -CA "$work/certs/demo-ca.crt" -CAkey "$work/ca.key" \
-    -CAserial "$work/ca.srl" -CAcreateserial -days 30 -extfile "$work/upstream.ext" -out "$work/upstream.crt" 2>/dev/null
+bash scripts/ca-and-server.sh "$work/certs/demo-ca.crt" "vardr-init demo CA" 30 "$work/pki"
 upstream_port=$(free_port)
-"$venv/bin/python" - "$upstream_port" "$work/upstream.crt" "$work/upstream.key" <<'EOF' &
+"$venv/bin/python" - "$upstream_port" "$work/pki/server.crt" "$work/pki/server.key" <<'EOF' &
 import http.server, ssl, sys
 port, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 class Hello(http.server.BaseHTTPRequestHandler):

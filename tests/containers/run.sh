@@ -209,17 +209,8 @@ done
 
 # --- checks --------------------------------------------------------------------------------------
 step "a CA in a certs folder, and a host HTTPS server signed by it"
-mkdir -p "$work/certs" "$work/empty-certs" "$work/pki"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=vardr-init container test CA" -addext basicConstraints=critical,CA:TRUE \
-    -addext keyUsage=critical,keyCertSign,cRLSign \
-    -keyout "$work/pki/ca.key" -out "$work/certs/test-ca.crt" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
-    -keyout "$work/pki/server.key" -out "$work/pki/server.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$work/pki/server.ext"
-openssl x509 -req -in "$work/pki/server.csr" -CA "$work/certs/test-ca.crt" -CAkey "$work/pki/ca.key" \
-    -CAcreateserial -CAserial "$work/pki/ca.srl" -days 2 -extfile "$work/pki/server.ext" \
-    -out "$work/pki/server.crt" 2>/dev/null
+mkdir -p "$work/certs" "$work/empty-certs"
+bash scripts/ca-and-server.sh "$work/certs/test-ca.crt" "vardr-init container test CA" 2 "$work/pki"
 chmod -R a+rX "$work/certs" "$work/empty-certs"
 python3 -u tests/helpers/https_server.py "$work/pki/server.crt" "$work/pki/server.key" >"$work/server.out" &
 server_pid=$!
