@@ -1039,6 +1039,26 @@ fn ten_thousand_files_are_scanned_and_the_next_one_is_too_many() {
         &run,
         "10001 files",
     );
+
+    // Every name in the results counts, not only regular files: two dangling links sorted
+    // first take two of the 10,000, so f09998 is the first name past the limit.
+    let mut fx = Fixture::new(env.certs.clone(), String::new(), env.outside.clone());
+    for link in ["a-dangling-0", "a-dangling-1"] {
+        fx.symlink(env.outside.join("missing"), link);
+        fx.reject(link, "dangling symlink");
+    }
+    fx.accept("f00000.pem", &[&first]);
+    for i in 1..9_998 {
+        fx.reject(&format!("f{i:05}.pem"), "no certificate");
+    }
+    fx.reject("f09998.pem", "too many files");
+    let run = env.run();
+    check(
+        &env,
+        &Expectation::of(&[&fx], &env.system_ders),
+        &run,
+        "two dangling links and 10001 files",
+    );
 }
 
 #[test]

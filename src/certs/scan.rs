@@ -55,7 +55,6 @@ pub fn scan(dir: &Path, exclude: &[PathBuf]) -> Vec<Input> {
             .filter_map(|path| fs::metadata(path).ok())
             .map(|meta| (meta.dev(), meta.ino()))
             .collect(),
-        files: 0,
         dirs: 0,
         bytes: 0,
         stopped: false,
@@ -74,7 +73,6 @@ struct Walk {
     inputs: Vec<Input>,
     visited: Vec<(u64, u64)>,
     excluded: Vec<(u64, u64)>,
-    files: usize,
     dirs: usize,
     bytes: u64,
     /// A limit was hit: the rest of the tree is not walked at all (a `certs/x -> /` must not
@@ -83,11 +81,32 @@ struct Walk {
 }
 
 impl Walk {
+    /// Whether the results are full. Every name in them counts against [`MAX_FILES`], whatever
+    /// its verdict: a dangling link, a directory nested too deep or one that cannot be listed
+    /// costs a line in the summary like a file does, so the summary (and the walk) stays bounded
+    /// by `MAX_FILES + 1` names however the tree is made. The first name past the limit is
+    /// reported as such and the walk stops.
+    fn full(&mut self, name: &[u8]) -> bool {
+        if self.inputs.len() < MAX_FILES {
+            return false;
+        }
+        if !self.stopped {
+            self.stopped = true;
+            self.inputs.push(Input {
+                name: name.to_vec(),
+                content: Content::Unusable(Reason::TooManyFiles { limit: MAX_FILES }),
+            });
+        }
+        true
+    }
+
     fn reject(&mut self, name: Vec<u8>, reason: Reason) {
-        self.inputs.push(Input {
-            name,
-            content: Content::Unusable(reason),
-        });
+        if !self.full(&name) {
+            self.inputs.push(Input {
+                name,
+                content: Content::Unusable(reason),
+            });
+        }
     }
 
     fn dir(&mut self, path: &Path, name: Vec<u8>, meta: &Metadata, depth: usize) {
@@ -104,9 +123,10 @@ impl Walk {
         self.visited.push(id);
         self.dirs += 1;
         if self.dirs > MAX_DIRS {
-            self.stopped = true;
             let why = format!("too many directories: only the first {MAX_DIRS} are read");
-            return self.reject(dir_name(name), Reason::Unreadable(why));
+            self.reject(dir_name(name), Reason::Unreadable(why));
+            self.stopped = true;
+            return;
         }
         let entries = match fs::read_dir(path) {
             Ok(entries) => entries,
@@ -170,7 +190,6 @@ impl Walk {
             return self.dir(path, name, &meta, depth + 1);
         }
         if !meta.is_file() {
-            self.files += 1; // a name that costs a verdict, like a file
             return self.reject(name, Reason::NotRegular(kind_of(&meta)));
         }
         self.file(path, name, &meta, None);
@@ -182,10 +201,8 @@ impl Walk {
             tracing::debug!("skipping {}: it is vardr-init's own output", path.display());
             return;
         }
-        self.files += 1;
-        if self.files > MAX_FILES {
-            self.stopped = true;
-            return self.reject(name, Reason::TooManyFiles { limit: MAX_FILES });
+        if self.full(&name) {
+            return;
         }
         if self.bytes + meta.len().min(MAX_FILE_BYTES) > MAX_TOTAL_BYTES {
             return self.reject(

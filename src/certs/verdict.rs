@@ -138,7 +138,7 @@ impl fmt::Display for Reason {
             }
             Reason::TooManyFiles { limit } => write!(
                 f,
-                "too many files: only the first {limit} are read, and nothing after this one"
+                "too many files: only the first {limit} names are read, and nothing after this one"
             ),
             Reason::TooMuchData { limit } => write!(
                 f,
