@@ -17,4 +17,5 @@ if ! cmp -s tests/requirements.txt "$venv/.requirements" 2>/dev/null; then
 fi
 
 bin=$(bash scripts/build-static.sh)
-VARDR_TEST_BIN="$bin" VARDR_TEST_VENV="$venv" cargo test --locked
+# --no-fail-fast: a red run reports every failing test binary, not only the first.
+VARDR_TEST_BIN="$bin" VARDR_TEST_VENV="$venv" cargo test --locked --no-fail-fast
