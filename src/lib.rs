@@ -13,12 +13,10 @@ pub mod app;
 pub mod certs;
 pub mod cli;
 pub mod config;
-pub mod cpus;
-pub mod discover;
 pub mod health;
+pub mod init;
 pub mod log;
 pub mod plan;
-pub mod supervise;
 pub mod sys;
 
 use std::ffi::OsString;
@@ -30,8 +28,8 @@ use tracing::{error, info, warn};
 use crate::certs::Outcome;
 use crate::cli::Invocation;
 use crate::config::Config;
+use crate::init::Signals;
 use crate::plan::Plan;
-use crate::supervise::Signals;
 
 /// Exit codes of vardr-init itself (the child's own status passes through unchanged).
 pub mod exit {
@@ -147,7 +145,7 @@ fn run(command: Option<Vec<OsString>>) -> u8 {
         &mut plan.certs,
         certs::Pass::empty(&config.certs),
     ));
-    supervise::run(&plan, &signals)
+    init::run(&plan, &signals)
 }
 
 /// `vardr-init --dry-run`: the plan on stdout; nothing written, nothing started.

@@ -756,7 +756,7 @@ fn no_app_found_exits_2_naming_every_path_tried_and_app_module() {
     let app_dir = world.tmp.path().join("app");
     std::fs::create_dir(&app_dir).expect("mkdir app");
     let done = finish(world.command(Mode::Subreaper, &app_dir, &[]));
-    let tried: Vec<String> = vardr_init::discover::CANDIDATES
+    let tried: Vec<String> = vardr_init::app::discover::CANDIDATES
         .iter()
         .map(|file| app_dir.join(file).display().to_string())
         .collect();

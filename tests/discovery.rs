@@ -1,6 +1,6 @@
 //! App discovery checked against the real thing: for each layout, fastapi-cli's own discovery
 //! (`fastapi_cli.discover.get_import_data`, what `fastapi run` uses) runs in the test venv with the
-//! layout as its working directory, and must agree with `vardr_init::discover::discover` and with
+//! layout as its working directory, and must agree with `vardr_init::app::discover::discover` and with
 //! the `module:variable` written in the test. fastapi-cli imports the module, so every layout is
 //! real, importable FastAPI code. Without the venv, only vardr-init's side is checked.
 
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tempfile::TempDir;
-use vardr_init::discover::{DiscoveryError, discover};
+use vardr_init::app::discover::{DiscoveryError, discover};
 
 const APP: &str = "from fastapi import FastAPI\n\napp = FastAPI()\n";
 

@@ -4,13 +4,15 @@
 //! [--timeout-graceful-shutdown S] UVICORN_OPTS...`: `UVICORN_OPTS` comes last so that any
 //! option the user repeats there wins (uvicorn keeps the last value of an option).
 
+pub mod cpus;
+pub mod discover;
+
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::{Config, Workers};
-use crate::{cpus, discover};
 
 /// Used when `PATH` is unset: where distroless and the official Python images keep python3.
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
