@@ -284,13 +284,15 @@ fn supervise(child: Pid, stop_timeout: Option<Duration>, signals: &Signals) -> R
 /// Signals go to the child alone, not its group: uvicorn's `--workers` parent relays them to its
 /// workers itself, and a second SIGINT reaching it directly would make it force-exit.
 fn forward(child: Pid, signal: i32) {
+    // The signal first, the log line after: a stalled stderr must never delay the child's stop.
+    let sent = sys::kill(child, signal);
     let name = signal_name(signal);
     if matches!(signal, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT) {
         info!("Forwarding {name} to pid {child}");
     } else {
         debug!("Forwarding {name} to pid {child}");
     }
-    if let Err(e) = sys::kill(child, signal)
+    if let Err(e) = sent
         && e.raw_os_error() != Some(libc::ESRCH)
     {
         warn!("cannot forward {name} to pid {child}: {e}");
