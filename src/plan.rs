@@ -1,167 +1,188 @@
 //! What a run will do, decided before anything starts.
 //!
-//! [`Plan::build`] reads everything a run depends on (the certificates, the app, the interpreter)
-//! and decides; it writes nothing. A run then executes the plan ([`crate::certs::Pass::apply`],
-//! then the supervisor), and `--dry-run` prints the very same value, so what a dry run shows is
-//! what a run does.
+//! [`Plan::build`] has the certificate worker judge (and, in a run, write) the bundle, decides the
+//! child's environment from the worker's report, finds the app and checks that the command can
+//! start. A run then hands [`Plan::launch`] to the supervisor; `--dry-run` prints the very same
+//! value. Nothing is changed after the fact: what the report says decides the launch.
 
-use std::ffi::{OsStr, OsString};
-use std::fmt::{self, Write as _};
-use std::time::{Duration, SystemTime};
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::Serialize;
 
 use crate::app::{self, Uvicorn};
-use crate::certs::{self, Action, Export, Pass};
+use crate::certs::exports::{self, Export};
+use crate::certs::summary::{lossy, verdict_map};
+use crate::certs::worker::{self, WorkerError};
+use crate::certs::{BundleStatus, FileVerdict, Mode, Planned, Report};
 use crate::config::Config;
+use crate::events;
+use crate::init::{ExitPolicy, Launch};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Plan {
-    pub certs: Pass,
-    /// The CA variables the child gets once the bundle is built or reused.
+    pub certs_dir: PathBuf,
+    pub bundle: PathBuf,
+    /// The worker's report, or why there is none.
+    pub certs: Result<Report, WorkerError>,
+    /// The CA variables the child gets (the user's own values kept are listed too).
     pub exports: Vec<Export>,
     /// Inherited CA variables removed from the child's environment: they name our bundle path,
     /// and no bundle is exported this time.
     pub unset: Vec<&'static str>,
-    /// Why the planned bundle cannot be written (checked without writing).
-    pub bundle_problem: Option<String>,
     /// `None` when the command was given after `--`.
     pub uvicorn: Option<Uvicorn>,
-    /// The program to execute (looked up on `PATH` when it has no `/`), then its arguments.
-    pub program: OsString,
-    pub args: Vec<OsString>,
-    /// Hard-kill deadline after the first forwarded SIGTERM/SIGINT.
-    pub stop_timeout: Option<Duration>,
-    /// Why a run would not start (exit 2). Empty means it would.
+    pub launch: Launch,
+    /// Why a run would not start: exit 2.
     pub errors: Vec<String>,
+    /// Why the command cannot be started: a run exits with this code (127 or 126).
+    pub command_problem: Option<(u8, String)>,
 }
 
 impl Plan {
     /// The plan for `vardr-init [-- COMMAND...]`; `command` is `None` for the default (uvicorn).
-    pub fn build(config: &Config, command: Option<Vec<OsString>>, now: SystemTime) -> Plan {
-        let certs = certs::prepare(&config.certs, now);
+    /// `mode` says whether the worker writes the bundle; `interrupted` whether a stop request
+    /// arrived meanwhile (the worker is then killed).
+    pub fn build(
+        config: &Config,
+        command: Option<Vec<OsString>>,
+        now: SystemTime,
+        mode: Mode,
+        interrupted: &dyn Fn() -> bool,
+    ) -> Plan {
         let mut errors = Vec::new();
-        if config.certs.strict && certs.failed() > 0 {
-            errors.push(format!(
-                "VARDR_CERTS_STRICT=true and {} of {} files in {} were rejected: fix or remove them, \
-                 or unset VARDR_CERTS_STRICT",
-                certs.failed(),
-                certs.results.len(),
-                certs.dir.display()
-            ));
-        }
-        let bundle_problem = match certs.action {
-            Action::Build { .. } => certs::unwritable(&certs.bundle),
-            Action::Nothing | Action::Reuse => None,
-        };
-        if let Some(problem) = &bundle_problem
-            && config.certs.strict
-        {
-            errors.push(format!("VARDR_CERTS_STRICT=true and {problem}"));
-        }
-        let (exports, unset) = match (&certs.action, &bundle_problem) {
-            (Action::Reuse | Action::Build { .. }, None) => (
-                certs::exports(&config.certs, certs.system.as_deref(), &certs.bundle),
-                Vec::new(),
-            ),
-            _ => (Vec::new(), certs::stale_variables(&config.certs)),
-        };
-        let (uvicorn, argv) = match command {
-            Some(command) => (None, command),
+        let (uvicorn, argv, policy) = match command {
+            Some(command) => (None, command, ExitPolicy::Status),
             None => match app::uvicorn(config) {
                 Ok(uvicorn) => {
                     let argv = uvicorn.argv.clone();
-                    (Some(uvicorn), argv)
+                    (Some(uvicorn), argv, app::EXIT_POLICY)
                 }
                 Err(why) => {
                     errors.extend(why);
-                    (None, Vec::new())
+                    (None, Vec::new(), app::EXIT_POLICY)
                 }
             },
         };
+        // A run that will not start (the app cannot be found) writes nothing either.
+        let mode = if errors.is_empty() { mode } else { Mode::Check };
+        let settings = &config.certs;
+        let certs = worker::run(settings, now, mode, interrupted);
+        let exported = match &certs {
+            Ok(report) => {
+                // Strict mode's reasons first: they are about what was found before the app.
+                errors.splice(0..0, report.refusals.iter().cloned());
+                report.exported()
+            }
+            Err(_) => false,
+        };
+        let (exports, unset) = match (&certs, exported) {
+            (Ok(report), true) => (
+                exports::exports(settings, report.system.as_deref(), &settings.bundle),
+                Vec::new(),
+            ),
+            _ => (Vec::new(), exports::stale_variables(settings)),
+        };
         let mut words = argv.into_iter();
-        Plan {
+        let launch = Launch {
+            program: words.next().unwrap_or_default(),
+            args: words.collect(),
+            set_env: exports
+                .iter()
+                .filter(|e| !e.user_value)
+                .map(|e| (e.name, e.value.clone()))
+                .collect(),
+            unset_env: unset.clone(),
+            stop_timeout: config.stop_timeout,
+            policy,
+        };
+        let command_problem = if errors.is_empty() {
+            crate::init::foresee(&launch.program, config.path.as_deref()).err()
+        } else {
+            None
+        };
+        let mut plan = Plan {
+            certs_dir: settings.dir.clone(),
+            bundle: settings.bundle.clone(),
             certs,
             exports,
             unset,
-            bundle_problem,
             uvicorn,
-            program: words.next().unwrap_or_default(),
-            args: words.collect(),
-            stop_timeout: config.stop_timeout,
+            launch,
             errors,
+            command_problem,
+        };
+        if settings.strict
+            && let Some(problem) = plan.bundle_problem()
+        {
+            plan.errors
+                .insert(0, format!("VARDR_CERTS_STRICT=true and {problem}"));
+        }
+        plan
+    }
+
+    /// Why the custom CAs will not reach the child although some were accepted (or the worker
+    /// failed): the service starts on the system trust only.
+    pub fn bundle_problem(&self) -> Option<String> {
+        match &self.certs {
+            Ok(report) => match &report.bundle {
+                BundleStatus::Problem(problem) => Some(problem.clone()),
+                _ => None,
+            },
+            Err(e) => Some(e.to_string()),
         }
     }
 
-    /// The plan for exactly `command`, with no certificate step (for tests of the supervisor).
-    pub fn for_command(config: &Config, command: Vec<OsString>) -> Plan {
-        let mut words = command.into_iter();
-        Plan {
-            certs: Pass::empty(&config.certs),
-            exports: Vec::new(),
-            unset: Vec::new(),
-            bundle_problem: None,
-            uvicorn: None,
-            program: words.next().unwrap_or_default(),
-            args: words.collect(),
-            stop_timeout: config.stop_timeout,
-            errors: Vec::new(),
-        }
-    }
-
-    /// The variables set for the child (the user's own values are already in its environment).
-    pub fn child_env(&self) -> impl Iterator<Item = (&str, &OsStr)> {
-        self.exports
-            .iter()
-            .filter(|e| !e.user_value)
-            .map(|e| (e.name, e.value.as_os_str()))
-    }
-
-    /// The command line as a user could paste it into a shell.
-    pub fn command_line(&self) -> CommandLine<'_> {
-        CommandLine(self)
+    pub fn would_start(&self) -> bool {
+        self.errors.is_empty() && self.command_problem.is_none()
     }
 
     /// The plan for a human: `vardr-init --dry-run`.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        let c = &self.certs;
-        let _ = writeln!(out, "Certificates in {}:", c.dir.display());
-        if c.results.is_empty() {
+        let _ = writeln!(out, "Certificates in {}:", self.certs_dir.display());
+        let report = self.certs.as_ref().ok();
+        let results = report.map_or(&[][..], |r| &r.results);
+        if results.is_empty() && report.is_some() {
             let _ = writeln!(
                 out,
                 "  none (no custom CAs: the system trust store applies)"
             );
         }
-        for result in &c.results {
-            let verdict = if result.accepted {
-                "SUCCESS"
-            } else {
-                "FAILED "
+        for result in results {
+            let verdict = match result.verdict {
+                FileVerdict::Accepted(_) => "SUCCESS",
+                FileVerdict::Rejected(_) => "FAILED ",
             };
-            let _ = writeln!(out, "  {verdict} {}: {}", result.name, result.detail);
+            let _ = writeln!(out, "  {verdict} {}: {}", result.name, result.detail());
         }
-        for warning in &c.warnings {
+        for warning in report.map_or(&[][..], |r| &r.warnings) {
             let _ = writeln!(out, "  warning: {warning}");
         }
-        let system = match (&c.system, c.results.is_empty()) {
-            (Some(path), _) => path.display().to_string(),
-            (None, true) => "not read (no custom certificates to merge)".to_owned(),
-            (None, false) => "none found".to_owned(),
-        };
-        let _ = writeln!(out, "System bundle: {system}");
-        let bundle = c.bundle.display();
-        let action = match c.action {
-            Action::Nothing => "none: nothing to add to the system trust".to_owned(),
-            Action::Reuse => format!(
-                "reuse {bundle} (inputs unchanged: {} system + {} custom certificates)",
-                c.system_certificates, c.custom_certificates
-            ),
-            Action::Build { .. } => format!(
-                "build {bundle}: {} system + {} custom certificates ({} duplicates dropped)",
-                c.system_certificates, c.custom_certificates, c.duplicates
-            ),
-        };
-        let _ = writeln!(out, "Bundle: {action}");
-        if let Some(problem) = &self.bundle_problem {
+        let bundle = self.bundle.display();
+        if let Some(c) = report {
+            let system = match (&c.system, c.results.is_empty()) {
+                (Some(path), _) => path.display().to_string(),
+                (None, true) => "not read (no custom certificates to merge)".to_owned(),
+                (None, false) => "none found".to_owned(),
+            };
+            let _ = writeln!(out, "System bundle: {system}");
+            let action = match c.planned {
+                Planned::Nothing => "none: nothing to add to the system trust".to_owned(),
+                Planned::Reuse => format!(
+                    "reuse {bundle} (inputs unchanged: {} system + {} custom certificates)",
+                    c.system_certificates, c.custom_certificates
+                ),
+                Planned::Build => format!(
+                    "build {bundle}: {} system + {} custom certificates ({} duplicates dropped)",
+                    c.system_certificates, c.custom_certificates, c.duplicates
+                ),
+            };
+            let _ = writeln!(out, "Bundle: {action}");
+        }
+        if let Some(problem) = self.bundle_problem() {
             let _ = writeln!(
                 out,
                 "  warning: {problem}: the service would start with the system trust only"
@@ -194,9 +215,9 @@ impl Plan {
             let _ = writeln!(out, "App: {}:{} ({})", u.module, u.variable, u.source);
         }
         if self.errors.is_empty() {
-            let _ = writeln!(out, "Command: {}", self.command_line());
+            let _ = writeln!(out, "Command: {}", self.launch.command_line());
         }
-        let stop = match self.stop_timeout {
+        let stop = match self.launch.stop_timeout {
             Some(t) => format!("SIGKILL {}s after SIGTERM/SIGINT", t.as_secs_f64()),
             None => "off (the child takes as long as it needs)".to_owned(),
         };
@@ -204,7 +225,10 @@ impl Plan {
         for error in &self.errors {
             let _ = writeln!(out, "Error: {error}");
         }
-        let verdict = if self.errors.is_empty() {
+        if let Some((code, problem)) = &self.command_problem {
+            let _ = writeln!(out, "Error: {problem} (a run exits {code})");
+        }
+        let verdict = if self.would_start() {
             "yes"
         } else {
             "no (exit 2)"
@@ -213,114 +237,117 @@ impl Plan {
         out
     }
 
-    /// The plan for a program: `vardr-init --dry-run --json` (documented in README).
-    pub fn to_json(&self, now: SystemTime) -> serde_json::Value {
-        use serde_json::{Value, json};
-        let lossy = |s: &OsStr| Value::from(s.to_string_lossy());
-        let c = &self.certs;
-        let results: serde_json::Map<String, Value> = c
-            .results
-            .iter()
-            .map(|r| (r.name.clone(), Value::from(r.verdict())))
-            .collect();
-        let environment: serde_json::Map<String, Value> = self
-            .exports
-            .iter()
-            .map(|e| (e.name.to_owned(), lossy(&e.value)))
-            .collect();
-        let kept: Vec<&str> = self
-            .exports
-            .iter()
-            .filter(|e| e.user_value)
-            .map(|e| e.name)
-            .collect();
-        let argv: Vec<Value> = if self.errors.is_empty() {
-            std::iter::once(&self.program)
-                .chain(&self.args)
-                .map(|a| lossy(a))
+    /// The plan for a program: `vardr-init --dry-run --json` (documented in docs/contract.md).
+    pub fn to_json(&self, now: SystemTime) -> String {
+        let report = self.certs.as_ref().ok();
+        let argv: Vec<String> = if self.errors.is_empty() {
+            std::iter::once(&self.launch.program)
+                .chain(&self.launch.args)
+                .map(|a| a.to_string_lossy().into_owned())
                 .collect()
         } else {
             Vec::new()
         };
-        json!({
-            "type": "plan",
-            "timestamp": humantime::format_rfc3339_seconds(now).to_string(),
-            "version": env!("CARGO_PKG_VERSION"),
-            "would_start": self.errors.is_empty(),
-            "errors": self.errors,
-            "certificates": {
-                "dir": lossy(c.dir.as_os_str()),
-                "bundle": lossy(c.bundle.as_os_str()),
-                "action": c.action_word(),
-                "system_bundle": c.system.as_deref().map(|p| lossy(p.as_os_str())),
-                "system_certificates": c.system_certificates,
-                "total_certificates": c.custom_certificates,
-                "duplicates": c.duplicates,
-                "successful_imports": c.successful(),
-                "failed_imports": c.failed(),
-                "results": results,
-                "warnings": c.warnings,
+        let mut errors = self.errors.clone();
+        if let Some((code, problem)) = &self.command_problem {
+            errors.push(format!("{problem} (a run exits {code})"));
+        }
+        events::line(&PlanEvent {
+            timestamp: events::timestamp(now),
+            version: env!("CARGO_PKG_VERSION"),
+            would_start: self.would_start(),
+            errors,
+            exit_code: self.command_problem.as_ref().map(|(code, _)| *code),
+            certificates: CertificatesJson {
+                dir: Some(&self.certs_dir),
+                bundle: Some(&self.bundle),
+                action: report.map_or("failed", |r| r.planned.as_str()),
+                system_bundle: report.and_then(|r| r.system.as_deref()),
+                system_certificates: report.map_or(0, |r| r.system_certificates),
+                total_certificates: report.map_or(0, |r| r.custom_certificates),
+                duplicates: report.map_or(0, |r| r.duplicates),
+                successful_imports: report.map_or(0, Report::successful),
+                failed_imports: report.map_or(0, Report::failed),
+                results: report.map_or(&[], |r| &r.results),
+                warnings: report.map_or(&[], |r| &r.warnings),
             },
-            "environment": environment,
-            "user_values_kept": kept,
-            "unset": self.unset,
-            "bundle_problem": self.bundle_problem,
-            "app": self.uvicorn.as_ref().map(|u| json!({
-                "module": u.module,
-                "variable": u.variable,
-                "source": u.source,
-                "app_dir": u.app_dir.as_deref().map(|p| lossy(p.as_os_str())),
-                "python": lossy(u.python.as_os_str()),
-                "workers": u.workers,
-                "timeout_graceful_shutdown": u.graceful_timeout,
-            })),
-            "argv": argv,
-            "stop_timeout": self.stop_timeout.map(|t| t.as_secs_f64()),
+            environment: self
+                .exports
+                .iter()
+                .map(|e| (e.name, e.value.to_string_lossy().into_owned()))
+                .collect(),
+            user_values_kept: self
+                .exports
+                .iter()
+                .filter(|e| e.user_value)
+                .map(|e| e.name)
+                .collect(),
+            unset: &self.unset,
+            bundle_problem: self.bundle_problem(),
+            app: self.uvicorn.as_ref().map(|u| AppJson {
+                module: &u.module,
+                variable: &u.variable,
+                source: &u.source,
+                app_dir: u.app_dir.as_deref(),
+                python: Some(&u.python),
+                workers: u.workers,
+                timeout_graceful_shutdown: u.graceful_timeout,
+            }),
+            argv,
+            stop_timeout: self.launch.stop_timeout.map(|t| t.as_secs_f64()),
         })
     }
 }
 
-pub struct CommandLine<'a>(&'a Plan);
-
-impl fmt::Display for CommandLine<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_quoted(f, &self.0.program)?;
-        for arg in &self.0.args {
-            f.write_str(" ")?;
-            write_quoted(f, arg)?;
-        }
-        Ok(())
-    }
+/// `vardr-init --dry-run --json`: `"type":"plan"` first, like every event.
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "plan")]
+struct PlanEvent<'a> {
+    timestamp: String,
+    version: &'static str,
+    would_start: bool,
+    errors: Vec<String>,
+    /// What a run would exit with when the command cannot start (127, 126).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_code: Option<u8>,
+    certificates: CertificatesJson<'a>,
+    environment: std::collections::BTreeMap<&'static str, String>,
+    user_values_kept: Vec<&'static str>,
+    unset: &'a [&'static str],
+    bundle_problem: Option<String>,
+    app: Option<AppJson<'a>>,
+    argv: Vec<String>,
+    stop_timeout: Option<f64>,
 }
 
-/// POSIX shell quoting, for display only (nothing is ever run through a shell).
-fn write_quoted(f: &mut fmt::Formatter<'_>, word: &OsStr) -> fmt::Result {
-    let word = word.to_string_lossy();
-    let plain = |c: char| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c);
-    if !word.is_empty() && word.chars().all(plain) {
-        f.write_str(&word)
-    } else {
-        write!(f, "'{}'", word.replace('\'', r"'\''"))
-    }
+#[derive(Serialize)]
+struct CertificatesJson<'a> {
+    #[serde(serialize_with = "lossy")]
+    dir: Option<&'a Path>,
+    #[serde(serialize_with = "lossy")]
+    bundle: Option<&'a Path>,
+    action: &'static str,
+    #[serde(serialize_with = "lossy")]
+    system_bundle: Option<&'a Path>,
+    system_certificates: usize,
+    total_certificates: usize,
+    duplicates: usize,
+    successful_imports: usize,
+    failed_imports: usize,
+    #[serde(serialize_with = "verdict_map")]
+    results: &'a [crate::certs::FileResult],
+    warnings: &'a [String],
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn command_line_quotes_what_a_shell_would_split() {
-        let config = Config::from_lookup(|_| None).expect("defaults");
-        let plan = Plan::for_command(
-            &config,
-            ["python3", "-c", "print('hi there')", "", "--port=8000"]
-                .map(OsString::from)
-                .into(),
-        );
-        assert_eq!(plan.program, "python3");
-        assert_eq!(
-            plan.command_line().to_string(),
-            r#"python3 -c 'print('\''hi there'\'')' '' --port=8000"#
-        );
-    }
+#[derive(Serialize)]
+struct AppJson<'a> {
+    module: &'a str,
+    variable: &'a str,
+    source: &'a str,
+    #[serde(serialize_with = "lossy")]
+    app_dir: Option<&'a Path>,
+    #[serde(serialize_with = "lossy")]
+    python: Option<&'a Path>,
+    workers: u32,
+    timeout_graceful_shutdown: Option<u64>,
 }

@@ -153,6 +153,92 @@ pub fn getpid() -> Pid {
     unsafe { libc::getpid() }
 }
 
+/// `waitpid(pid)` for one child: its raw wait status once it has ended; `None` if `block` is
+/// false and it is still running.
+pub fn wait_pid(pid: Pid, block: bool) -> io::Result<Option<i32>> {
+    let flags = if block { 0 } else { libc::WNOHANG };
+    loop {
+        let mut status = 0;
+        // SAFETY: valid pointer to status.
+        let found = unsafe { libc::waitpid(pid, &mut status, flags) };
+        match found {
+            0 => return Ok(None),
+            found if found == pid => return Ok(Some(status)),
+            _ => {
+                let error = io::Error::last_os_error();
+                if error.raw_os_error() != Some(libc::EINTR) {
+                    return Err(error);
+                }
+            }
+        }
+    }
+}
+
+/// A pipe, both ends close-on-exec (the app must not inherit either).
+pub fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors the kernel writes.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: both descriptors were just created for us and nothing else owns them.
+    Ok(unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    })
+}
+
+/// Which side of a [`fork`] this is.
+pub enum Forked {
+    Child,
+    Parent(Pid),
+}
+
+/// `fork()`: a copy of this process, for the certificate worker.
+///
+/// Sound because vardr-init forks only while it has a single thread (the certificate pass runs
+/// before the app starts; the only threads it ever makes are in `health`, which never forks): the
+/// child can go on running ordinary Rust code, with no lock held by a thread that does not exist
+/// in it.
+pub fn fork() -> io::Result<Forked> {
+    // SAFETY: single-threaded caller (see above); the child inherits a consistent heap.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid)),
+    }
+}
+
+/// Ends this process at once with `code`: no destructors, no atexit handlers, nothing flushed
+/// twice. What a forked worker does when its job is done.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is always safe to call; it does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// Waits up to `timeout` for `fd` to be readable (data, end of file or an error); `false` when
+/// the time passed first or a signal interrupted the wait.
+pub fn wait_readable(fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let mut poll = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one valid pollfd, for the duration of the call.
+    let ready = unsafe { libc::poll(&mut poll, 1, millis) };
+    if ready >= 0 {
+        return Ok(ready > 0);
+    }
+    let error = io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::EINTR) => Ok(false),
+        _ => Err(error),
+    }
+}
+
 /// Whether this process may create files in `dir` (`faccessat` with the effective ids): what a
 /// dry run can check of a write without making one.
 pub fn can_write(dir: &std::path::Path) -> io::Result<()> {
@@ -168,6 +254,22 @@ pub fn can_write(dir: &std::path::Path) -> io::Result<()> {
             libc::AT_EACCESS,
         )
     };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Whether this process may execute `file` (`faccessat` with the effective ids): what a dry run
+/// can check of an `exec` without making one.
+pub fn can_execute(file: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(file.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
+    let rc =
+        unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), libc::X_OK, libc::AT_EACCESS) };
     if rc == 0 {
         Ok(())
     } else {

@@ -203,7 +203,7 @@ proptest! {
         prop_assert_eq!(pass.results.len(), inputs.len());
         for (i, (input, result)) in inputs.iter().zip(&pass.results).enumerate() {
             prop_assert_eq!(&result.name, &format!("f{i:02}.pem"));
-            prop_assert_eq!(result.accepted, input.accepted().is_some(), "{:?}: {}", input, result.detail);
+            prop_assert_eq!(result.verdict.is_accepted(), input.accepted().is_some(), "{:?}: {}", input, result.detail());
         }
 
         // The bundle: the system bundle (if it holds a certificate), then each accepted CA once,

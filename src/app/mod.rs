@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::{Config, Workers};
+use crate::init::ExitPolicy;
+
+/// uvicorn's exit conventions, for the supervisor: a server that runs until it is stopped.
+pub const EXIT_POLICY: ExitPolicy = ExitPolicy::Server { name: "uvicorn" };
 
 /// Used when `PATH` is unset: where distroless and the official Python images keep python3.
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";

@@ -63,7 +63,10 @@ pub fn scan(dir: &Path, exclude: &[PathBuf]) -> Vec<Input> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
         Err(e) => walk.reject(b".".to_vec(), reason_for(&e)),
         Ok(meta) if meta.is_dir() => walk.dir(dir, Vec::new(), &meta, 0),
-        Ok(_) => walk.reject(b".".to_vec(), Reason::NotRegular("not a directory")),
+        Ok(_) => walk.reject(
+            b".".to_vec(),
+            Reason::NotRegular("not a directory".to_owned()),
+        ),
     }
     walk.inputs.sort_by(|a, b| a.name.cmp(&b.name));
     walk.inputs
@@ -190,7 +193,7 @@ impl Walk {
             return self.dir(path, name, &meta, depth + 1);
         }
         if !meta.is_file() {
-            return self.reject(name, Reason::NotRegular(kind_of(&meta)));
+            return self.reject(name, Reason::NotRegular(kind_of(&meta).to_owned()));
         }
         self.file(path, name, &meta, None);
     }
@@ -242,7 +245,7 @@ pub fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, Reason> {
 /// The rest of [`read_capped`], for a file already open; `meta` is its descriptor's.
 fn read_opened(file: File, meta: &Metadata, limit: u64) -> Result<Vec<u8>, Reason> {
     if !meta.is_file() {
-        return Err(Reason::NotRegular(kind_of(meta)));
+        return Err(Reason::NotRegular(kind_of(meta).to_owned()));
     }
     if meta.len() > limit {
         return Err(Reason::TooLarge { limit });
@@ -304,7 +307,7 @@ mod tests {
         let result = rx
             .recv_timeout(Duration::from_secs(10))
             .expect("read_capped blocked on a FIFO");
-        assert_eq!(result, Err(Reason::NotRegular("FIFO")));
+        assert_eq!(result, Err(Reason::NotRegular("FIFO".to_owned())));
     }
 
     #[test]

@@ -200,6 +200,85 @@ fn open_own(path: &Path, limit: u64) -> Option<(File, u64)> {
         .then_some((file, meta.len()))
 }
 
+/// Whether a bundle may be put at `target`, checked without writing: what a dry run can know of
+/// the write a run would attempt, and what a run checks before it writes. `Ok` carries a warning
+/// for a directory that is safe to write but not to trust; `Err` says why not and what to do.
+///
+/// The target must be absent or a regular file (or a symlink, replaced, not followed) this user
+/// may replace: `rename` would happily put the bundle over a device node (`/dev/null` as root)
+/// or a FIFO, fails over a directory, and fails on another user's file in a sticky directory. It must not be a system bundle (`is_system`
+/// says whether it is one): the next start would read our output back as the system trust.
+pub fn check_target(target: &Path, is_system: bool) -> Result<Option<String>, String> {
+    let dir = parent(target);
+    if is_system {
+        return Err(format!(
+            "VARDR_CA_BUNDLE={} is a system CA bundle: vardr-init would overwrite it, and the next              start would take the merged file for the system trust (a removed custom CA would              stay trusted); point VARDR_CA_BUNDLE at a file of its own, such as              /tmp/custom_ca_bundle.pem",
+            target.display()
+        ));
+    }
+    match fs::symlink_metadata(target) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot inspect {}: {e}", target.display())),
+        // A symlink is replaced by the rename, never written through: like a file.
+        Ok(meta) if !meta.file_type().is_file() && !meta.file_type().is_symlink() => {
+            return Err(format!(
+                "{} is {}, not a regular file: vardr-init only replaces a bundle file (or a \
+                 symlink); remove it or point VARDR_CA_BUNDLE elsewhere",
+                target.display(),
+                kind_of(&meta)
+            ));
+        }
+        Ok(meta) if meta.uid() != sys::geteuid() => {
+            let sticky = fs::metadata(dir).is_ok_and(|d| d.mode() & 0o1000 != 0);
+            if sticky {
+                return Err(format!(
+                    "cannot replace {}: it belongs to uid {} and {} is sticky (like /tmp); remove \
+                     it or point VARDR_CA_BUNDLE at a path this user owns",
+                    target.display(),
+                    meta.uid(),
+                    dir.display()
+                ));
+            }
+        }
+        Ok(_) => {}
+    }
+    if let Err(e) = sys::can_write(dir) {
+        return Err(format!(
+            "the bundle cannot be written in {}: {e}; point VARDR_CA_BUNDLE at a writable \
+             directory (such as a tmpfs /tmp)",
+            dir.display()
+        ));
+    }
+    let open_to_all = fs::metadata(dir).is_ok_and(|d| d.mode() & 0o1002 == 0o002);
+    Ok(open_to_all.then(|| {
+        format!(
+            "{} is writable by every user and not sticky (a Kubernetes emptyDir is): another \
+             user of this container could replace the bundle between its check and the app's \
+             read; if other users share the container, point VARDR_CA_BUNDLE into a directory \
+             only this user can write",
+            dir.display()
+        )
+    }))
+}
+
+fn kind_of(meta: &fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        "a symlink"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        "a special file"
+    }
+}
+
 /// Where the cache record of `bundle` lives: beside it.
 pub fn cache_path(bundle: &Path) -> PathBuf {
     let mut name = bundle.as_os_str().to_owned();

@@ -7,7 +7,9 @@
 
 use std::fmt;
 
+use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::{self, PemObject, SectionKind};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, X509Certificate, X509Version};
 
@@ -29,7 +31,10 @@ pub enum Verdict {
 }
 
 /// Why a file stays out of the bundle. The `Display` text is the contract's `FAILED: reason`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Serialisable: it crosses the pipe from the certificate worker to PID 1 and is kept in the
+/// cache record, so a reused pass reports the same reasons as the pass that built the bundle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reason {
     PrivateKey(String),
     Empty,
@@ -49,7 +54,7 @@ pub enum Reason {
     NotCa {
         index: usize,
         subject: String,
-        why: &'static str,
+        why: String,
     },
     Expired {
         index: usize,
@@ -67,7 +72,8 @@ pub enum Reason {
     TooLarge {
         limit: u64,
     },
-    NotRegular(&'static str),
+    /// What it is instead: `FIFO`, `socket`, `device`, `directory`...
+    NotRegular(String),
     Dangling,
     SymlinkLoop,
     PermissionDenied,
@@ -173,7 +179,11 @@ fn certificates(bytes: &[u8], armoured: bool) -> Result<Vec<Vec<u8>>, Reason> {
         return Err(Reason::PrivateKey(label));
     }
     if !armoured {
-        // No armour: a single DER certificate, or nothing usable.
+        // No armour: a DER private key (pki-types classifies the three forms by their first
+        // fields), a single DER certificate, or nothing usable.
+        if let Ok(key) = PrivateKeyDer::try_from(bytes) {
+            return Err(Reason::PrivateKey(der_key_label(&key).to_owned()));
+        }
         return if bytes.first() == Some(&0x30) {
             Ok(vec![bytes.to_vec()])
         } else {
@@ -237,7 +247,7 @@ fn check(der: Vec<u8>, index: usize, now: i64) -> Result<Ca, Reason> {
         return Err(Reason::NotCa {
             index,
             subject,
-            why,
+            why: why.to_owned(),
         });
     }
     let validity = cert.validity();
@@ -321,6 +331,15 @@ fn private_key_label(bytes: &[u8]) -> Option<String> {
         _ => b"PRIVATE KEY".as_slice(),
     };
     Some(String::from_utf8_lossy(label).into_owned())
+}
+
+/// What a DER private key is, in the words of its PEM label.
+fn der_key_label(key: &PrivateKeyDer<'_>) -> &'static str {
+    match key {
+        PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY, DER",
+        PrivateKeyDer::Sec1(_) => "EC PRIVATE KEY, DER",
+        _ => "PRIVATE KEY, PKCS#8 DER",
+    }
 }
 
 /// Labels of `-----BEGIN LABEL-----` lines.
@@ -455,6 +474,17 @@ mod tests {
         // Not at a line start, so no PEM parser would see it: still a key.
         let hidden = format!("{good} junk -----BEGIN PRIVATE KEY-----\n");
         assert!(rejected(hidden.as_bytes()).contains("private key"));
+    }
+
+    /// A key in DER is a key too, not "not a DER X.509 certificate (parser error)".
+    #[test]
+    fn a_der_private_key_rejects_the_file_as_a_key() {
+        let key = KeyPair::generate().expect("key");
+        let reason = rejected(&key.serialize_der());
+        assert!(
+            reason.starts_with("contains a private key (PRIVATE KEY, PKCS#8 DER)"),
+            "{reason}"
+        );
     }
 
     #[test]

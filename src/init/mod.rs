@@ -9,19 +9,59 @@
 //!    process group with a clean signal state and, on a foreground TTY, the terminal.
 //! 3. `supervise` loops: take a signal, forward it (or reap on SIGCHLD), and hard-kill the
 //!    child's group once the stop deadline passes, until the child itself has been reaped.
-//! 4. [`run`] turns the child's end into the exit status: its own, or 128+N; for uvicorn, a
-//!    re-raised stop signal after a graceful shutdown is 0, and exit 0 nobody asked for is 1.
+//! 4. [`run`] turns the child's end into the exit status through the launch's [`ExitPolicy`]:
+//!    its own status, or 128+N; for a server (the app side says which child is one), a re-raised
+//!    stop signal after a graceful shutdown is 0, and exit 0 nobody asked for is 1.
+//!
+//! The supervisor takes only what it must launch ([`Launch`]): it knows nothing of certificates,
+//! plans or uvicorn.
 
-use std::io;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io::{self, Read as _};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info, warn};
 
 use crate::exit;
-use crate::plan::Plan;
 use crate::sys::{self, Pid, Reaped, SigSet, signal_name};
+
+/// What to start and how to judge its end: all the supervisor is told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Launch {
+    /// Looked up on `PATH` when it has no `/`.
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    /// Variables set for the child, on top of vardr-init's own environment.
+    pub set_env: Vec<(&'static str, OsString)>,
+    /// Variables removed from the child's environment.
+    pub unset_env: Vec<&'static str>,
+    /// Hard-kill deadline after the first forwarded SIGTERM/SIGINT.
+    pub stop_timeout: Option<Duration>,
+    pub policy: ExitPolicy,
+}
+
+/// How the child's end becomes vardr-init's exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitPolicy {
+    /// The child's own status (128+N for signal N): any command after `--`.
+    Status,
+    /// A server that runs until it is asked to stop, named for the logs. After a graceful stop it
+    /// re-raises the stop signal (that is 0), and it exits 0 when the app exits at import or
+    /// cannot be found (that is a failure, unless the stop was typed at its terminal).
+    Server { name: &'static str },
+}
+
+impl Launch {
+    /// The command line as a user could paste it into a shell.
+    pub fn command_line(&self) -> CommandLine<'_> {
+        CommandLine(self)
+    }
+}
 
 /// Proof that the supervised signals are blocked; created once, before anything else runs.
 pub struct Signals {
@@ -77,7 +117,7 @@ impl Signals {
     }
 
     /// A stop signal, if one was sent and is still waiting to be taken.
-    fn stop_pending(&self) -> Option<i32> {
+    pub fn stop_pending(&self) -> Option<i32> {
         let pending = SigSet::pending().ok()?;
         STOP_SIGNALS
             .into_iter()
@@ -89,8 +129,17 @@ impl Signals {
 /// arriving before the child started means it is not started.
 const STOP_SIGNALS: [i32; 2] = [libc::SIGTERM, libc::SIGINT];
 
-/// Runs the plan's command to completion and returns vardr-init's exit code.
-pub fn run(plan: &Plan, signals: &Signals) -> u8 {
+/// Runs the launch to completion and returns vardr-init's exit code.
+pub fn run(launch: &Launch, signals: &Signals) -> u8 {
+    match supervise_child(launch, signals) {
+        Ok(ended) => launch.policy.exit_code(&ended),
+        Err(code) => code,
+    }
+}
+
+/// Starts the child and supervises it until it has been reaped: how it ended, or the exit code
+/// when it could not be started (or was not, a stop having arrived first).
+pub fn supervise_child(launch: &Launch, signals: &Signals) -> Result<Ended, u8> {
     let pid = sys::getpid();
     if pid != 1 {
         // Without this, orphans re-parent to the real init and nobody here reaps them.
@@ -108,51 +157,64 @@ pub fn run(plan: &Plan, signals: &Signals) -> u8 {
         warn!(
             "{} arrived during start-up: not starting {}; exiting {code}",
             signal_name(signal),
-            plan.command_line()
+            launch.command_line()
         );
-        return u8::try_from(code).unwrap_or(exit::FAILURE);
+        return Err(u8::try_from(code).unwrap_or(exit::FAILURE));
     }
-    let child = match spawn(plan) {
-        Ok(child) => child,
-        Err(code) => return code,
-    };
-    info!("Running {} (pid {child})", plan.command_line());
-    let ended = match supervise(child, plan.stop_timeout, signals) {
-        Ok(ended) => ended,
-        Err(code) => return code,
-    };
-    if plan.uvicorn.is_some() {
-        // uvicorn's own conventions, which would otherwise read as the wrong verdict:
+    let terminal = sys::stdin_is_foreground_tty();
+    let child = spawn(launch, terminal)?;
+    info!("Running {} (pid {child})", launch.command_line());
+    supervise(child, launch.stop_timeout, signals, terminal)
+}
+
+impl ExitPolicy {
+    /// vardr-init's exit code for a child that ended so.
+    pub fn exit_code(self, ended: &Ended) -> u8 {
+        let ExitPolicy::Server { name } = self else {
+            return exit_code(ended.pid, ended.status);
+        };
         match (ended.status.code(), ended.status.signal()) {
+            (Some(0), _) if ended.stop_signal.is_none() && ended.terminal => {
+                // Ctrl-C at the terminal reaches the child's foreground group, not us: a server
+                // that held the terminal and shut down cleanly was stopped there.
+                info!(
+                    "{name} exited with status 0 while it held the terminal: a stop typed there \
+                     (Ctrl-C); exiting 0"
+                );
+                0
+            }
             (Some(0), _) if ended.stop_signal.is_none() => {
                 // uvicorn exits 0 when the app exits at import, and with --workers when the app
                 // cannot be found: never a success for a server nobody stopped.
                 error!(
-                    "uvicorn exited with status 0 although nobody asked it to stop (the app \
+                    "{name} exited with status 0 although nobody asked it to stop (the app \
                      exited at import, or with --workers it could not be found): exiting 1"
                 );
-                return exit::FAILURE;
+                exit::FAILURE
             }
             (None, Some(signal)) if Some(signal) == ended.stop_signal && !ended.killed => {
                 // After a graceful shutdown uvicorn re-raises the signal it caught.
                 info!(
-                    "uvicorn shut down gracefully on {} (and re-raised it, as it does): exiting 0",
+                    "{name} shut down gracefully on {} (and re-raised it, as it does): exiting 0",
                     signal_name(signal)
                 );
-                return 0;
+                0
             }
-            _ => {}
+            _ => exit_code(ended.pid, ended.status),
         }
     }
-    exit_code(child, ended.status)
 }
 
 /// Starts the child. On failure, logs why and returns the exit code (127, 126 or 1).
-fn spawn(plan: &Plan) -> Result<Pid, u8> {
-    let take_terminal = sys::stdin_is_foreground_tty();
-    let mut command = Command::new(&plan.program);
-    command.args(&plan.args).envs(plan.child_env());
-    for name in &plan.unset {
+fn spawn(launch: &Launch, take_terminal: bool) -> Result<Pid, u8> {
+    let mut command = Command::new(&launch.program);
+    command.args(&launch.args).envs(
+        launch
+            .set_env
+            .iter()
+            .map(|(name, value)| (name, value.as_os_str())),
+    );
+    for name in &launch.unset_env {
         command.env_remove(name);
     }
     // SAFETY: prepare_child makes only async-signal-safe calls, as pre_exec requires.
@@ -160,42 +222,104 @@ fn spawn(plan: &Plan) -> Result<Pid, u8> {
     match command.spawn() {
         // The `Child` handle is dropped unused: all waiting goes through `reap_zombies`.
         Ok(child) => Pid::try_from(child.id()).map_err(|_| exit::FAILURE),
-        Err(e) => Err(report_spawn_error(plan, &e)),
+        Err(e) => {
+            let (code, message) = not_started(&launch.program, &e);
+            error!("{message}");
+            Err(code)
+        }
     }
 }
 
-fn report_spawn_error(plan: &Plan, e: &io::Error) -> u8 {
-    let program = plan.program.to_string_lossy();
+/// Why `program` could not be started, as an exit code (127 not found, 126 not executable, 1
+/// otherwise) and a message that says what to do.
+fn not_started(program: &OsStr, e: &io::Error) -> (u8, String) {
+    let program = program.to_string_lossy();
     let looked_up = !program.contains('/');
     match (e.kind(), e.raw_os_error()) {
-        (io::ErrorKind::NotFound, _) if looked_up => {
-            error!(
+        (io::ErrorKind::NotFound, _) if looked_up => (
+            exit::NOT_FOUND,
+            format!(
                 "command not found: {program:?} is not in any directory of PATH; give its full path or fix PATH"
-            );
-            exit::NOT_FOUND
-        }
-        (io::ErrorKind::NotFound, _) => {
-            error!(
+            ),
+        ),
+        (io::ErrorKind::NotFound, _) => (
+            exit::NOT_FOUND,
+            format!(
                 "command not found: {program:?} does not exist (or it is a script whose #! interpreter does not exist)"
-            );
-            exit::NOT_FOUND
-        }
-        (io::ErrorKind::PermissionDenied, _) => {
-            error!(
+            ),
+        ),
+        (io::ErrorKind::PermissionDenied, _) => (
+            exit::NOT_EXECUTABLE,
+            format!(
                 "command not executable: {program:?}: {e}; check that it is a file, has the execute bit, and is not on a noexec mount"
-            );
-            exit::NOT_EXECUTABLE
-        }
-        (_, Some(libc::ENOEXEC)) => {
-            error!(
+            ),
+        ),
+        (_, Some(libc::ENOEXEC)) => (
+            exit::NOT_EXECUTABLE,
+            format!(
                 "command not executable: {program:?} is neither a binary for this machine nor a script starting with #!"
-            );
-            exit::NOT_EXECUTABLE
+            ),
+        ),
+        _ => (exit::FAILURE, format!("cannot start {program:?}: {e}")),
+    }
+}
+
+/// What starting `program` would end with, found without starting it (for `--dry-run`, and
+/// before a run): `Err` with the exit code and message [`spawn`] would give, for what can be
+/// known from the file system: not found, not executable, not a binary or script, a script whose
+/// `#!` interpreter is missing. `path` is the `PATH` the child is looked up in.
+pub fn foresee(program: &OsStr, path: Option<&OsStr>) -> Result<(), (u8, String)> {
+    let fail = |errno: i32| Err(not_started(program, &io::Error::from_raw_os_error(errno)));
+    if program.is_empty() {
+        return fail(libc::ENOENT);
+    }
+    if program.as_encoded_bytes().contains(&b'/') {
+        return check_file(Path::new(program)).or_else(fail);
+    }
+    // execvp's rule: the first directory where it can be run; else EACCES if one refused, else
+    // ENOENT.
+    let path = path.unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
+    let mut refused = false;
+    for dir in std::env::split_paths(path) {
+        match check_file(&dir.join(program)) {
+            Ok(()) => return Ok(()),
+            Err(libc::EACCES) | Err(libc::ENOEXEC) => refused = true,
+            Err(_) => {}
         }
-        _ => {
-            error!("cannot start {program:?}: {e}");
-            exit::FAILURE
-        }
+    }
+    fail(if refused { libc::EACCES } else { libc::ENOENT })
+}
+
+/// Whether `exec` of this file can get as far as running it; else the errno it would fail with.
+fn check_file(file: &Path) -> Result<(), i32> {
+    let meta = std::fs::metadata(file).map_err(|e| e.raw_os_error().unwrap_or(libc::ENOENT))?;
+    if meta.is_dir() || sys::can_execute(file).is_err() {
+        return Err(libc::EACCES);
+    }
+    let mut head = [0u8; 256];
+    let read = std::fs::File::open(file)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    let head = &head[..read];
+    if head.starts_with(b"\x7fELF") {
+        return Ok(());
+    }
+    let Some(line) = head.strip_prefix(b"#!") else {
+        return Err(libc::ENOEXEC);
+    };
+    // The interpreter: the first word of the #! line.
+    let interpreter = line
+        .split(|&b| b == b'\n')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii()
+        .split(|b| b.is_ascii_whitespace())
+        .next()
+        .unwrap_or_default();
+    let interpreter = Path::new(OsStr::from_bytes(interpreter));
+    match std::fs::metadata(interpreter) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(libc::ENOENT),
     }
 }
 
@@ -210,16 +334,25 @@ enum Stop {
 }
 
 /// How the child ended, and what vardr-init had done to it by then.
-struct Ended {
-    status: ExitStatus,
+#[derive(Clone, Copy, Debug)]
+pub struct Ended {
+    pub pid: Pid,
+    pub status: ExitStatus,
     /// The first SIGTERM or SIGINT forwarded, if any: a stop was requested.
-    stop_signal: Option<i32>,
+    pub stop_signal: Option<i32>,
     /// The deadline passed and SIGKILL was sent.
-    killed: bool,
+    pub killed: bool,
+    /// The child was given the terminal's foreground: Ctrl-C there reaches it directly.
+    pub terminal: bool,
 }
 
 /// The main loop: returns once the child has been reaped, or the exit code if it was lost.
-fn supervise(child: Pid, stop_timeout: Option<Duration>, signals: &Signals) -> Result<Ended, u8> {
+fn supervise(
+    child: Pid,
+    stop_timeout: Option<Duration>,
+    signals: &Signals,
+    terminal: bool,
+) -> Result<Ended, u8> {
     let mut stop = Stop::NotRequested;
     let mut stop_signal = None;
     let mut killed = false;
@@ -227,9 +360,11 @@ fn supervise(child: Pid, stop_timeout: Option<Duration>, signals: &Signals) -> R
         match reap_zombies(child) {
             Ok(Some(status)) => {
                 return Ok(Ended {
+                    pid: child,
                     status,
                     stop_signal,
                     killed,
+                    terminal,
                 });
             }
             Ok(None) => {}
@@ -346,4 +481,85 @@ fn exit_code(child: Pid, status: ExitStatus) -> u8 {
         signal_name(signal)
     );
     code
+}
+
+pub struct CommandLine<'a>(&'a Launch);
+
+impl fmt::Display for CommandLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_quoted(f, &self.0.program)?;
+        for arg in &self.0.args {
+            f.write_str(" ")?;
+            write_quoted(f, arg)?;
+        }
+        Ok(())
+    }
+}
+
+/// POSIX shell quoting, for display only (nothing is ever run through a shell).
+fn write_quoted(f: &mut fmt::Formatter<'_>, word: &OsStr) -> fmt::Result {
+    let word = word.to_string_lossy();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        f.write_str(&word)
+    } else {
+        write!(f, "'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_quotes_what_a_shell_would_split() {
+        let launch = Launch {
+            program: "python3".into(),
+            args: ["-c", "print('hi there')", "", "--port=8000"]
+                .map(OsString::from)
+                .into(),
+            set_env: Vec::new(),
+            unset_env: Vec::new(),
+            stop_timeout: None,
+            policy: ExitPolicy::Status,
+        };
+        assert_eq!(
+            launch.command_line().to_string(),
+            r#"python3 -c 'print('\''hi there'\'')' '' --port=8000"#
+        );
+    }
+
+    /// What a run's spawn would say, foreseen: found, not found, not executable, not a program.
+    #[test]
+    fn foresee_agrees_with_exec() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, text: &str, mode: u32| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("write");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            path.into_os_string()
+        };
+        let script = write("ok.sh", "#!/bin/sh\nexit 0\n", 0o755);
+        let no_x = write("no-x.sh", "#!/bin/sh\n", 0o644);
+        let text = write("text", "hello\n", 0o755);
+        let orphan = write("orphan", "#!/nonexistent/interpreter\n", 0o755);
+        let code =
+            |program: &OsStr, path: Option<&OsStr>| foresee(program, path).err().map(|e| e.0);
+        assert_eq!(code(&script, None), None);
+        assert_eq!(code(OsStr::new("sh"), None), None);
+        assert_eq!(
+            code(OsStr::new("ok.sh"), Some(dir.path().as_os_str())),
+            None
+        );
+        assert_eq!(code(OsStr::new("no-such-cmd-vardr"), None), Some(127));
+        assert_eq!(code(&orphan, None), Some(127));
+        assert_eq!(code(&no_x, None), Some(126));
+        assert_eq!(code(&text, None), Some(126));
+        assert_eq!(code(dir.path().as_os_str(), None), Some(126));
+        assert_eq!(
+            code(OsStr::new("no-x.sh"), Some(dir.path().as_os_str())),
+            Some(126)
+        );
+    }
 }

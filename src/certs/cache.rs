@@ -1,0 +1,137 @@
+//! The cache: a key over everything that decides the bundle, and the record stored beside it.
+//! On a match with an intact bundle, nothing is parsed or written.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::scan::{self, Content};
+use super::summary::FileResult;
+use super::{hex, store};
+use crate::config::CertSettings;
+
+/// SHA-256 over everything that decides the bundle but the system bundle's bytes. Each field is
+/// length-prefixed and each input's content tagged (bytes, or a rejection found before reading),
+/// so no two different input sets produce the same byte stream. The system bundle's bytes are not
+/// hashed: a reused bundle must begin with them, byte for byte (see [`Record::load`]).
+pub fn key(
+    settings: &CertSettings,
+    system: Option<&(PathBuf, Vec<u8>)>,
+    inputs: &[scan::Input],
+) -> String {
+    let mut hash = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        hash.update((bytes.len() as u64).to_le_bytes());
+        hash.update(bytes);
+    };
+    field(concat!("vardr-init ", env!("CARGO_PKG_VERSION")).as_bytes());
+    field(settings.bundle.as_os_str().as_encoded_bytes());
+    match system {
+        Some((path, _)) => field(path.as_os_str().as_encoded_bytes()),
+        None => field(b"no system bundle"),
+    }
+    for input in inputs {
+        field(&input.name);
+        match &input.content {
+            Content::Bytes(bytes) => {
+                field(b"B");
+                field(bytes);
+            }
+            Content::Unusable(reason) => {
+                field(b"U");
+                field(reason.to_string().as_bytes());
+            }
+        }
+    }
+    hex(&hash.finalize())
+}
+
+/// The cache record stored beside the bundle: the key it was built for, the hash of the bundle
+/// after its system part (so a truncated or edited bundle is rebuilt), until when its verdicts
+/// hold, and the summary.
+pub struct Record {
+    pub key: String,
+    pub custom_sha256: String,
+    pub valid_until: i64,
+    pub system_certificates: usize,
+    pub custom_certificates: usize,
+    pub duplicates: usize,
+    pub results: Vec<FileResult>,
+}
+
+/// Version 3: results are typed verdicts, serialised.
+const RECORD_MAGIC: &str = "vardr-init certificate cache 3";
+
+impl Record {
+    pub fn to_text(&self) -> String {
+        let results = serde_json::to_string(&self.results).unwrap_or_default();
+        format!(
+            "{RECORD_MAGIC}\nkey {}\ncustom {}\nvalid-until {}\ncounts {} {} {}\nresults {}\n",
+            self.key,
+            self.custom_sha256,
+            self.valid_until,
+            self.system_certificates,
+            self.custom_certificates,
+            self.duplicates,
+            results,
+        )
+    }
+
+    /// The record for `key` if it is ours, current, and its bundle is intact: the bundle begins
+    /// with `system` (the system bundle as it is now) byte for byte, and the rest has the recorded
+    /// hash. Comparing the system part instead of hashing it (in the key and here) is what makes
+    /// a reuse cheap: no SHA-256 over the system bundle, twice, on every start.
+    pub fn load(bundle: &Path, key: &str, now: i64, system: &[u8]) -> Option<Record> {
+        let text = store::read_own(&store::cache_path(bundle), 64 * 1024 * 1024)?;
+        let record = Record::parse(std::str::from_utf8(&text).ok()?)?;
+        if record.key != key || now >= record.valid_until {
+            return None;
+        }
+        let mut hash = Sha256::new();
+        let mut offset = 0;
+        let mut system_matches = true;
+        let read = store::stream_own(bundle, store::MAX_BUNDLE_BYTES, |chunk| {
+            // The part of this chunk that is still within the system part (none once past it).
+            let start = offset.min(system.len());
+            let split = (system.len() - start).min(chunk.len());
+            let (system_part, rest) = chunk.split_at(split);
+            system_matches =
+                system_matches && store::same_bytes(system_part, &system[start..start + split]);
+            hash.update(rest);
+            offset += chunk.len();
+        })?;
+        let intact = system_matches
+            && read >= system.len() as u64
+            && hex(&hash.finalize()) == record.custom_sha256;
+        intact.then_some(record)
+    }
+
+    fn parse(text: &str) -> Option<Record> {
+        let mut lines = text.lines();
+        if lines.next()? != RECORD_MAGIC {
+            return None;
+        }
+        let mut field = |name: &str| lines.next()?.strip_prefix(name)?.strip_prefix(' ');
+        let key = field("key")?.to_owned();
+        let custom_sha256 = field("custom")?.to_owned();
+        let valid_until = field("valid-until")?.parse().ok()?;
+        let counts: Vec<usize> = field("counts")?
+            .split(' ')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        let [system_certificates, custom_certificates, duplicates] = counts[..] else {
+            return None;
+        };
+        let results = serde_json::from_str(field("results")?).ok()?;
+        Some(Record {
+            key,
+            custom_sha256,
+            valid_until,
+            system_certificates,
+            custom_certificates,
+            duplicates,
+            results,
+        })
+    }
+}

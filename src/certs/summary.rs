@@ -1,0 +1,269 @@
+//! What a certificate pass ends with, as types: each file's verdict, the counts, what became of
+//! the bundle. The worker sends a [`Report`] to PID 1 over a pipe; the logs, the
+//! `certificate_import_summary` event and the dry-run plan are all rendered from it.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::verdict::Reason;
+
+/// One file of the certificates directory and its verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileResult {
+    /// Its path under the directory, escaped so that it is one line and distinct from every
+    /// other name (see [`super::scan::Input::display_name`]).
+    pub name: String,
+    pub verdict: FileVerdict,
+}
+
+/// A file is accepted or rejected whole.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileVerdict {
+    /// Every certificate in it is a CA that may enter the bundle: their subjects, in order.
+    Accepted(Vec<String>),
+    Rejected(Reason),
+}
+
+impl FileVerdict {
+    pub fn is_accepted(&self) -> bool {
+        matches!(self, FileVerdict::Accepted(_))
+    }
+}
+
+/// The contract's `SUCCESS` / `FAILED: reason`.
+impl fmt::Display for FileVerdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FileVerdict::Accepted(_) => f.write_str("SUCCESS"),
+            FileVerdict::Rejected(reason) => write!(f, "FAILED: {reason}"),
+        }
+    }
+}
+
+impl FileResult {
+    /// The log line's and the plan's detail: the CAs accepted, or why the file was not.
+    pub fn detail(&self) -> String {
+        match &self.verdict {
+            FileVerdict::Accepted(subjects) => match &subjects[..] {
+                [one] => format!("1 CA certificate: {one}"),
+                many => format!("{} CA certificates: {}", many.len(), many.join(", ")),
+            },
+            FileVerdict::Rejected(reason) => reason.to_string(),
+        }
+    }
+}
+
+/// What the pass decided to do with the bundle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Planned {
+    /// No accepted custom CA: no bundle, nothing exported, the system trust applies as is.
+    Nothing,
+    /// The bundle beside its cache record matches the inputs and is intact.
+    Reuse,
+    /// A new bundle (and cache record).
+    Build,
+}
+
+impl Planned {
+    /// As the dry-run plan says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Planned::Nothing => "none",
+            Planned::Reuse => "reuse",
+            Planned::Build => "build",
+        }
+    }
+}
+
+/// What became of the bundle: whether the child gets it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BundleStatus {
+    /// No accepted custom CA: nothing to export.
+    NotNeeded,
+    /// Reused, or written and verified (a dry run: would be): exported to the child.
+    Ready,
+    /// Strict mode refused the inputs ([`Report::refusals`]): nothing written, nothing started.
+    Withheld,
+    /// The bundle path cannot take it, or the write failed: the service starts on the system
+    /// trust only (strict mode: not at all).
+    Problem(String),
+}
+
+/// What a pass ended with, as the summary's `action` says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Built,
+    Reused,
+    /// No accepted custom CA: nothing written, nothing exported.
+    None,
+    /// The bundle could not be written or verified, strict mode refused the inputs, or the
+    /// worker failed.
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Built => "built",
+            Outcome::Reused => "reused",
+            Outcome::None => "none",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// Everything PID 1 learns of a pass: no certificate bytes, no bundle bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// The system bundle merged (or that would be), if one was found and usable.
+    #[serde(with = "os_path")]
+    pub system: Option<PathBuf>,
+    /// Problems to log as warnings (the system bundle, the bundle's directory, the cache record).
+    pub warnings: Vec<String>,
+    pub results: Vec<FileResult>,
+    pub system_certificates: usize,
+    pub custom_certificates: usize,
+    pub duplicates: usize,
+    pub planned: Planned,
+    pub bundle: BundleStatus,
+    /// Why strict mode (`VARDR_CERTS_STRICT=true`) stops start-up; empty when it does not.
+    pub refusals: Vec<String>,
+}
+
+impl Report {
+    pub fn successful(&self) -> usize {
+        self.results
+            .iter()
+            .filter(|r| r.verdict.is_accepted())
+            .count()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.results.len() - self.successful()
+    }
+
+    /// The summary's `action`.
+    pub fn outcome(&self) -> Outcome {
+        match (&self.bundle, self.planned) {
+            (BundleStatus::NotNeeded, _) => Outcome::None,
+            (BundleStatus::Ready, Planned::Reuse) => Outcome::Reused,
+            (BundleStatus::Ready, Planned::Build) => Outcome::Built,
+            (BundleStatus::Ready, Planned::Nothing) => Outcome::None,
+            (BundleStatus::Withheld | BundleStatus::Problem(_), _) => Outcome::Failed,
+        }
+    }
+
+    /// Whether the child gets the bundle.
+    pub fn exported(&self) -> bool {
+        self.bundle == BundleStatus::Ready && self.planned != Planned::Nothing
+    }
+}
+
+/// The summary for people: `vardr-init certs` without `--json`, and the run's text log.
+/// `report` is `None` when the worker failed.
+pub fn text(report: Option<&Report>, outcome: Outcome, bundle: &Path) -> String {
+    let Some(report) = report else {
+        return "Certificate import: failed (the certificate worker did not finish); no bundle \
+                written"
+            .to_owned();
+    };
+    let what = match outcome {
+        Outcome::Built => format!("built {}", bundle.display()),
+        Outcome::Reused => format!("reused {} (unchanged)", bundle.display()),
+        Outcome::Failed => "no bundle written".to_owned(),
+        Outcome::None => "no bundle needed (no accepted custom CA)".to_owned(),
+    };
+    format!(
+        "Certificate import: {} accepted, {} rejected; {what}: {} system + {} custom \
+         certificates, {} duplicates dropped",
+        report.successful(),
+        report.failed(),
+        report.system_certificates,
+        report.custom_certificates,
+        report.duplicates
+    )
+}
+
+/// The contract's `certificate_import_summary` event, keys in the contract's order.
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "certificate_import_summary")]
+pub struct SummaryEvent<'a> {
+    pub timestamp: String,
+    pub successful_imports: usize,
+    pub failed_imports: usize,
+    pub total_certificates: usize,
+    #[serde(serialize_with = "verdict_map")]
+    pub results: &'a [FileResult],
+    pub action: &'static str,
+    #[serde(serialize_with = "lossy")]
+    pub bundle: Option<&'a Path>,
+    #[serde(serialize_with = "lossy")]
+    pub system_bundle: Option<&'a Path>,
+    pub system_certificates: usize,
+    pub duplicates: usize,
+}
+
+impl<'a> SummaryEvent<'a> {
+    /// `report` is `None` when the worker failed: no results, action `failed`.
+    pub fn new(
+        report: Option<&'a Report>,
+        outcome: Outcome,
+        bundle: &'a Path,
+        timestamp: String,
+    ) -> Self {
+        SummaryEvent {
+            timestamp,
+            successful_imports: report.map_or(0, Report::successful),
+            failed_imports: report.map_or(0, Report::failed),
+            total_certificates: report.map_or(0, |r| r.custom_certificates),
+            results: report.map_or(&[], |r| &r.results),
+            action: outcome.as_str(),
+            bundle: matches!(outcome, Outcome::Built | Outcome::Reused).then_some(bundle),
+            system_bundle: report.and_then(|r| r.system.as_deref()),
+            system_certificates: report.map_or(0, |r| r.system_certificates),
+            duplicates: report.map_or(0, |r| r.duplicates),
+        }
+    }
+}
+
+/// `results` as the contract has it: `{"name": "SUCCESS" | "FAILED: reason", ...}`, in the
+/// pass's (sorted) order. Names are distinct by construction, so no key hides another.
+pub fn verdict_map<S: serde::Serializer>(
+    results: &&[FileResult],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(results.iter().map(|r| (&r.name, r.verdict.to_string())))
+}
+
+/// A path for people and programs reading JSON: lossy UTF-8 (serde refuses non-UTF-8 paths).
+pub fn lossy<S: serde::Serializer>(path: &Option<&Path>, serializer: S) -> Result<S::Ok, S::Error> {
+    match path {
+        Some(path) => serializer.serialize_str(&path.to_string_lossy()),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// An optional path as its exact bytes, for the pipe: paths need not be UTF-8.
+mod os_path {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(
+        path: &Option<PathBuf>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        path.as_ref()
+            .map(|p| p.as_os_str().as_bytes())
+            .serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<PathBuf>, D::Error> {
+        let bytes: Option<Vec<u8>> = Option::deserialize(deserializer)?;
+        Ok(bytes.map(|b| PathBuf::from(OsString::from_vec(b))))
+    }
+}

@@ -1,0 +1,87 @@
+//! The system bundle: which file it is, and whether it may be copied into ours.
+
+use std::path::{Path, PathBuf};
+
+use super::exports::same_file;
+use super::{scan, store, verdict};
+use crate::config::CertSettings;
+
+/// Where distributions keep the PEM bundle of their trusted roots, most common first.
+pub const SYSTEM_BUNDLES: [&str; 5] = [
+    "/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu, Alpine, Wolfi
+    "/etc/pki/tls/certs/ca-bundle.crt",   // RHEL, Fedora, Amazon Linux
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", // RHEL 7+ (the file behind the above)
+    "/etc/ssl/ca-bundle.pem",             // openSUSE
+    "/etc/ssl/cert.pem",                  // Alpine (LibreSSL), BSDs
+];
+
+/// Whether `path` is, or resolves to, a system bundle: the one in use or any distribution path.
+/// Ours must never be one of them, or the next start would read our output back as the system
+/// trust (and a removed custom CA would stay trusted for ever).
+pub fn is_system_bundle(path: &Path, in_use: Option<&Path>) -> bool {
+    in_use.is_some_and(|system| same_file(path, system))
+        || SYSTEM_BUNDLES
+            .iter()
+            .any(|system| same_file(path, Path::new(system)))
+}
+
+/// `VARDR_SYSTEM_CA_BUNDLE`, or the original `SSL_CERT_FILE` unless it is our own output, or
+/// the first distribution path that exists. `None` (with a warning) is not an error.
+pub fn find(settings: &CertSettings, warnings: &mut Vec<String>) -> Option<(PathBuf, Vec<u8>)> {
+    let candidates: Vec<PathBuf> = match &settings.system_bundle {
+        Some(path) => vec![path.clone()],
+        None => {
+            let ssl_cert_file = settings
+                .inherited
+                .iter()
+                .find(|(name, _)| *name == "SSL_CERT_FILE")
+                .map(|(_, value)| PathBuf::from(value))
+                .filter(|path| !same_file(path, &settings.bundle));
+            ssl_cert_file
+                .into_iter()
+                .chain(SYSTEM_BUNDLES.iter().map(PathBuf::from))
+                .collect()
+        }
+    };
+    for path in &candidates {
+        if settings.system_bundle.is_none() && !path.exists() {
+            continue;
+        }
+        match scan::read_capped(path, store::MAX_BUNDLE_BYTES) {
+            Ok(bytes) => match problem(&bytes) {
+                None => return Some((path.clone(), bytes)),
+                Some(problem) => warnings.push(format!(
+                    "system bundle {} {problem}: not used",
+                    path.display()
+                )),
+            },
+            Err(reason) => warnings.push(format!("system bundle {}: {reason}", path.display())),
+        }
+    }
+    warnings.push(match &settings.system_bundle {
+        Some(path) => format!(
+            "VARDR_SYSTEM_CA_BUNDLE={} could not be used: the bundle will hold only the custom \
+             CAs, so public TLS sites will fail verification",
+            path.display()
+        ),
+        None => format!(
+            "no system CA bundle found (tried SSL_CERT_FILE and {}): the bundle will hold only \
+             the custom CAs; set VARDR_SYSTEM_CA_BUNDLE if the image keeps it elsewhere",
+            SYSTEM_BUNDLES.join(", ")
+        ),
+    });
+    None
+}
+
+/// Why a system bundle must not be copied into ours, judged cheaply on every start that has
+/// custom CAs: no private key anywhere, and text. Whether its PEM parses is checked only when a
+/// bundle is built, in the merge, which a cache hit skips.
+fn problem(bytes: &[u8]) -> Option<&'static str> {
+    if verdict::has_private_key(bytes) {
+        Some("contains a private key")
+    } else if std::str::from_utf8(bytes).is_err() {
+        Some("is not text (a PEM bundle is)")
+    } else {
+        None
+    }
+}

@@ -1,0 +1,235 @@
+//! The certificate pass in a short-lived worker process, so that PID 1 never parses untrusted
+//! bytes (the privilege separation of OpenSSH's pre-authentication child, on a small scale).
+//!
+//! vardr-init forks; the child runs [`super::pass`], writes its [`Report`] as one JSON value into
+//! a pipe, and exits. The parent reads the pipe until end of file, then reaps the child. A
+//! parser defect (`panic = "abort"`), a crash, a kill or a hang past [`DEADLINE`] ends the worker,
+//! never PID 1: the parent gets a [`WorkerError`] that says which, and the service starts on the
+//! system trust. Whatever the pass allocated goes with the worker's address space.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::summary::Report;
+use super::{Mode, pass};
+use crate::config::CertSettings;
+use crate::sys::{self, Forked, Pid, signal_name};
+
+/// How long a pass may take: 10,000 files or 64 MiB take a few seconds; a minute means a hang
+/// (a stalled network file system, a defect), and the service must not wait for ever.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A report lists at most 10,001 files with short reasons: far below this.
+const MAX_REPORT_BYTES: usize = 64 * 1024 * 1024;
+
+/// How often the parent looks at `interrupted` while it waits.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Why no report came back.
+#[derive(Debug)]
+pub enum WorkerError {
+    /// The worker could not be started.
+    Start(io::Error),
+    /// It died of a signal (a crash: SIGSEGV, SIGABRT from a panic; or killed from outside).
+    Killed { pid: Pid, signal: i32 },
+    /// It exited with a failure status.
+    Failed { pid: Pid, code: i32 },
+    /// It ran past [`DEADLINE`] and was killed.
+    TimedOut { pid: Pid },
+    /// A stop signal arrived: it was killed, and nothing will start.
+    Interrupted { pid: Pid },
+    /// What it sent is not a report.
+    Garbled { pid: Pid, error: String },
+    /// The pipe failed.
+    Read { pid: Pid, error: io::Error },
+}
+
+impl fmt::Display for WorkerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkerError::Start(e) => write!(f, "cannot start the certificate worker: {e}"),
+            WorkerError::Killed { pid, signal } => write!(
+                f,
+                "the certificate worker (pid {pid}) died of {}: a defect or a kill, not the \
+                 certificates' fault as such; please report it with the files in the certs \
+                 directory",
+                signal_name(*signal)
+            ),
+            WorkerError::Failed { pid, code } => write!(
+                f,
+                "the certificate worker (pid {pid}) exited with status {code} before sending its \
+                 report"
+            ),
+            WorkerError::TimedOut { pid } => write!(
+                f,
+                "the certificate worker (pid {pid}) ran past its {}s deadline and was killed: is \
+                 the certs directory on a stalled file system?",
+                DEADLINE.as_secs()
+            ),
+            WorkerError::Interrupted { pid } => write!(
+                f,
+                "the certificate worker (pid {pid}) was stopped: a stop signal arrived during \
+                 start-up"
+            ),
+            WorkerError::Garbled { pid, error } => write!(
+                f,
+                "the certificate worker (pid {pid}) sent a report that does not parse: {error}"
+            ),
+            WorkerError::Read { pid, error } => write!(
+                f,
+                "cannot read the certificate worker's (pid {pid}) report: {error}"
+            ),
+        }
+    }
+}
+
+/// Runs the pass in a worker and returns its report. `interrupted` is asked every
+/// [`TICK`] while waiting: when it says yes, the worker is killed (a stop request during start-up
+/// must not wait for a slow pass).
+pub fn run(
+    settings: &CertSettings,
+    now: SystemTime,
+    mode: Mode,
+    interrupted: &dyn Fn() -> bool,
+) -> Result<Report, WorkerError> {
+    let (reader, writer) = sys::pipe().map_err(WorkerError::Start)?;
+    match sys::fork().map_err(WorkerError::Start)? {
+        Forked::Child => {
+            drop(reader);
+            let report = pass(settings, now, mode);
+            let mut out = File::from(writer);
+            let sent = serde_json::to_writer(&mut out, &report)
+                .map_err(io::Error::from)
+                .and_then(|()| out.flush());
+            sys::exit_now(if sent.is_ok() { 0 } else { 1 })
+        }
+        Forked::Parent(pid) => {
+            drop(writer);
+            let until = Instant::now() + DEADLINE;
+            let read = collect(reader, pid, until, interrupted);
+            if read.is_err() {
+                let _ = sys::kill(pid, libc::SIGKILL);
+            }
+            let status = reap(pid, until);
+            let bytes = read?;
+            match status {
+                Some(status) => judge(pid, status, &bytes),
+                None => {
+                    // Sent its report, then hung instead of exiting: killed, and reaped.
+                    let _ = sys::kill(pid, libc::SIGKILL);
+                    let _ = sys::wait_pid(pid, true);
+                    Err(WorkerError::TimedOut { pid })
+                }
+            }
+        }
+    }
+}
+
+/// The worker's output, read until end of file.
+fn collect(
+    reader: OwnedFd,
+    pid: Pid,
+    until: Instant,
+    interrupted: &dyn Fn() -> bool,
+) -> Result<Vec<u8>, WorkerError> {
+    let mut bytes = Vec::new();
+    let mut chunk = vec![0; 64 * 1024];
+    let mut file = File::from(reader);
+    loop {
+        if interrupted() {
+            return Err(WorkerError::Interrupted { pid });
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(WorkerError::TimedOut { pid });
+        }
+        match sys::wait_readable(file.as_fd(), left.min(TICK)) {
+            Ok(false) => continue,
+            Ok(true) => {}
+            Err(error) => return Err(WorkerError::Read { pid, error }),
+        }
+        match file.read(&mut chunk) {
+            Ok(0) => return Ok(bytes),
+            Ok(n) if bytes.len() + n <= MAX_REPORT_BYTES => bytes.extend_from_slice(&chunk[..n]),
+            Ok(_) => {
+                return Err(WorkerError::Garbled {
+                    pid,
+                    error: format!("over {MAX_REPORT_BYTES} bytes"),
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(WorkerError::Read { pid, error }),
+        }
+    }
+}
+
+/// Reaps the worker: its status, or `None` if it is still running at `until` (or a short grace
+/// after a kill, which takes effect at once).
+fn reap(pid: Pid, until: Instant) -> Option<ExitStatus> {
+    let until = until.max(Instant::now() + Duration::from_secs(1));
+    loop {
+        match sys::wait_pid(pid, false) {
+            Ok(Some(raw)) => return Some(ExitStatus::from_raw(raw)),
+            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(1)),
+            // Still running at the deadline, or lost (reaped elsewhere): nothing more to wait for.
+            Ok(None) | Err(_) => return None,
+        }
+    }
+}
+
+fn judge(pid: Pid, status: ExitStatus, bytes: &[u8]) -> Result<Report, WorkerError> {
+    match (status.code(), status.signal()) {
+        (Some(0), _) => serde_json::from_slice(bytes).map_err(|e| WorkerError::Garbled {
+            pid,
+            error: e.to_string(),
+        }),
+        (Some(code), _) => Err(WorkerError::Failed { pid, code }),
+        (None, signal) => Err(WorkerError::Killed {
+            pid,
+            signal: signal.unwrap_or(0),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(dir: &std::path::Path) -> CertSettings {
+        CertSettings {
+            dir: dir.join("certs"),
+            bundle: dir.join("bundle.pem"),
+            system_bundle: Some(dir.join("system.pem")),
+            strict: false,
+            extra_vars: false,
+            inherited: Vec::new(),
+        }
+    }
+
+    /// The report that comes back through the pipe is the one the pass made in-process.
+    #[test]
+    fn the_report_crosses_the_pipe_unchanged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = settings(dir.path());
+        std::fs::create_dir(&s.dir).expect("mkdir");
+        std::fs::write(s.dir.join("junk.pem"), "not a certificate").expect("write");
+        let now = SystemTime::now();
+        let direct = pass(&s, now, Mode::Check);
+        let piped = run(&s, now, Mode::Check, &|| false).expect("report");
+        assert_eq!(piped, direct);
+        assert_eq!(piped.failed(), 1);
+    }
+
+    #[test]
+    fn an_interrupted_worker_is_killed_and_reaped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = settings(dir.path());
+        let error = run(&s, SystemTime::now(), Mode::Check, &|| true).expect_err("interrupted");
+        assert!(matches!(error, WorkerError::Interrupted { .. }), "{error}");
+    }
+}

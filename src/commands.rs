@@ -1,0 +1,275 @@
+//! The commands, top to bottom: each turns a parsed invocation into an exit code, and is the one
+//! place that renders its outcome into logs and output.
+
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::path::Path;
+use std::time::SystemTime;
+
+use tracing::{error, info, warn};
+
+use crate::certs::summary::{self, SummaryEvent};
+use crate::certs::worker::{self, WorkerError};
+use crate::certs::{Mode, Outcome, Report};
+use crate::cli::UsageError;
+use crate::config::{self, Config};
+use crate::init::{self, Signals};
+use crate::plan::Plan;
+use crate::{events, exit, health, log};
+
+/// A command line that could not be understood.
+pub fn usage_error(usage: &UsageError) -> u8 {
+    // The environment still decides the log format of the complaint.
+    log::init(match Config::from_env() {
+        Ok(config) => config.log,
+        Err(rejected) => rejected.log,
+    });
+    error!("{usage}");
+    usage.code
+}
+
+/// The environment, with logging set up from it; a rejected one is reported and ends the run.
+fn configure() -> Result<Config, u8> {
+    match Config::from_env() {
+        Ok(config) => {
+            log::init(config.log);
+            Ok(config)
+        }
+        Err(rejected) => {
+            log::init(rejected.log);
+            for invalid in &rejected.errors {
+                error!("{invalid}");
+            }
+            error!("nothing was started: fix the environment variables above");
+            Err(exit::USAGE)
+        }
+    }
+}
+
+/// The entrypoint: certificates (in the worker), then the child under supervision.
+pub fn run(command: Option<Vec<OsString>>) -> u8 {
+    // Before anything slow: a SIGTERM arriving during start-up must queue, not vanish.
+    let signals = Signals::block();
+    let config = match configure() {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let signals = match signals {
+        Ok(signals) => signals,
+        Err(e) => {
+            error!("cannot block signals for forwarding: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let interrupted = || signals.stop_pending().is_some();
+    let plan = Plan::build(
+        &config,
+        command,
+        SystemTime::now(),
+        Mode::Write,
+        &interrupted,
+    );
+    if let Err(WorkerError::Interrupted { .. }) = &plan.certs {
+        // The stop request is still pending: the supervisor sees it and starts nothing.
+        return init::run(&plan.launch, &signals);
+    }
+    let report = plan.certs.as_ref().ok();
+    match &plan.certs {
+        Ok(report) => log_verdicts(report),
+        Err(e) => error!("{e}"),
+    }
+    if !plan.errors.is_empty() {
+        if report.is_some_and(|r| !r.results.is_empty()) {
+            report_summary(report, Outcome::Failed, &plan.bundle);
+        }
+        for e in &plan.errors {
+            error!("{e}");
+        }
+        error!("nothing was started");
+        return exit::USAGE;
+    }
+    let outcome = report.map_or(Outcome::Failed, Report::outcome);
+    report_summary(report, outcome, &plan.bundle);
+    if let Some(problem) = plan.bundle_problem() {
+        if report.is_some() {
+            error!("{problem}");
+        }
+        error!("custom CAs are not exported: the service starts with the system trust only");
+    }
+    for name in &plan.unset {
+        warn!(
+            "{name} named {}, which is not exported this time: removed from the child's environment",
+            plan.bundle.display()
+        );
+    }
+    log_exports(&plan);
+    if let Some((code, problem)) = &plan.command_problem {
+        error!("{problem}");
+        return *code;
+    }
+    // The supervisor keeps nothing of the certificate pass, only what it launches.
+    let launch = plan.launch;
+    init::run(&launch, &signals)
+}
+
+/// `vardr-init --dry-run`: the plan on stdout; nothing written, nothing started.
+pub fn dry_run(json: bool, command: Option<Vec<OsString>>) -> u8 {
+    let config = match configure() {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let now = SystemTime::now();
+    let plan = Plan::build(&config, command, now, Mode::Check, &|| false);
+    let printed = if json {
+        output(&format!("{}\n", plan.to_json(now)))
+    } else {
+        output(&plan.to_text())
+    };
+    if plan.would_start() {
+        printed
+    } else {
+        exit::USAGE
+    }
+}
+
+/// `vardr-init certs`: the certificate step alone (in the worker), its summary on stdout.
+pub fn certs(json: bool) -> u8 {
+    let config = match configure() {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let now = SystemTime::now();
+    let result = worker::run(&config.certs, now, Mode::Write, &|| false);
+    let code = match &result {
+        Err(e) => {
+            error!("{e}");
+            exit::FAILURE
+        }
+        Ok(report) => {
+            log_verdicts(report);
+            if !report.refusals.is_empty() {
+                for refusal in &report.refusals {
+                    error!("{refusal}");
+                }
+                error!("nothing written");
+                exit::USAGE
+            } else if let crate::certs::BundleStatus::Problem(problem) = &report.bundle {
+                error!("{problem}");
+                exit::FAILURE
+            } else {
+                0
+            }
+        }
+    };
+    let report = result.as_ref().ok();
+    let outcome = report.map_or(Outcome::Failed, Report::outcome);
+    let bundle = &config.certs.bundle;
+    let printed = if json {
+        let event = SummaryEvent::new(report, outcome, bundle, events::timestamp(now));
+        output(&format!("{}\n", events::line(&event)))
+    } else {
+        output(&format!("{}\n", summary::text(report, outcome, bundle)))
+    };
+    code.max(printed)
+}
+
+/// `vardr-init health`: never exits 2, which Docker reserves in a HEALTHCHECK.
+pub fn health(url: Option<String>, timeout: Option<String>) -> u8 {
+    let unhealthy = |message: String| {
+        let _ = writeln!(std::io::stderr(), "unhealthy: {message}");
+        exit::FAILURE
+    };
+    let target = match url {
+        Some(url) => match health::parse_url(&url) {
+            Ok(target) => target,
+            Err(e) => return unhealthy(format!("bad --url: {e}")),
+        },
+        None => match config::port_from_env() {
+            Ok(port) => health::Target::default_for_port(port),
+            Err(e) => return unhealthy(e.to_string()),
+        },
+    };
+    let timeout = match timeout {
+        Some(timeout) => match health::parse_timeout(&timeout) {
+            Ok(timeout) => timeout,
+            Err(e) => return unhealthy(format!("bad --timeout: {e}")),
+        },
+        None => health::DEFAULT_TIMEOUT,
+    };
+    health::run(&target, timeout)
+}
+
+/// Writes a command's output on stdout: 0, or 1 when stdout is closed or full (`println!` would
+/// panic there, and a panic is an abort in release builds).
+pub fn output(text: &str) -> u8 {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => 0,
+        Err(e) => {
+            // --help and --version run before logging is set up; otherwise this is a no-op.
+            log::init(config::LogSettings::default());
+            error!("cannot write to stdout: {e}");
+            exit::FAILURE
+        }
+    }
+}
+
+/// The pass's one summary: the contract's JSON event in JSON mode, a text line otherwise.
+fn report_summary(report: Option<&Report>, outcome: Outcome, bundle: &Path) {
+    if log::json() {
+        let event = SummaryEvent::new(
+            report,
+            outcome,
+            bundle,
+            events::timestamp(SystemTime::now()),
+        );
+        log::write_line(&events::line(&event));
+    } else {
+        info!("{}", summary::text(report, outcome, bundle));
+    }
+}
+
+fn log_verdicts(report: &Report) {
+    for warning in &report.warnings {
+        warn!("{warning}");
+    }
+    if report.planned == crate::certs::Planned::Reuse {
+        info!("Certificates unchanged, skipping import");
+        return;
+    }
+    for result in &report.results {
+        if result.verdict.is_accepted() {
+            info!("Accepted {}: {}", result.name, result.detail());
+        } else {
+            warn!("Rejected {}: {}", result.name, result.detail());
+        }
+    }
+}
+
+fn log_exports(plan: &Plan) {
+    for export in &plan.exports {
+        if let Some(old) = &export.replaced {
+            info!(
+                "{} was {}, the system bundle merged into {}: replaced by the merged bundle",
+                export.name,
+                old.to_string_lossy(),
+                plan.bundle.display()
+            );
+        }
+        if export.user_value {
+            info!(
+                "{} is set to {} by the environment: kept (custom CAs reach clients that use it \
+                 only if that file holds them)",
+                export.name,
+                export.value.to_string_lossy()
+            );
+        }
+    }
+    let names: Vec<&str> = plan.launch.set_env.iter().map(|(name, _)| *name).collect();
+    if !names.is_empty() {
+        info!("Exporting {} = {}", names.join(", "), plan.bundle.display());
+    }
+}
