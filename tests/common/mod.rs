@@ -1,9 +1,11 @@
 //! Shared harness: run the real vardr-init binary, as PID 1 of a new PID namespace or as a plain
 //! child, talk to its child over stdout, send it real signals, and never hang.
-//! Fixtures by kind: `pki` (certificates and bundles), `app` (the default command's surroundings).
+//! Fixtures by kind: `pki` (certificates and bundles), `certs` (a tree for `vardr-init certs`),
+//! `app` (the default command's surroundings).
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 pub mod app;
+pub mod certs;
 pub mod pki;
 
 use std::ffi::OsStr;
