@@ -1,7 +1,11 @@
 //! Shared harness: run the real vardr-init binary, as PID 1 of a new PID namespace or as a plain
 //! child, talk to its child over stdout, send it real signals, and never hang.
+//! Fixtures by kind: `pki` (certificates and bundles), `certs` (a tree for `vardr-init certs`),
+//! `app` (the default command's surroundings).
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod app;
+pub mod certs;
 pub mod pki;
 
 use std::ffi::OsStr;
@@ -302,6 +306,28 @@ pub fn is_dead(pid: i32) -> bool {
             .rsplit_once(')')
             .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
     }
+}
+
+/// Every process: (pid, parent pid, state letter).
+pub fn processes() -> Vec<(i32, i32, char)> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue; // gone meanwhile
+        };
+        // "PID (comm) STATE PPID ...": comm may hold spaces and ')'.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        let ppid = fields.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        all.push((pid, ppid, state));
+    }
+    all
 }
 
 /// What a process left when it finished: its status and everything it wrote.

@@ -1,0 +1,195 @@
+//! The default command serving for real: vardr-init (no `--`) finds a FastAPI app and runs the
+//! real uvicorn of the test venv, as PID 1 of a PID namespace where the test is about PID 1:
+//! serving the example, a graceful stop on SIGTERM with one and two workers, orphans reaped, and
+//! a lifespan shutdown that never returns ended by the stop timeout. Also that the examples pin
+//! the versions these tests run.
+//!
+//! Tests that serve need the venv (`common::venv_python`) and skip without it outside CI.
+
+mod common;
+
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::app::{
+    World, any_mode, example, exit_code, get, health, start_service, test_app, wait_until_serving,
+};
+use common::{Mode, assert_logged, pid_namespaces, processes, start};
+
+/// The issue's bound: from SIGTERM to PID 1 until vardr-init has exited, uvicorn included.
+const GRACEFUL_STOP: Duration = Duration::from_secs(2);
+
+/// Every descendant of `root`: (pid, state).
+fn descendants(root: i32) -> Vec<(i32, char)> {
+    let all = processes();
+    let mut found = Vec::new();
+    let mut parents = vec![root];
+    while let Some(parent) = parents.pop() {
+        for &(pid, ppid, state) in &all {
+            if ppid == parent {
+                found.push((pid, state));
+                parents.push(pid);
+            }
+        }
+    }
+    found.sort_unstable();
+    found
+}
+
+#[test]
+fn basic_example_is_served_by_vardr_init_as_pid1() {
+    if !pid_namespaces() {
+        return;
+    }
+    let Some(world) = World::venv() else { return };
+    let running = start(
+        world.command(Mode::Pid1, &example("basic"), &[]),
+        Mode::Pid1,
+    );
+    wait_until_serving(world.port);
+    let (code, body) = get(world.port, "/health").expect("GET /health");
+    assert_eq!((code, body.as_str()), (200, r#"{"status":"ok"}"#));
+    let (code, body) = get(world.port, "/").expect("GET /");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("Hello"), "{body}");
+    // The probe's default URL: http://127.0.0.1:$PORT/health.
+    health(world.port, &[]).assert_code(0, "health against the example");
+
+    running.signal(libc::SIGTERM);
+    let (status, stderr) = running.wait();
+    assert_eq!(exit_code(status, &stderr), 0, "{stderr:#?}");
+    assert_logged(&stderr, "-m uvicorn main:app", "the example was discovered");
+    assert_logged(&stderr, "(pid 2)", "uvicorn is PID 2, vardr-init PID 1");
+}
+
+/// SIGTERM to PID 1, as `docker stop` sends it: every worker's lifespan shutdown runs and
+/// vardr-init exits 0, within the issue's bound.
+fn sigterm_stops_uvicorn_gracefully(workers: usize) {
+    if !pid_namespaces() {
+        return;
+    }
+    let Some(world) = World::venv() else { return };
+    let running = start_service(
+        &world,
+        Mode::Pid1,
+        &[("WORKERS", &workers.to_string())],
+        workers,
+    );
+    let sent = Instant::now();
+    running.signal(libc::SIGTERM);
+    for _ in 0..workers {
+        running.expect_line("stopped ");
+    }
+    let (status, stderr) = running.wait();
+    let took = sent.elapsed();
+    assert_eq!(exit_code(status, &stderr), 0, "{stderr:#?}");
+    assert!(
+        took < GRACEFUL_STOP,
+        "{workers} workers: exit {took:?} after SIGTERM; {stderr:#?}"
+    );
+    assert_logged(
+        &stderr,
+        "Forwarding SIGTERM to pid 2",
+        "SIGTERM reached uvicorn",
+    );
+    let completed = stderr
+        .iter()
+        .filter(|line| line.contains("Application shutdown complete"))
+        .count();
+    assert_eq!(completed, workers, "uvicorn's own shutdown: {stderr:#?}");
+}
+
+#[test]
+fn sigterm_to_pid1_stops_one_uvicorn_worker_gracefully_within_2s() {
+    sigterm_stops_uvicorn_gracefully(1);
+}
+
+#[test]
+fn sigterm_to_pid1_stops_two_uvicorn_workers_gracefully_within_2s() {
+    sigterm_stops_uvicorn_gracefully(2);
+}
+
+#[test]
+fn orphans_double_forked_by_an_endpoint_leave_no_zombies() {
+    if !pid_namespaces() {
+        return;
+    }
+    let Some(world) = World::venv() else { return };
+    let running = start_service(&world, Mode::Pid1, &[("VARDR_LOG_LEVEL", "debug")], 1);
+    wait_until_serving(world.port);
+    let vardr = running.vardr_pid();
+    let pids = |processes: &[(i32, char)]| processes.iter().map(|p| p.0).collect::<Vec<_>>();
+    let before = pids(&descendants(vardr));
+    let calls = 20;
+    for _ in 0..calls {
+        let (code, body) = get(world.port, "/double-fork").expect("GET /double-fork");
+        assert_eq!(code, 200, "{body}");
+    }
+    // Each grandchild lives 0.1 s; settled means back to uvicorn alone, nothing dead left over.
+    let start = Instant::now();
+    let mut now = descendants(vardr);
+    while pids(&now) != before && start.elapsed() < Duration::from_secs(10) {
+        thread::sleep(Duration::from_millis(50));
+        now = descendants(vardr);
+    }
+    let zombies: Vec<_> = now.iter().filter(|(_, state)| *state == 'Z').collect();
+    assert!(zombies.is_empty(), "zombies under PID 1: {zombies:?}");
+    assert_eq!(pids(&now), before, "processes left in the namespace");
+
+    running.signal(libc::SIGTERM);
+    let (status, stderr) = running.wait();
+    assert_eq!(exit_code(status, &stderr), 0, "{stderr:#?}");
+    let reaped = stderr
+        .iter()
+        .filter(|line| line.contains("reaped orphan pid"))
+        .count();
+    assert!(
+        reaped >= calls,
+        "every grandchild was re-parented to vardr-init and reaped there: {reaped} of {calls}"
+    );
+}
+
+#[test]
+fn a_lifespan_shutdown_that_never_returns_is_ended_by_the_stop_timeout() {
+    let Some(world) = World::venv() else { return };
+    let mode = any_mode();
+    let mut command = world.command(mode, &test_app("stuck_shutdown"), &[]);
+    command.env("VARDR_STOP_TIMEOUT", "2");
+    let running = start(command, mode);
+    running.expect_line("ready");
+    let sent = Instant::now();
+    running.signal(libc::SIGTERM);
+    running.expect_line("stopping");
+    let (status, stderr) = running.wait();
+    let took = sent.elapsed();
+    assert_eq!(exit_code(status, &stderr), 137, "{stderr:#?}");
+    assert!(
+        took >= Duration::from_secs(2),
+        "killed before the deadline: {took:?}"
+    );
+    assert_logged(
+        &stderr,
+        "sending SIGKILL to its process group",
+        "the kill is vardr-init's, and logged",
+    );
+}
+
+#[test]
+fn examples_pin_the_versions_the_tests_run() {
+    let tested = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/requirements.txt"),
+    )
+    .expect("tests/requirements.txt");
+    for example in ["basic", "with-deps"] {
+        let path = self::example(example).join("requirements.txt");
+        let pins = std::fs::read_to_string(&path).expect("requirements.txt");
+        for pin in pins.lines().filter(|l| !l.trim().is_empty()) {
+            assert!(
+                tested.lines().any(|line| line.trim() == pin.trim()),
+                "{}: {pin} is not what tests/requirements.txt installs",
+                path.display()
+            );
+        }
+    }
+}
