@@ -6,7 +6,11 @@ the median of repeated runs with min and max; the commands compared in one figur
 and ratios are taken between those medians. Nothing here asserts on a timing: --smoke runs every
 step once or twice on small inputs so the suite cannot rot, and checks only that each step ran.
 
-Wall time and peak RSS of one run come from the same process, measured by bench/helpers/measure.c:
+`--only pid1` measures only the three figures of moving the certificate pass out of PID 1, each
+against tini-static and for one or more vardr-init binaries side by side (old and new build in one
+run): PID 1's VmRSS supervising `sleep` after a 1000-CA pass, the cached 10-CA start, the size.
+
+Wall time, peak RSS and CPU time of one run come from the same process, measured by bench/helpers/measure.c:
 fork, exec, wait4, whose rusage holds the child's peak RSS (the kernel folds in the largest
 waited-for descendant, so for an init running /bin/true it is max(init, true)).
 """
@@ -42,7 +46,7 @@ def percentile(values, p):
 
 class Runner:
     """Runs commands through the `measure` helper (fork, exec, wait4 in a small static C parent),
-    which reports wall time and peak RSS, with stdin, stdout and stderr on /dev/null."""
+    which reports wall time, peak RSS and CPU time, with stdin, stdout and stderr on /dev/null."""
 
     def __init__(self, measure):
         self.measure = measure
@@ -54,25 +58,28 @@ class Runner:
             again = subprocess.run(argv, env=env, capture_output=True, text=True)
             raise RuntimeError(f"{argv} failed (exit {out.returncode}); run again: exit {again.returncode}\n"
                                f"{again.stdout[-2000:]}{again.stderr[-2000:]}")
-        elapsed_ns, peak_kib = out.stdout.split()
-        return int(elapsed_ns) / 1e9, int(peak_kib)
+        elapsed_ns, peak_kib, cpu_us = out.stdout.split()
+        return int(elapsed_ns) / 1e9, int(peak_kib), int(cpu_us) / 1e6
 
     def alternate(self, commands, runs, warmup=1):
-        """commands: {name: (argv, env, prepare or None)} -> {name: {"time_ms": ..., "rss_kib": ...}}."""
+        """commands: {name: (argv, env, prepare or None)} -> {name: {"time_ms": ..., "rss_kib": ..., "cpu_ms": ...}}."""
         names = list(commands)
         times = {name: [] for name in names}
         rss = {name: [] for name in names}
+        cpu = {name: [] for name in names}
         for round_index in range(warmup + runs):
             shift = round_index % len(names)
             for name in names[shift:] + names[:shift]:
                 argv, env, prepare = commands[name]
                 if prepare:
                     prepare()
-                elapsed, peak = self.once(argv, env)
+                elapsed, peak, cpu_time = self.once(argv, env)
                 if round_index >= warmup:
                     times[name].append(elapsed)
                     rss[name].append(peak)
-        return {name: {"time_ms": stats(times[name], 1000), "rss_kib": stats(rss[name])} for name in names}
+                    cpu[name].append(cpu_time)
+        return {name: {"time_ms": stats(times[name], 1000), "rss_kib": stats(rss[name]), "cpu_ms": stats(cpu[name], 1000)}
+                for name in names}
 
 
 def base_env(**extra):
@@ -93,40 +100,88 @@ def ratio(a, b):
 # 1. start overhead
 
 
-def start_overhead(args, runner, work, outputs, cert_dirs, cases):
+def start_overhead(args, runner, work, outputs, cert_dirs, cases, vardrs=None, peers=True):
+    """`INIT -- /bin/true` for each case (label, custom CAs, state). VARDRS ({name: binary}, by
+    default the one vardr-init) each get a bundle directory of their own, so two builds measured
+    side by side never invalidate each other's cache; PEERS adds tini, dumb-init and the Python
+    entrypoint to tini-static and the bare /bin/true that are always there."""
+    vardrs = vardrs or {"vardr-init": args.vardr}
     results = {}
-    for label, count, state in cases:
+    for case_index, (label, count, state) in enumerate(cases):
         certs = cert_dirs.get(count, work / "no-certs")
-        vardr_bundle = outputs / f"start-vardr-{label}.pem"
-        py_bundle = outputs / f"start-python-{label}.pem"
-        vardr_env = base_env(VARDR_CERTS_DIR=certs, VARDR_CA_BUNDLE=vardr_bundle,
-                             VARDR_SYSTEM_CA_BUNDLE=SYSTEM_BUNDLE)
-        py_env = base_env(VARDR_CERTS_DIR=certs, VARDR_CA_BUNDLE=py_bundle,
-                          VARDR_SYSTEM_CA_BUNDLE=SYSTEM_BUNDLE)
         changed = state == "changed"
-        commands = {
-            "bare /bin/true": (["/bin/true"], base_env(), None),
-            "tini": ([args.tini, "-s", "--", "/bin/true"], base_env(), None),
-            "dumb-init": ([args.dumb_init, "/bin/true"], base_env(), None),
-            "vardr-init": ([args.vardr, "--", "/bin/true"], vardr_env,
-                           remove(f"{vardr_bundle}.sha256") if changed else None),
-            "python entrypoint": ([args.python, str(HERE / "baselines/entrypoint.py"), "/bin/true"], py_env,
-                                  remove(f"{py_bundle}.sha256") if changed else None),
-        }
+        commands = {"bare /bin/true": (["/bin/true"], base_env(), None)}
+        if peers:
+            commands["tini"] = ([args.tini, "-s", "--", "/bin/true"], base_env(), None)
+        # -s: off PID 1 vardr-init registers as child subreaper too, so both make that call.
+        commands["tini-static"] = ([args.tini_static, "-s", "--", "/bin/true"], base_env(), None)
+        if peers:
+            commands["dumb-init"] = ([args.dumb_init, "/bin/true"], base_env(), None)
+        bundle_dirs = {}
+        for vardr_index, (name, binary) in enumerate(vardrs.items()):
+            bundle_dirs[name] = fresh_dir(outputs / f"start-{case_index}-vardr-{vardr_index}")
+            env = base_env(VARDR_CERTS_DIR=certs, VARDR_CA_BUNDLE=bundle_dirs[name] / "bundle.pem",
+                           VARDR_SYSTEM_CA_BUNDLE=SYSTEM_BUNDLE)
+            # "changed": nothing left of the last run, wherever a build keeps its cache record.
+            commands[name] = ([binary, "--", "/bin/true"], env, clear(bundle_dirs[name]) if changed else None)
+        if peers:
+            py_bundle = outputs / f"start-python-{label}.pem"
+            py_env = base_env(VARDR_CERTS_DIR=certs, VARDR_CA_BUNDLE=py_bundle, VARDR_SYSTEM_CA_BUNDLE=SYSTEM_BUNDLE)
+            commands["python entrypoint"] = ([args.python, str(HERE / "baselines/entrypoint.py"), "/bin/true"],
+                                             py_env, remove(f"{py_bundle}.sha256") if changed else None)
+        before = {}
+        if state == "cached":
+            # The cache is made here; every timed run must then hit it: nothing written.
+            for name in vardrs:
+                runner.once(*commands[name][:2])
+                before[name] = snapshot(bundle_dirs[name])
         runs = args.runs if count < 1000 else max(1, args.runs // 2)
         measured = runner.alternate(commands, runs, warmup=1)
-        vardr = measured["vardr-init"]["time_ms"]["median"]
+        for name, files in before.items():
+            if snapshot(bundle_dirs[name]) != files:
+                raise RuntimeError(f"{label}: {name} wrote to {bundle_dirs[name]} on a cached start: not a cache hit")
+        tini_static = measured["tini-static"]["time_ms"]["median"]
         results[label] = {
             "custom_cas": count,
             "state": state,
             "commands": measured,
-            "vardr_minus_tini_ms": vardr - measured["tini"]["time_ms"]["median"],
-            "python_over_vardr": ratio(measured["python entrypoint"]["time_ms"]["median"], vardr),
-            "vardr_over_tini": ratio(vardr, measured["tini"]["time_ms"]["median"]),
+            "binaries": dict(vardrs),
+            "over_tini_static": {name: ratio(measured[name]["time_ms"]["median"], tini_static) for name in vardrs},
         }
-        log(f"start {label}: vardr {vardr:.2f} ms, tini {measured['tini']['time_ms']['median']:.2f} ms, "
-            f"python {measured['python entrypoint']['time_ms']['median']:.1f} ms")
+        if peers:
+            vardr = measured["vardr-init"]["time_ms"]["median"]
+            results[label].update({
+                "vardr_minus_tini_ms": vardr - measured["tini"]["time_ms"]["median"],
+                "python_over_vardr": ratio(measured["python entrypoint"]["time_ms"]["median"], vardr),
+                "vardr_over_tini": ratio(vardr, measured["tini"]["time_ms"]["median"]),
+                "vardr_over_tini_static": ratio(vardr, tini_static),
+            })
+            log(f"start {label}: vardr {vardr:.2f} ms, tini {measured['tini']['time_ms']['median']:.2f} ms, "
+                f"tini-static {tini_static:.2f} ms, python {measured['python entrypoint']['time_ms']['median']:.1f} ms")
+        else:
+            log(f"start {label}: tini-static -s {tini_static:.2f} ms, " + ", ".join(
+                f"{name} {measured[name]['time_ms']['median']:.2f} ms" for name in vardrs))
     return results
+
+
+def fresh_dir(path):
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def clear(directory):
+    """A prepare step: empties DIRECTORY (the bundle, its cache record, anything else)."""
+    def run():
+        for entry in directory.iterdir():
+            entry.unlink()
+    return run
+
+
+def snapshot(directory):
+    """What a cache hit must leave alone: each file's name, inode, size and mtime."""
+    return {entry.name: (st.st_ino, st.st_size, st.st_mtime_ns)
+            for entry in sorted(directory.iterdir()) for st in [entry.stat()]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,37 +319,90 @@ def memory_of(pid):
             "Pss": rollup.get("Pss", 0)}
 
 
-def supervising_memory(args, work, outputs, cert_dirs, count, runs):
-    """Own memory of each init as PID 1 of a new PID namespace, 1 s into supervising `sleep`;
-    vardr-init after a certificate pass over COUNT CAs (no cache record: the full pass)."""
-    bundle = outputs / "supervise.pem"
-    variants = {
-        "vardr-init, no certs": ([args.vardr, "--"], base_env(VARDR_CERTS_DIR=work / "no-certs")),
-        f"vardr-init, after {count} CAs": ([args.vardr, "--"], base_env(
-            VARDR_CERTS_DIR=cert_dirs[count], VARDR_CA_BUNDLE=bundle, VARDR_SYSTEM_CA_BUNDLE=SYSTEM_BUNDLE)),
-        "tini-static": ([args.tini_static, "--"], base_env()),
-        "dumb-init": ([args.dumb_init], base_env()),
-    }
+def supervising_memory(args, work, outputs, cert_dirs, count, runs, vardrs=None, peers=True):
+    """Own memory of each init as PID 1 of a new PID namespace while it supervises `sleep`: read
+    once PID 1's only child is `sleep` (a build that parses in a worker process has reaped it by
+    then) and has settled for half a second. Each of VARDRS ({name: binary}, by default the one
+    vardr-init) runs without certificates and after a full pass over COUNT CAs (a fresh bundle
+    directory each run: no cache, wherever a build keeps it; the bundle is checked to hold them);
+    tini-static always, dumb-init with PEERS."""
+    vardrs = vardrs or {"vardr-init": args.vardr}
+    expected = Path(SYSTEM_BUNDLE).read_bytes().count(b"-----BEGIN CERTIFICATE-----") + count
+    variants = {}
+    for name, binary in vardrs.items():
+        variants[f"{name}, no certs"] = ([binary, "--"], work / "no-certs", None)
+        variants[f"{name}, after {count} CAs"] = ([binary, "--"], cert_dirs[count], expected)
+    variants["tini-static"] = ([args.tini_static, "--"], None, None)
+    if peers:
+        variants["dumb-init"] = ([args.dumb_init], None, None)
     samples = {name: [] for name in variants}
-    for _ in range(runs):
-        for name, (init, env) in variants.items():
-            Path(f"{bundle}.sha256").unlink(missing_ok=True)
-            proc = subprocess.Popen(["unshare", "-p", "-f", "--mount-proc", *init, "sleep", "2"], env=env,
+    for run in range(runs):
+        # Rotate which goes first, as Runner.alternate does.
+        names = list(variants)
+        names = names[run % len(names):] + names[:run % len(names)]
+        for index, name in enumerate(names):
+            init, certs, certificates = variants[name]
+            env = base_env()
+            if certs is not None:
+                bundle = fresh_dir(outputs / f"supervise-{run}-{index}") / "bundle.pem"
+                env = base_env(VARDR_CERTS_DIR=certs, VARDR_CA_BUNDLE=bundle, VARDR_SYSTEM_CA_BUNDLE=SYSTEM_BUNDLE)
+            proc = subprocess.Popen(["unshare", "-p", "-f", "--mount-proc", *init, "sleep", "1000"], env=env,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            pid = pid1_child(proc.pid)
             try:
-                pid = pid1_child(proc.pid)
-                time.sleep(1)
+                child = only_child(pid, "sleep")
+                time.sleep(0.5)
                 samples[name].append(memory_of(pid))
+                if certificates is not None:
+                    found = bundle.read_bytes().count(b"-----BEGIN CERTIFICATE-----")
+                    exported = f"SSL_CERT_FILE={bundle}".encode() in Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+                    if found != certificates or not exported:
+                        raise RuntimeError(f"{name}: the bundle holds {found} certificates, expected {certificates}; "
+                                           f"SSL_CERT_FILE exported to the child: {exported}")
             finally:
-                proc.wait()
+                stop(proc, pid)
     results = {}
     for name, rows in samples.items():
         results[name] = {key: stats([row[key] for row in rows]) for key in rows[0]}
-    after = results[f"vardr-init, after {count} CAs"]["VmRSS"]["median"]
-    log(f"supervising RSS: vardr-init after {count} CAs {after} KiB, "
-        f"no certs {results['vardr-init, no certs']['VmRSS']['median']} KiB, "
-        f"tini-static {results['tini-static']['VmRSS']['median']} KiB")
-    return {"custom_cas": count, "inits": results}
+    tini = results["tini-static"]
+    over = {name: {key: ratio(results[name][key]["median"], tini[key]["median"]) for key in ("VmRSS", "VmHWM")}
+            for name in results if name != "tini-static"}
+    log("supervising VmRSS: " + ", ".join(f"{name} {row['VmRSS']['median']:.0f} KiB" for name, row in results.items()))
+    return {"custom_cas": count, "binaries": dict(vardrs), "inits": results, "over_tini_static": over}
+
+
+def only_child(pid, comm):
+    """Waits until PID's one child is COMM (after its exec, with no other child beside it)."""
+    children = []
+    for _ in range(2000):
+        try:
+            children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                        for c in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            raise RuntimeError(f"PID 1 (pid {pid}) exited before {comm} was its only child") from None
+        names = []
+        for child in children:
+            try:
+                names.append(Path(f"/proc/{child}/comm").read_text().strip())
+            except FileNotFoundError:
+                names.append(None)
+        if names == [comm]:
+            return children[0]
+        time.sleep(0.005)
+    raise RuntimeError(f"PID 1 (pid {pid}) never had {comm} as its only child: children {children}")
+
+
+def stop(proc, pid):
+    """SIGTERM to PID (PID 1 of the namespace), which forwards it; SIGKILL, which ends the whole
+    namespace, if it lingers; then the unshare process ends too."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except ProcessLookupError:
+        proc.wait()
+    except subprocess.TimeoutExpired:
+        os.kill(pid, signal.SIGKILL)
+        proc.wait()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,13 +517,18 @@ def reaping(args, orphans, count, runs):
 # 7. binary size
 
 
-def sizes(args):
+def sizes(args, vardrs=None, peers=True):
     def describe(path):
         out = subprocess.run(["file", "-b", "-L", path], capture_output=True, text=True).stdout.strip()
         return {"path": path, "bytes": os.path.getsize(path), "static": "statically linked" in out or "static-pie" in out,
                 "stripped": ", stripped" in out, "file": out}
-    return {"vardr-init": describe(args.vardr), "tini-static": describe(args.tini_static),
-            "tini": describe(args.tini), "dumb-init": describe(args.dumb_init)}
+    vardrs = vardrs or {"vardr-init": args.vardr}
+    out = {name: describe(binary) for name, binary in vardrs.items()}
+    out["tini-static"] = describe(args.tini_static)
+    if peers:
+        out["tini"] = describe(args.tini)
+        out["dumb-init"] = describe(args.dumb_init)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -435,15 +548,17 @@ def render_markdown(r):
                  f"plus Debian's system bundle ({meta['system_certificates']} certificates). "
                  f"Bundles on {meta['bundle_filesystem']}. \"changed\" = no cache record (a full pass: read, validate, merge, write, fsync, verify); "
                  "\"cached\" = inputs hashed, bundle reused.\n")
-    lines.append("| case | bare /bin/true | tini | dumb-init | vardr-init | Python entrypoint | Python / vardr-init | vardr-init - tini |")
-    lines.append("|---|---|---|---|---|---|---|---|")
+    lines.append("| case | bare /bin/true | tini | tini-static | dumb-init | vardr-init | Python entrypoint | Python / vardr-init "
+                 "| vardr-init - tini | vardr-init / tini-static |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
     for label, case in r["start"].items():
         c = case["commands"]
         digits = 2 if case["custom_cas"] < 1000 else 1
         lines.append(f"| {label} | {fmt_ms(c['bare /bin/true']['time_ms'], 2)} | {fmt_ms(c['tini']['time_ms'], 2)} | "
+                     f"{fmt_ms(c['tini-static']['time_ms'], 2)} | "
                      f"{fmt_ms(c['dumb-init']['time_ms'], 2)} | {fmt_ms(c['vardr-init']['time_ms'], digits)} | "
                      f"{fmt_ms(c['python entrypoint']['time_ms'], 0)} | {case['python_over_vardr']:.0f}x | "
-                     f"{case['vardr_minus_tini_ms']:+.2f} ms |")
+                     f"{case['vardr_minus_tini_ms']:+.2f} ms | {case['vardr_over_tini_static']:.2f}x |")
     lines.append("")
     lines.append("**2. `vardr-init certs`**, time in ms and peak RSS in KiB; \"cold\" = no cache record, "
                  "\"cached\" = reused; the bundle on tmpfs unless said:\n")
@@ -472,11 +587,7 @@ def render_markdown(r):
     m = r["supervising"]
     lines.append("\n**3. Memory while supervising** `sleep`, as PID 1 of a new PID namespace, KiB (medians); "
                  "VmRSS = RssFile (the binary's pages, shared and reclaimable) + RssAnon:\n")
-    lines.append("| init | VmRSS | RssAnon | RssFile | VmHWM (peak) |")
-    lines.append("|---|---|---|---|---|")
-    for name, row in m["inits"].items():
-        lines.append(f"| {name} | {row['VmRSS']['median']:.0f} | {row['RssAnon']['median']:.0f} | "
-                     f"{row['RssFile']['median']:.0f} | {row['VmHWM']['median']:.0f} |")
+    lines.append(memory_table(m))
     h = r["health"]
     lines.append("\n**4. Health probe** against the same local HTTP server:\n")
     lines.append("| metric | vardr-init health | python3 urllib | Python / vardr-init |")
@@ -511,6 +622,17 @@ def render_markdown(r):
     return "\n".join(lines) + "\n"
 
 
+def memory_table(m):
+    lines = ["| init | VmRSS | RssAnon | RssFile | VmHWM (peak) | VmRSS / tini-static | VmHWM / tini-static |",
+             "|---|---|---|---|---|---|---|"]
+    for name, row in m["inits"].items():
+        over = m["over_tini_static"].get(name, {"VmRSS": 1.0, "VmHWM": 1.0})
+        lines.append(f"| {name} | {row['VmRSS']['median']:.0f} ({row['VmRSS']['min']:.0f}-{row['VmRSS']['max']:.0f}) | "
+                     f"{row['RssAnon']['median']:.0f} | {row['RssFile']['median']:.0f} | {row['VmHWM']['median']:.0f} | "
+                     f"{over['VmRSS']:.2f}x | {over['VmHWM']:.2f}x |")
+    return "\n".join(lines)
+
+
 def render_summary(r):
     """The headline rows, one per figure, for README."""
     def cell(s, digits=1):
@@ -519,8 +641,10 @@ def render_summary(r):
     for label, case in r["start"].items():
         c = case["commands"]
         rows.append(f"| start, {label}, ms | {cell(c['vardr-init']['time_ms'], 2)} | Python entrypoint "
-                    f"{cell(c['python entrypoint']['time_ms'], 0)}; tini {cell(c['tini']['time_ms'], 2)} | "
-                    f"{case['python_over_vardr']:.0f}x; {1 / case['vardr_over_tini']:.2f}x |")
+                    f"{cell(c['python entrypoint']['time_ms'], 0)}; tini {cell(c['tini']['time_ms'], 2)}; "
+                    f"tini-static {cell(c['tini-static']['time_ms'], 2)} | "
+                    f"{case['python_over_vardr']:.0f}x; {1 / case['vardr_over_tini']:.2f}x; "
+                    f"{1 / case['vardr_over_tini_static']:.2f}x |")
     for key, row in r["certs"].items():
         if key != "scaling":
             rows.append(f"| `vardr-init certs`, {row['custom_cas']} CAs, bundle on {row['bundle_filesystem']}: cold / cached, "
@@ -536,7 +660,8 @@ def render_summary(r):
     rows.append(f"| VmRSS as PID 1 supervising, after {r['supervising']['custom_cas']} CAs (anonymous), KiB | "
                 f"{after['VmRSS']['median']:.0f} ({after['RssAnon']['median']:.0f}) | tini-static "
                 f"{m['tini-static']['VmRSS']['median']:.0f} ({m['tini-static']['RssAnon']['median']:.0f}); dumb-init "
-                f"{m['dumb-init']['VmRSS']['median']:.0f} ({m['dumb-init']['RssAnon']['median']:.0f}) | |")
+                f"{m['dumb-init']['VmRSS']['median']:.0f} ({m['dumb-init']['RssAnon']['median']:.0f}) | "
+                f"{m['tini-static']['VmRSS']['median'] / after['VmRSS']['median']:.2f}x (tini-static) |")
     h = r["health"]
     rows.append(f"| health probe, ms; peak RSS KiB | {cell(h['vardr-init health']['time_ms'], 2)}; "
                 f"{h['vardr-init health']['rss_kib']['median']:.0f} | Python urllib {cell(h['python urllib']['time_ms'])}; "
@@ -570,9 +695,17 @@ def targets(r):
     if big:
         t = big["cold"]["time_ms"]["median"]
         out.append({"target": "1000-CA rebuild <= 15 ms", "measured": f"{t:.1f} ms", "met": t <= 15})
-    rss = r["supervising"]["inits"][f"vardr-init, after {r['supervising']['custom_cas']} CAs"]["VmRSS"]["median"]
+    if cached:
+        over = cached["vardr_over_tini_static"]
+        out.append({"target": "cache-hit 10-CA start <= 1.6x `tini-static -s -- /bin/true`",
+                    "measured": f"{over:.2f}x", "met": over <= 1.6})
+    after = f"vardr-init, after {r['supervising']['custom_cas']} CAs"
+    rss = r["supervising"]["inits"][after]["VmRSS"]["median"]
     out.append({"target": "supervising RSS <= 1 MiB (after a certificate pass)", "measured": f"{rss:.0f} KiB",
                 "met": rss <= 1024})
+    over = r["supervising"]["over_tini_static"][after]["VmRSS"]
+    out.append({"target": "supervising VmRSS <= 1.10x tini-static's (after a certificate pass)",
+                "measured": f"{over:.2f}x", "met": over <= 1.10})
     size = r["sizes"]["vardr-init"]["bytes"]
     out.append({"target": "binary <= 1.5 MiB", "measured": f"{size / 1048576:.2f} MiB", "met": size <= 1.5 * 1048576})
     h = r["health"]["python_over_vardr_time"]
@@ -636,16 +769,99 @@ def log(message):
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
+def pid1_figures(args, runner, work, outputs, cert_dirs, small, large, memory_runs):
+    """The three figures of the PID 1 refactor, each vardr-init binary side by side with
+    tini-static in one run: VmRSS of PID 1 supervising `sleep` after a LARGE-CA pass, the cached
+    SMALL-CA start, binary size; each as a ratio to tini-static."""
+    vardrs = args.vardrs
+    r = {"supervising": supervising_memory(args, work, outputs, cert_dirs, large, memory_runs,
+                                           vardrs=vardrs, peers=False)}
+    r["start"] = start_overhead(args, runner, work, outputs, cert_dirs, [(f"{small} CAs, cached", small, "cached")],
+                                vardrs=vardrs, peers=False)
+    r["sizes"] = sizes(args, vardrs=vardrs, peers=False)
+    tini_bytes = r["sizes"]["tini-static"]["bytes"]
+    r["size_over_tini_static"] = {name: r["sizes"][name]["bytes"] / tini_bytes for name in vardrs}
+    return r
+
+
+def render_pid1(r):
+    meta, p = r["meta"], r["pid1"]
+    m, (label, start), b = p["supervising"], next(iter(p["start"].items())), p["sizes"]
+    lines = [f"Measured {meta['date']} on {meta['machine']}, load average {fmt_load(meta['load_average_at_start'])} "
+             f"at start, {fmt_load(meta['load_average_at_end'])} at end; `{meta['command']}`. Medians (min-max); "
+             "ratios are between medians of this one run.\n"]
+    for name, binary in m["binaries"].items():
+        if name == "vardr-init":
+            lines.append(f"- vardr-init = `{binary}`")
+    lines.append(f"\n**1. PID 1 memory**: each init as PID 1 of a new PID namespace (`unshare -p -f --mount-proc`) "
+                 f"running `sleep 1000`, read from /proc once `sleep` is PID 1's only child, plus 0.5 s; "
+                 f"\"after {m['custom_cas']} CAs\" = a full certificate pass first (no cache), KiB, "
+                 f"runs of each: {m['inits']['tini-static']['VmRSS']['n']}:\n")
+    lines.append(memory_table(m))
+    c = start["commands"]
+    lines.append(f"\n**2. Start, {label}**: `INIT -- /bin/true` off PID 1 (`tini-static -s`: vardr-init registers "
+                 f"as child subreaper too), wall time in ms, "
+                 f"alternating runs of each: {c['tini-static']['time_ms']['n']}; "
+                 "each vardr-init with its own bundle, checked unwritten by the timed runs:\n")
+    lines.append("| command | wall time, ms | / tini-static | CPU time (user + sys), ms | / tini-static |")
+    lines.append("|---|---|---|---|---|")
+    for name, row in c.items():
+        over = row["time_ms"]["median"] / c["tini-static"]["time_ms"]["median"]
+        cpu_over = ratio(row["cpu_ms"]["median"], c["tini-static"]["cpu_ms"]["median"])
+        lines.append(f"| {name} | {fmt_ms(row['time_ms'], 2)} | {over:.2f}x | {fmt_ms(row['cpu_ms'], 2)} | "
+                     f"{f'{cpu_over:.2f}x' if cpu_over else '-'} |")
+    lines.append("\nThe target is on the wall-time medians. CPU time (wait4's rusage: the init's and /bin/true's "
+                 "run time on a CPU) moves less with other load on the machine; when the two ratios disagree, the "
+                 "machine was busy: run again, both builds in one run.")
+    lines.append("\n**3. Binary size**:\n")
+    lines.append("| binary | bytes | / tini-static |")
+    lines.append("|---|---|---|")
+    for name, row in b.items():
+        over = p["size_over_tini_static"].get(name, 1.0)
+        lines.append(f"| {name} | {row['bytes']} | {over:.2f}x |")
+    lines.append("\n**Targets of the refactor**:\n")
+    lines.append("| target | binary | measured | met |")
+    lines.append("|---|---|---|---|")
+    for name in m["binaries"]:
+        over = m["over_tini_static"][f"{name}, after {m['custom_cas']} CAs"]["VmRSS"]
+        lines.append(f"| PID 1 VmRSS after {m['custom_cas']} CAs <= 1.10x tini-static | {name} | {over:.2f}x | "
+                     f"{'yes' if over <= 1.10 else 'no'} |")
+    for name in m["binaries"]:
+        over = start["over_tini_static"][name]
+        lines.append(f"| start, {label} <= 1.6x tini-static | {name} | {over:.2f}x | {'yes' if over <= 1.6 else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+def fmt_load(load):
+    return " / ".join(f"{x:.2f}" for x in load)
+
+
+def vardr_names(paths):
+    """{name: binary}: "vardr-init" for one, "vardr-init PATH" for each of several."""
+    if len(set(paths)) != len(paths):
+        raise SystemExit("bench: the same --vardr given twice")
+    return {"vardr-init": paths[0]} if len(paths) == 1 else {f"vardr-init {path}": path for path in paths}
+
+
 def main():
     parser = argparse.ArgumentParser()
-    for name in ("vardr", "tini", "tini-static", "dumb-init", "python", "venv-python", "sigchild", "orphans",
-                 "measure"):
+    for name in ("tini", "tini-static", "dumb-init", "python", "venv-python", "sigchild", "orphans", "measure"):
         parser.add_argument(f"--{name}", required=True)
+    parser.add_argument("--vardr", action="append", required=True,
+                        help="the binary; with --only pid1 more than one, measured side by side")
+    parser.add_argument("--only", choices=["pid1"],
+                        help="pid1: only PID 1's memory after a 1000-CA pass, the cached 10-CA start and the binary "
+                             "size, each against tini-static; prints, writes nothing unless --json")
+    parser.add_argument("--json", help="with --only pid1: also write the figures as JSON to this file")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--command", default="bash bench/run.sh")
     args = parser.parse_args()
+    if len(args.vardr) > 1 and not args.only:
+        parser.error("more than one --vardr only with --only pid1")
+    args.vardrs = vardr_names(args.vardr)
+    args.vardr = args.vardr[0]
     smoke = args.smoke
     if smoke:
         args.runs = 2
@@ -658,7 +874,7 @@ def main():
     try:
         (work / "no-certs").mkdir()
         cert_dirs = {}
-        for count in (small, large, huge):
+        for count in (small, large) if args.only else (small, large, huge):
             cert_dirs[count] = work / f"certs-{count}"
             subprocess.run([args.venv_python, str(HERE / "helpers/gen_cas.py"), str(cert_dirs[count]), str(count)], check=True)
         log(f"work directory {work}; CAs generated")
@@ -667,11 +883,21 @@ def main():
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Linux {platform.release()}",
             "load_average_at_start": os.getloadavg(),
-            "command": args.command + (" --smoke" if smoke else ""),
+            "command": args.command,
             "smoke": smoke, "runs": args.runs, "system_bundle": SYSTEM_BUNDLE,
             "system_certificates": system_certificates,
             "bundle_filesystem": fs_type(outputs),
         }}
+        if args.only == "pid1":
+            r["pid1"] = pid1_figures(args, runner, work, outputs, cert_dirs, small, large, memory_runs=1 if smoke else 9)
+            r["meta"]["load_average_at_end"] = os.getloadavg()
+            print(render_pid1(r))
+            if args.json:
+                Path(args.json).write_text(json.dumps(r, indent=1) + "\n")
+                log(f"written: {args.json}")
+            if smoke:
+                log("smoke run complete (figures above are from tiny inputs and are not results)")
+            return
         r["start"] = start_overhead(args, runner, work, outputs, cert_dirs, [
             ("no certs", 0, "none"),
             (f"{small} CAs, cached", small, "cached"),
@@ -682,7 +908,7 @@ def main():
         r["certs"] = certs_scaling(args, runner, work, outputs, cert_dirs, [large, huge])
         r["update_ca_certificates"] = update_ca_certificates(args, runner, work, cert_dirs, [small, large],
                                                              runs=1 if smoke else 5)
-        r["supervising"] = supervising_memory(args, work, outputs, cert_dirs, large, runs=1 if smoke else 5)
+        r["supervising"] = supervising_memory(args, work, outputs, cert_dirs, large, runs=1 if smoke else 9)
         r["health"] = health(args, runner, args.runs)
         r["signals"] = signal_latency(args, args.sigchild, 20 if smoke else 2000)
         r["reaping"] = reaping(args, args.orphans, 200 if smoke else 10_000, runs=1 if smoke else 5)

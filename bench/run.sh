@@ -10,8 +10,25 @@
 #   bash bench/run.sh --smoke    every step once on tiny inputs, writes nothing (for CI: it checks
 #                                the suite still runs and asserts no timing)
 #   bash bench/run.sh --runs N   repetitions of each timed command (default 30)
+#   bash bench/run.sh --only pid1 [--vardr BIN]...
+#                                only the three figures of the PID 1 refactor, each against
+#                                tini-static, in under a minute: PID 1's VmRSS supervising `sleep`
+#                                after a 1000-CA pass, the cached 10-CA start, the binary size;
+#                                prints them, writes nothing (--json FILE to keep them)
+#   --vardr BIN                  measure BIN instead of building this tree; with --only pid1 it
+#                                may be given more than once (an old and a new build, side by side)
 # Needs root (PID namespaces for the inits as PID 1, bwrap for update-ca-certificates).
 set -euo pipefail
+command_line="bash bench/run.sh${*:+ $*}"
+vardrs=()
+rest=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --vardr) vardrs+=(--vardr "$(realpath -e "${2:?--vardr needs a path}")"); shift 2 ;;
+        --vardr=*) vardrs+=(--vardr "$(realpath -e "${1#--vardr=}")"); shift ;;
+        *) rest+=("$1"); shift ;;
+    esac
+done
 cd "$(dirname "$0")/.."
 
 missing=()
@@ -38,10 +55,12 @@ mkdir -p "$helpers"
 for helper in sigchild orphans measure; do
     cc -O2 -static -Wall -Werror -o "$helpers/$helper" "bench/helpers/$helper.c"
 done
-bin=$(bash scripts/build-static.sh)
+if [ ${#vardrs[@]} -eq 0 ]; then
+    vardrs=(--vardr "$(bash scripts/build-static.sh)")
+fi
 
-exec "$python" bench/bench.py --vardr "$bin" --tini "$(command -v tini)" \
+exec "$python" bench/bench.py "${vardrs[@]}" --tini "$(command -v tini)" \
     --tini-static "$(command -v tini-static)" --dumb-init "$PWD/$venv/bin/dumb-init" \
     --python "$python" --venv-python "$PWD/$venv/bin/python" \
     --sigchild "$PWD/$helpers/sigchild" --orphans "$PWD/$helpers/orphans" \
-    --measure "$PWD/$helpers/measure" "$@"
+    --measure "$PWD/$helpers/measure" --command "$command_line" ${rest[@]+"${rest[@]}"}
