@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use tracing::{error, info, warn};
 
 use crate::certs::summary::{self, SummaryEvent};
-use crate::certs::worker::{self, WorkerError};
+use crate::certs::worker;
 use crate::certs::{Mode, Outcome, Report};
 use crate::cli::UsageError;
 use crate::config::{self, Config};
@@ -61,18 +61,7 @@ pub fn run(command: Option<Vec<OsString>>) -> u8 {
             return exit::FAILURE;
         }
     };
-    let interrupted = || signals.stop_pending().is_some();
-    let plan = Plan::build(
-        &config,
-        command,
-        SystemTime::now(),
-        Mode::Write,
-        &interrupted,
-    );
-    if let Err(WorkerError::Interrupted { .. }) = &plan.certs {
-        // The stop request is still pending: the supervisor sees it and starts nothing.
-        return init::run(&plan.launch, &signals);
-    }
+    let plan = Plan::build(&config, command, SystemTime::now(), Mode::Write);
     let report = plan.certs.as_ref().ok();
     match &plan.certs {
         Ok(report) => log_verdicts(report),
@@ -119,7 +108,7 @@ pub fn dry_run(json: bool, command: Option<Vec<OsString>>) -> u8 {
         Err(code) => return code,
     };
     let now = SystemTime::now();
-    let plan = Plan::build(&config, command, now, Mode::Check, &|| false);
+    let plan = Plan::build(&config, command, now, Mode::Check);
     let printed = if json {
         output(&format!("{}\n", plan.to_json(now)))
     } else {
@@ -139,7 +128,7 @@ pub fn certs(json: bool) -> u8 {
         Err(code) => return code,
     };
     let now = SystemTime::now();
-    let result = worker::run(&config.certs, now, Mode::Write, &|| false);
+    let result = worker::run(&config.certs, now, Mode::Write);
     let code = match &result {
         Err(e) => {
             error!("{e}");

@@ -43,14 +43,12 @@ pub struct Plan {
 
 impl Plan {
     /// The plan for `vardr-init [-- COMMAND...]`; `command` is `None` for the default (uvicorn).
-    /// `mode` says whether the worker writes the bundle; `interrupted` whether a stop request
-    /// arrived meanwhile (the worker is then killed).
+    /// `mode` says whether the worker writes the bundle.
     pub fn build(
         config: &Config,
         command: Option<Vec<OsString>>,
         now: SystemTime,
         mode: Mode,
-        interrupted: &dyn Fn() -> bool,
     ) -> Plan {
         let mut errors = Vec::new();
         let (uvicorn, argv, policy) = match command {
@@ -69,7 +67,7 @@ impl Plan {
         // A run that will not start (the app cannot be found) writes nothing either.
         let mode = if errors.is_empty() { mode } else { Mode::Check };
         let settings = &config.certs;
-        let certs = worker::run(settings, now, mode, interrupted);
+        let certs = worker::run(settings, now, mode);
         let exported = match &certs {
             Ok(report) => {
                 // Strict mode's reasons first: they are about what was found before the app.

@@ -414,11 +414,14 @@ impl Traced {
         }
     }
 
-    /// vardr-init's PID (strace's child), once it sits in system call `number` (see
-    /// `/proc/PID/syscall`) for 100 ms: the delayed one.
+    /// vardr-init's PID (strace's child), once it or a process of its own (the certificate
+    /// worker, which does the reading) sits in system call `number` (see `/proc/PID/syscall`)
+    /// for 100 ms: the delayed one. Signals for vardr-init go to the returned PID.
     fn stalled_in(&self, number: u32) -> i32 {
         let strace = self.child.id();
-        let children = format!("/proc/{strace}/task/{strace}/children");
+        let children = |pid: &str| {
+            fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default()
+        };
         let start = Instant::now();
         let mut seen: Option<(String, Instant)> = None;
         loop {
@@ -427,19 +430,25 @@ impl Traced {
                 "vardr-init never stalled in system call {number}"
             );
             thread::sleep(Duration::from_millis(10));
-            let listed = fs::read_to_string(&children).unwrap_or_default();
-            let Some(pid) = listed.split_whitespace().next() else {
+            let listed = children(&strace.to_string());
+            let Some(vardr) = listed.split_whitespace().next() else {
                 continue;
             };
-            let line = fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
-            if !line.starts_with(&format!("{number} ")) {
+            let mut tree = vec![vardr.to_owned()];
+            tree.extend(children(vardr).split_whitespace().map(str::to_owned));
+            let stalled = tree.iter().find_map(|pid| {
+                let line = fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+                line.starts_with(&format!("{number} "))
+                    .then(|| format!("{pid}: {line}"))
+            });
+            let Some(line) = stalled else {
                 seen = None;
                 continue;
-            }
+            };
             match &seen {
                 Some((same, since)) if *same == line => {
                     if since.elapsed() >= Duration::from_millis(100) {
-                        return pid.parse().expect("numeric pid");
+                        return vardr.parse().expect("numeric pid");
                     }
                 }
                 _ => seen = Some((line, Instant::now())),

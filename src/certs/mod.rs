@@ -97,7 +97,7 @@ pub fn pass(settings: &CertSettings, now: SystemTime, mode: Mode) -> Report {
         BundleStatus::Withheld
     } else {
         let is_system = system::is_system_bundle(&pass.bundle, pass.system.as_deref());
-        match store::check_target(&pass.bundle, is_system) {
+        match store::check_target(&pass.bundle, is_system, planned == Planned::Reuse) {
             Err(problem) => BundleStatus::Problem(problem),
             Ok(warning) => {
                 pass.warnings.extend(warning);

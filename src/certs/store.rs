@@ -208,7 +208,7 @@ fn open_own(path: &Path, limit: u64) -> Option<(File, u64)> {
 /// may replace: `rename` would happily put the bundle over a device node (`/dev/null` as root)
 /// or a FIFO, fails over a directory, and fails on another user's file in a sticky directory. It must not be a system bundle (`is_system`
 /// says whether it is one): the next start would read our output back as the system trust.
-pub fn check_target(target: &Path, is_system: bool) -> Result<Option<String>, String> {
+pub fn check_target(target: &Path, is_system: bool, reuse: bool) -> Result<Option<String>, String> {
     let dir = parent(target);
     if is_system {
         return Err(format!(
@@ -242,7 +242,8 @@ pub fn check_target(target: &Path, is_system: bool) -> Result<Option<String>, St
         }
         Ok(_) => {}
     }
-    if let Err(e) = sys::can_write(dir) {
+    // A reused bundle is not written: a read-only /tmp may keep serving it.
+    if !reuse && let Err(e) = sys::can_write(dir) {
         return Err(format!(
             "the bundle cannot be written in {}: {e}; point VARDR_CA_BUNDLE at a writable \
              directory (such as a tmpfs /tmp)",

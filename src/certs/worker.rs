@@ -27,9 +27,6 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 /// A report lists at most 10,001 files with short reasons: far below this.
 const MAX_REPORT_BYTES: usize = 64 * 1024 * 1024;
 
-/// How often the parent looks at `interrupted` while it waits.
-const TICK: Duration = Duration::from_millis(100);
-
 /// Why no report came back.
 #[derive(Debug)]
 pub enum WorkerError {
@@ -41,8 +38,6 @@ pub enum WorkerError {
     Failed { pid: Pid, code: i32 },
     /// It ran past [`DEADLINE`] and was killed.
     TimedOut { pid: Pid },
-    /// A stop signal arrived: it was killed, and nothing will start.
-    Interrupted { pid: Pid },
     /// What it sent is not a report.
     Garbled { pid: Pid, error: String },
     /// The pipe failed.
@@ -71,11 +66,6 @@ impl fmt::Display for WorkerError {
                  the certs directory on a stalled file system?",
                 DEADLINE.as_secs()
             ),
-            WorkerError::Interrupted { pid } => write!(
-                f,
-                "the certificate worker (pid {pid}) was stopped: a stop signal arrived during \
-                 start-up"
-            ),
             WorkerError::Garbled { pid, error } => write!(
                 f,
                 "the certificate worker (pid {pid}) sent a report that does not parse: {error}"
@@ -88,15 +78,10 @@ impl fmt::Display for WorkerError {
     }
 }
 
-/// Runs the pass in a worker and returns its report. `interrupted` is asked every
-/// [`TICK`] while waiting: when it says yes, the worker is killed (a stop request during start-up
-/// must not wait for a slow pass).
-pub fn run(
-    settings: &CertSettings,
-    now: SystemTime,
-    mode: Mode,
-    interrupted: &dyn Fn() -> bool,
-) -> Result<Report, WorkerError> {
+/// Runs the pass in a worker and returns its report. A stop signal arriving meanwhile waits
+/// (blocked in PID 1 and in the worker): the pass completes, so the bundle is never left half
+/// done, and the supervisor then starts nothing.
+pub fn run(settings: &CertSettings, now: SystemTime, mode: Mode) -> Result<Report, WorkerError> {
     let (reader, writer) = sys::pipe().map_err(WorkerError::Start)?;
     match sys::fork().map_err(WorkerError::Start)? {
         Forked::Child => {
@@ -111,7 +96,7 @@ pub fn run(
         Forked::Parent(pid) => {
             drop(writer);
             let until = Instant::now() + DEADLINE;
-            let read = collect(reader, pid, until, interrupted);
+            let read = collect(reader, pid, until);
             if read.is_err() {
                 let _ = sys::kill(pid, libc::SIGKILL);
             }
@@ -131,24 +116,16 @@ pub fn run(
 }
 
 /// The worker's output, read until end of file.
-fn collect(
-    reader: OwnedFd,
-    pid: Pid,
-    until: Instant,
-    interrupted: &dyn Fn() -> bool,
-) -> Result<Vec<u8>, WorkerError> {
+fn collect(reader: OwnedFd, pid: Pid, until: Instant) -> Result<Vec<u8>, WorkerError> {
     let mut bytes = Vec::new();
     let mut chunk = vec![0; 64 * 1024];
     let mut file = File::from(reader);
     loop {
-        if interrupted() {
-            return Err(WorkerError::Interrupted { pid });
-        }
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(WorkerError::TimedOut { pid });
         }
-        match sys::wait_readable(file.as_fd(), left.min(TICK)) {
+        match sys::wait_readable(file.as_fd(), left) {
             Ok(false) => continue,
             Ok(true) => {}
             Err(error) => return Err(WorkerError::Read { pid, error }),
@@ -220,16 +197,8 @@ mod tests {
         std::fs::write(s.dir.join("junk.pem"), "not a certificate").expect("write");
         let now = SystemTime::now();
         let direct = pass(&s, now, Mode::Check);
-        let piped = run(&s, now, Mode::Check, &|| false).expect("report");
+        let piped = run(&s, now, Mode::Check).expect("report");
         assert_eq!(piped, direct);
         assert_eq!(piped.failed(), 1);
-    }
-
-    #[test]
-    fn an_interrupted_worker_is_killed_and_reaped() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = settings(dir.path());
-        let error = run(&s, SystemTime::now(), Mode::Check, &|| true).expect_err("interrupted");
-        assert!(matches!(error, WorkerError::Interrupted { .. }), "{error}");
     }
 }
