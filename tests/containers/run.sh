@@ -117,7 +117,7 @@ sweep_build() {
         done
     )
     while read -r c image; do
-        [ -n "$c" ] && [ -n "$image" ] || continue
+        if [ -z "$c" ] || [ -z "$image" ]; then continue; fi
         grep -qxF "$c" "$mark.containers" && continue # there before the build
         grep -qxF "$image" <<<"$ours" || continue     # opened on someone else's image
         buildah rm "$c" >/dev/null && swept_containers=$((swept_containers + 1))
