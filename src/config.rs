@@ -153,7 +153,14 @@ const OPTS_FORM: &str = "arguments split like a shell would (balanced quotes, no
 impl Config {
     /// Reads the process environment. The only caller of `std::env` in the crate.
     pub fn from_env() -> Result<Config, Rejected> {
-        Config::from_lookup(|name| std::env::var_os(name))
+        let mut config = Config::from_lookup(|name| std::env::var_os(name))?;
+        // Exported to a child that may chdir: a relative bundle path would lose its trust.
+        if config.certs.bundle.is_relative()
+            && let Ok(cwd) = std::env::current_dir()
+        {
+            config.certs.bundle = cwd.join(&config.certs.bundle);
+        }
+        Ok(config)
     }
 
     /// Builds the configuration from any variable lookup.

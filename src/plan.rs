@@ -216,7 +216,7 @@ impl Plan {
             let _ = writeln!(out, "Command: {}", self.launch.command_line());
         }
         let stop = match self.launch.stop_timeout {
-            Some(t) => format!("SIGKILL {}s after SIGTERM/SIGINT", t.as_secs_f64()),
+            Some(t) => format!("SIGKILL {}s after SIGTERM/SIGINT", events::seconds(t)),
             None => "off (the child takes as long as it needs)".to_owned(),
         };
         let _ = writeln!(out, "Stop timeout: {stop}");

@@ -93,3 +93,43 @@ fn dry_run_without_an_app_exits_2_and_would_not_start() {
     );
     assert!(!world.python_started());
 }
+
+/// The dry run foresees a command that cannot start, as a run would find it: not found (a run
+/// exits 127), not executable (126); either way it would not start, so exit 2. And the JSON plan
+/// is an event like the others: `"type"` first.
+#[test]
+fn dry_run_foresees_a_command_that_cannot_start() {
+    let world = World::fake_python();
+    let dir = world.tmp.path();
+    let no_x = dir.join("not-executable.sh");
+    std::fs::write(&no_x, "#!/bin/sh\n").expect("write");
+    let no_x = no_x.to_str().expect("utf8");
+    for (args, code) in [
+        (vec!["--", "no-such-command-vardr"], 127),
+        (vec!["--", no_x], 126),
+    ] {
+        let mut all = vec!["--dry-run", "--json"];
+        all.extend(&args);
+        let run = finish(world.command(Mode::Subreaper, &example("basic"), &all));
+        run.assert_code(2, &format!("dry run of {args:?}"));
+        assert!(
+            run.stdout.starts_with(r#"{"type":"plan","#),
+            "type first: {}",
+            run.stdout
+        );
+        let plan: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("JSON");
+        assert_eq!(plan["would_start"], false, "{plan:#}");
+        assert_eq!(plan["exit_code"], code, "{plan:#}");
+        let errors = plan["errors"].to_string();
+        assert!(errors.contains(&format!("a run exits {code}")), "{errors}");
+        // And the run does exit so.
+        let run = finish(world.command(Mode::Subreaper, &example("basic"), &args));
+        run.assert_code(code, &format!("run of {args:?}"));
+    }
+    let run = finish(world.command(
+        Mode::Subreaper,
+        &example("basic"),
+        &["--dry-run", "--", "/bin/true"],
+    ));
+    run.assert_code(0, "a command that can start");
+}

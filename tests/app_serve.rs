@@ -60,7 +60,11 @@ fn basic_example_is_served_by_vardr_init_as_pid1() {
     let (status, stderr) = running.wait();
     assert_eq!(exit_code(status, &stderr), 0, "{stderr:#?}");
     assert_logged(&stderr, "-m uvicorn main:app", "the example was discovered");
-    assert_logged(&stderr, "(pid 2)", "uvicorn is PID 2, vardr-init PID 1");
+    assert_logged(
+        &stderr,
+        "(pid 3)",
+        "uvicorn is PID 3, vardr-init PID 1 (the certificate worker was PID 2)",
+    );
 }
 
 /// SIGTERM to PID 1, as `docker stop` sends it: every worker's lifespan shutdown runs and
@@ -90,7 +94,7 @@ fn sigterm_stops_uvicorn_gracefully(workers: usize) {
     );
     assert_logged(
         &stderr,
-        "Forwarding SIGTERM to pid 2",
+        "Forwarding SIGTERM to pid 3",
         "SIGTERM reached uvicorn",
     );
     let completed = stderr
@@ -191,5 +195,39 @@ fn examples_pin_the_versions_the_tests_run() {
                 path.display()
             );
         }
+    }
+}
+
+/// `docker run -it`, then Ctrl-C: the terminal sends SIGINT to uvicorn's foreground group
+/// directly, not through vardr-init; uvicorn shuts down gracefully. That is a stop typed at the
+/// terminal, not "exit 0 although nobody asked it to stop": exit 0 (or 130), no error. With one
+/// worker and with two.
+#[test]
+fn ctrl_c_at_the_terminal_stops_uvicorn_without_an_error() {
+    let Some(world) = World::venv() else { return };
+    for workers in ["1", "2"] {
+        let (mut master, slave) = common::pty::open();
+        let mut command = world.command(Mode::Subreaper, &example("basic"), &[]);
+        command
+            .env("WORKERS", workers)
+            .stdin(slave.try_clone().expect("dup"))
+            .stdout(slave.try_clone().expect("dup"))
+            .stderr(slave.try_clone().expect("dup"));
+        common::pty::controlling_terminal(&mut command);
+        let mut vardr = command.spawn().expect("spawn on pty");
+        drop(slave);
+        let output = common::pty::read_until(&mut master, "Application startup complete");
+        common::pty::write(&mut master, b"\x03");
+        // vardr-init's last line says "exiting N" whichever way the child ended.
+        let output = output + &common::pty::read_until(&mut master, "exiting");
+        let status = common::wait_for_exit(&mut vardr, || format!("pty output: {output}"));
+        assert!(
+            matches!(status.code(), Some(0 | 130)),
+            "WORKERS={workers}: {status:?}: {output}"
+        );
+        assert!(
+            !output.contains("ERROR") && !output.contains("nobody asked"),
+            "WORKERS={workers}: a stop at the terminal is not an error: {output}"
+        );
     }
 }

@@ -964,3 +964,123 @@ fn a_symlink_to_the_root_stops_at_the_limits() {
         "a limit was reported"
     );
 }
+
+/// A private key in DER is a key too: rejected as `contains a private key` (PKCS#8, PKCS#1 RSA,
+/// SEC1 EC, made by openssl), not as "not a DER X.509 certificate (parser error)".
+#[test]
+fn a_der_private_key_is_rejected_as_a_private_key() {
+    let available = std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !available {
+        common::skip_outside_ci("openssl is not installed");
+        return;
+    }
+    let env = Env::new();
+    let openssl = |args: &[&str], out: &str| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .arg("-out")
+            .arg(env.certs.join(out))
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-outform",
+            "DER",
+        ],
+        "pkcs8.der",
+    );
+    openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:1024",
+            "-outform",
+            "PEM",
+        ],
+        "rsa.pem.tmp",
+    );
+    let rsa_pem = env.certs.join("rsa.pem.tmp").to_string_lossy().into_owned();
+    openssl(
+        &["rsa", "-in", &rsa_pem, "-traditional", "-outform", "DER"],
+        "pkcs1.der",
+    );
+    fs::remove_file(&rsa_pem).expect("remove");
+    openssl(
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-outform",
+            "DER",
+        ],
+        "sec1.der",
+    );
+    fs::write(
+        env.certs.join("ca.pem"),
+        Ca::new("beside DER keys").cert.pem(),
+    )
+    .expect("write");
+    let run = env.run();
+    run.assert_code(0, "DER keys");
+    let summary = summary(&run, "DER keys");
+    for name in ["pkcs1.der", "pkcs8.der", "sec1.der"] {
+        let verdict = summary["results"][name].as_str().unwrap_or_default();
+        assert!(
+            verdict.starts_with("FAILED: contains a private key"),
+            "{name}: {verdict}"
+        );
+    }
+    assert_eq!(summary["results"]["ca.pem"], "SUCCESS", "{summary}");
+}
+
+/// Two names that differ only in invalid UTF-8 bytes stay two results: a lossy conversion made
+/// both `ca-\u{fffd}.pem`, a duplicate JSON key, and a JSON reader then showed only the SUCCESS
+/// and hid the key's rejection.
+#[test]
+fn names_that_differ_in_invalid_utf8_stay_distinct() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    let name = |byte: u8| {
+        std::ffi::OsStr::from_bytes(&[b'c', b'a', b'-', byte, b'.', b'p', b'e', b'm']).to_owned()
+    };
+    fs::write(
+        env.certs.join(name(0xfe)),
+        pki::private_key_pem("PRIVATE KEY"),
+    )
+    .expect("write");
+    fs::write(
+        env.certs.join(name(0xff)),
+        Ca::new("invalid UTF-8 name").cert.pem(),
+    )
+    .expect("write");
+    let run = env.run();
+    run.assert_code(0, "invalid UTF-8 names");
+    let line = run.stdout.trim();
+    assert!(
+        line.contains(r#""ca-\\xfe.pem":"FAILED: contains a private key"#),
+        "{line}"
+    );
+    assert!(line.contains(r#""ca-\\xff.pem":"SUCCESS""#), "{line}");
+    let summary = summary(&run, "invalid UTF-8 names");
+    assert_eq!(
+        summary["results"].as_object().map(|m| m.len()),
+        Some(2),
+        "{summary}"
+    );
+    assert_eq!(summary["failed_imports"], 1);
+}

@@ -128,3 +128,42 @@ fn strict_mode_with_an_unwritable_bundle_dir_is_refused_by_dry_run_and_run_alike
     run.assert_code(0, "run, not strict");
     assert_eq!(run.stdout.trim(), "unset", "{}", run.describe());
 }
+
+/// A system bundle that cannot be used (here: a typo in `VARDR_SYSTEM_CA_BUNDLE`) would leave a
+/// bundle trusting only the custom CAs, and every public TLS site failing: strict mode stops
+/// there, in `certs`, a run and the dry run alike; without strict mode it is a warning.
+#[test]
+fn strict_mode_stops_when_the_system_bundle_cannot_be_used() {
+    let env = Env::new();
+    fs::write(
+        env.certs.join("ca.pem"),
+        Ca::new("strict, no system bundle").cert.pem(),
+    )
+    .expect("write");
+    let typo = env.root.join("sytem.pem");
+    let vars = |strict: &'static str| {
+        [
+            ("VARDR_SYSTEM_CA_BUNDLE", typo.clone()),
+            ("VARDR_CERTS_STRICT", strict.into()),
+        ]
+    };
+    let on = |args: &[&str], strict: &'static str| {
+        let vars = vars(strict);
+        let vars: Vec<(&str, &Path)> = vars.iter().map(|(n, v)| (*n, v.as_path())).collect();
+        vardr_on(&env, args, &vars)
+    };
+    let certs = on(&["certs", "--json"], "true");
+    certs.assert_code(2, "certs, strict, no system bundle");
+    assert!(!env.bundle.exists(), "nothing written");
+    assert!(
+        certs.stderr.contains("system CA bundle cannot be used"),
+        "{}",
+        certs.describe()
+    );
+    on(&["--", "true"], "true").assert_code(2, "run, strict, no system bundle");
+    let dry = on(&["--dry-run", "--json"], "true");
+    dry.assert_code(2, "dry run, strict, no system bundle");
+    let plan: Value = serde_json::from_str(dry.stdout.trim()).expect("plan");
+    assert_eq!(plan["would_start"], false, "{plan:#}");
+    on(&["--", "true"], "false").assert_code(0, "without strict mode: a warning");
+}

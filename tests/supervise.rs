@@ -3,14 +3,14 @@
 
 mod common;
 
+use common::pty;
+
 use std::fs::Permissions;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::time::{Duration, Instant};
 
-use common::{
-    Mode, PATIENCE, assert_logged, command, is_dead, pid_namespaces, python_script, run, start,
-};
+use common::{Mode, assert_logged, command, is_dead, pid_namespaces, python_script, run, start};
 
 fn exit_code(status: std::process::ExitStatus) -> i32 {
     status
@@ -51,8 +51,8 @@ fn every_catchable_signal_sent_to_pid1_reaches_the_child() {
     assert_eq!(exit_code(status), 0, "{stderr:#?}");
     assert_logged(
         &stderr,
-        "Forwarding SIGTERM to pid 2",
-        "the child is PID 2 of the namespace, vardr-init PID 1",
+        "Forwarding SIGTERM to pid 3",
+        "the child is PID 3 of the namespace (the certificate worker was PID 2), vardr-init PID 1",
     );
 }
 
@@ -295,28 +295,7 @@ fn missing_or_unexecutable_commands_give_127_and_126_with_a_reason() {
 fn the_child_owns_the_terminal_foreground_so_ctrl_c_reaches_it_directly() {
     // A real pseudo-terminal, as `docker run -it` gives: vardr-init is the session leader with
     // the pty as controlling terminal, and ^C typed on it must reach the child's process group.
-    let (mut master, slave) = {
-        let (mut master, mut slave) = (0, 0);
-        // SAFETY: openpty with valid out-pointers and no name/termios/winsize.
-        let result = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(result, 0, "openpty");
-        use std::os::fd::FromRawFd;
-        // SAFETY: both fds were just opened by openpty and are owned here alone.
-        unsafe {
-            (
-                std::fs::File::from_raw_fd(master),
-                std::os::fd::OwnedFd::from_raw_fd(slave),
-            )
-        }
-    };
+    let (mut master, slave) = pty::open();
     let mut command = std::process::Command::new(common::bin());
     command
         .arg("--")
@@ -325,15 +304,7 @@ fn the_child_owns_the_terminal_foreground_so_ctrl_c_reaches_it_directly() {
         .stdin(slave.try_clone().expect("dup"))
         .stdout(slave.try_clone().expect("dup"))
         .stderr(slave.try_clone().expect("dup"));
-    // SAFETY: setsid and ioctl only, between fork and exec.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::setsid() == -1 || libc::ioctl(0, libc::TIOCSCTTY, 0) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        })
-    };
+    pty::controlling_terminal(&mut command);
     let mut vardr = command.spawn().expect("spawn on pty");
     drop(slave);
 
@@ -351,43 +322,6 @@ fn the_child_owns_the_terminal_foreground_so_ctrl_c_reaches_it_directly() {
     );
     let status = common::wait_for_exit(&mut vardr, || format!("pty output: {output}"));
     assert_eq!(status.code(), Some(0), "{status:?} {:?}", status.signal());
-}
-
-/// Blocking pty reads with a deadline (the master fd is switched to non-blocking).
-mod pty {
-    use std::io::{Read, Write};
-    use std::time::{Duration, Instant};
-
-    pub fn read_until(master: &mut std::fs::File, needle: &str) -> String {
-        use std::os::fd::AsRawFd;
-        // SAFETY: fcntl on an fd we own.
-        unsafe {
-            let flags = libc::fcntl(master.as_raw_fd(), libc::F_GETFL);
-            libc::fcntl(master.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
-        }
-        let start = Instant::now();
-        let mut text = String::new();
-        let mut buffer = [0u8; 4096];
-        while !text.contains(needle) {
-            assert!(
-                start.elapsed() < super::PATIENCE,
-                "no {needle:?} on the pty: {text}"
-            );
-            match master.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(n) => text.push_str(&String::from_utf8_lossy(&buffer[..n])),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(e) => panic!("pty read: {e} (so far: {text})"),
-            }
-        }
-        text
-    }
-
-    pub fn write(master: &mut std::fs::File, bytes: &[u8]) {
-        master.write_all(bytes).expect("pty write");
-    }
 }
 
 #[test]

@@ -123,7 +123,7 @@ impl Record {
         let [system_certificates, custom_certificates, duplicates] = counts[..] else {
             return None;
         };
-        let results = serde_json::from_str(field("results")?).ok()?;
+        let results = serde_json::from_slice(field("results")?.as_bytes()).ok()?;
         Some(Record {
             key,
             custom_sha256,

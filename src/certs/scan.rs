@@ -37,10 +37,38 @@ pub enum Content {
 }
 
 impl Input {
-    /// The name for logs and the summary's `results`.
+    /// The name for logs and the summary's `results`: one line, and distinct for distinct names
+    /// (a lossy conversion would make `ca-\xfe.pem` and `ca-\xff.pem` one JSON key, and hide one
+    /// verdict behind the other). See [`escape_name`].
     pub fn display_name(&self) -> String {
-        String::from_utf8_lossy(&self.name).into_owned()
+        escape_name(&self.name)
     }
+}
+
+/// A file name as text, reversibly: invalid UTF-8 bytes and control characters (C0, DEL, C1) as
+/// `\xNN` (bytes below 0x80 and invalid bytes) or `\u{NNNN}`, U+2028 and U+2029 likewise, and a
+/// backslash as `\\`, so no two names escape alike and none spans two lines.
+pub fn escape_name(name: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(name.len());
+    for chunk in name.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                c if (c as u32) < 0x80 && c.is_control() => {
+                    let _ = write!(out, "\\x{:02x}", c as u32);
+                }
+                c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+                    let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        for byte in chunk.invalid() {
+            let _ = write!(out, "\\x{byte:02x}");
+        }
+    }
+    out
 }
 
 /// Reads every input under `dir`, except the files at `exclude` (vardr-init's own outputs). A
@@ -308,6 +336,31 @@ mod tests {
             .recv_timeout(Duration::from_secs(10))
             .expect("read_capped blocked on a FIFO");
         assert_eq!(result, Err(Reason::NotRegular("FIFO".to_owned())));
+    }
+
+    /// Distinct names stay distinct, and none can break a line.
+    #[test]
+    fn names_are_escaped_reversibly() {
+        assert_eq!(escape_name(b"ca.pem"), "ca.pem");
+        assert_eq!(escape_name(b"ca-\xfe.pem"), "ca-\\xfe.pem");
+        assert_eq!(escape_name(b"ca-\xff.pem"), "ca-\\xff.pem");
+        assert_eq!(escape_name(b"a\\xfe"), "a\\\\xfe");
+        assert_eq!(escape_name(b"esc\x1b[2K\n"), "esc\\x1b[2K\\x0a");
+        assert_eq!(
+            escape_name("nel\u{85}ls\u{2028}é".as_bytes()),
+            "nel\\u{0085}ls\\u{2028}é"
+        );
+        let names: [&[u8]; 6] = [
+            b"a\xfe",
+            b"a\\xfe",
+            b"a\\\\xfe",
+            b"a\\\xfe",
+            b"a\x7f",
+            b"a\\x7f",
+        ];
+        let escaped: std::collections::HashSet<String> =
+            names.iter().map(|n| escape_name(n)).collect();
+        assert_eq!(escaped.len(), names.len(), "{escaped:?}");
     }
 
     #[test]

@@ -244,11 +244,8 @@ pub fn check_target(target: &Path, is_system: bool, reuse: bool) -> Result<Optio
     }
     // A reused bundle is not written: a read-only /tmp may keep serving it.
     if !reuse && let Err(e) = sys::can_write(dir) {
-        return Err(format!(
-            "the bundle cannot be written in {}: {e}; point VARDR_CA_BUNDLE at a writable \
-             directory (such as a tmpfs /tmp)",
-            dir.display()
-        ));
+        // The message a run's write would give, with its hint (read-only, permission, missing).
+        return Err(create_error(dir, &e));
     }
     let open_to_all = fs::metadata(dir).is_ok_and(|d| d.mode() & 0o1002 == 0o002);
     Ok(open_to_all.then(|| {

@@ -255,14 +255,14 @@ fn check(der: Vec<u8>, index: usize, now: i64) -> Result<Ca, Reason> {
         return Err(Reason::Expired {
             index,
             subject,
-            not_after: validity.not_after.to_string(),
+            not_after: crate::events::date(validity.not_after.timestamp()),
         });
     }
     if validity.not_before.timestamp() > now {
         return Err(Reason::NotYetValid {
             index,
             subject,
-            not_before: validity.not_before.to_string(),
+            not_before: crate::events::date(validity.not_before.timestamp()),
             starts: validity.not_before.timestamp(),
         });
     }

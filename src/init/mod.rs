@@ -390,7 +390,7 @@ fn supervise(
                         Some((timeout, at)) => {
                             info!(
                                 "child pid {child} has {}s to exit before SIGKILL (VARDR_STOP_TIMEOUT)",
-                                timeout.as_secs_f64()
+                                crate::events::seconds(timeout)
                             );
                             Stop::Deadline(at)
                         }
@@ -437,7 +437,7 @@ fn forward(child: Pid, signal: i32) {
 fn kill_at_deadline(child: Pid, timeout: Duration) {
     warn!(
         "child pid {child} still running {}s after the stop signal (VARDR_STOP_TIMEOUT): sending SIGKILL to its process group",
-        timeout.as_secs_f64()
+        crate::events::seconds(timeout)
     );
     // The group takes the grandchildren with it; the direct kill covers a child that left the
     // group (setsid). ESRCH means it is already gone.

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod certs;
 pub mod pki;
+pub mod pty;
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
