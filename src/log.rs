@@ -22,9 +22,15 @@
 //!
 //! # Never blocking
 //! A stalled log driver fills the stderr pipe, and a blocking write would then hold the
-//! supervisor: no signal forwarded, no stop deadline. So a line is written at once or not at all:
-//! a line that finds stderr full is dropped and counted, and the next line that gets through is
-//! preceded by `N log lines were dropped: stderr was full`. O_NONBLOCK cannot go on fd 2 itself:
+//! supervisor: no signal forwarded, no stop deadline. So no write waits on stderr, and a wait for
+//! room is bounded: a reader that is only slower than a burst of lines (thousands of certificate
+//! verdicts at start-up) is waited for as long as it keeps taking bytes, but when stderr takes
+//! nothing for `STALL_WAIT` (0.5 s) it counts as stalled. The line is then dropped (or, if part
+//! of it is out, cut there), and from then on every line that cannot be written at once is
+//! dropped at once, without waiting, until one goes through: a stall costs PID 1 one such wait,
+//! not one per line. Dropped lines are counted, and the first line that gets through is preceded
+//! by `N log lines were dropped: stderr was full` (a line cut short counts as dropped, and the
+//! next one starts on a line of its own). O_NONBLOCK cannot go on fd 2 itself:
 //! it belongs to the open file description the child shares, whose writes would then fail with
 //! EAGAIN. Instead, depending on what stderr is:
 //! - a pipe or FIFO (Docker, Kubernetes): the line goes into a private pipe and is moved into
@@ -42,11 +48,7 @@
 //!
 //! A line of at most `PIPE_BUF` (4096) bytes is one write, whole or nothing, so it never
 //! interleaves with the child's output. A longer one (the JSON certificate summary can be
-//! megabytes) goes out in pieces; once a piece is out, the rest waits for room as long as the
-//! reader keeps taking some, but when stderr takes nothing for `STALL_WAIT` (0.5 s) the line is
-//! cut there, counted as dropped, and the next line starts on a line of its own. A stalled reader
-//! thus costs PID 1 at most one such wait: after it, lines find stderr full and are dropped at
-//! once.
+//! megabytes) goes out in pieces of that size, which other writers may come between.
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
@@ -70,8 +72,7 @@ static STDERR: Mutex<Option<Stderr>> = Mutex::new(None);
 
 /// The largest write a pipe takes whole or not at all.
 const PIPE_BUF: usize = 4096;
-/// How long the rest of a line, once part of it is out, waits for stderr to take more before it
-/// is cut.
+/// How long stderr may take nothing before it counts as stalled.
 const STALL_WAIT: Duration = Duration::from_millis(500);
 
 /// Installs the global logger. Later calls are ignored (tests may call it more than once).
@@ -113,6 +114,8 @@ struct Stderr {
     dropped: u64,
     /// The last line was cut short: the next one must start on a line of its own.
     cut: bool,
+    /// stderr took nothing for [`STALL_WAIT`]: lines are not waited for until one gets through.
+    stalled: bool,
 }
 
 /// How the target is written without waiting (see the module documentation).
@@ -147,6 +150,7 @@ impl Stderr {
             sink,
             dropped: 0,
             cut: false,
+            stalled: false,
         }
     }
 
@@ -184,9 +188,9 @@ impl Stderr {
         }
     }
 
-    /// Writes as much of `bytes` as stderr takes; returns how much. Waits only once part of it
-    /// is out, and then only while stderr keeps taking more: [`STALL_WAIT`] without progress and
-    /// the rest is left.
+    /// Writes as much of `bytes` as stderr takes; returns how much. Waits for room only while
+    /// stderr is not stalled, and only while it keeps taking bytes: after [`STALL_WAIT`] without
+    /// progress it is stalled, and the rest is left.
     fn write_bounded(&mut self, bytes: &[u8]) -> usize {
         let mut done = 0;
         let mut deadline = None;
@@ -195,14 +199,15 @@ impl Stderr {
                 Ok(0) => break,
                 Ok(n) => {
                     done += n;
-                    deadline = None; // a reader is there: it may take its time
+                    // A reader is there: it may take its time.
+                    (deadline, self.stalled) = (None, false);
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock && done > 0 => {
+                Err(e) if e.kind() == ErrorKind::WouldBlock && !self.stalled => {
                     let now = Instant::now();
                     let end = *deadline.get_or_insert(now + STALL_WAIT);
                     if now >= end || !sys::wait_writable(self.target.as_fd(), end - now) {
-                        break;
+                        self.stalled = true;
                     }
                 }
                 Err(_) => break,
@@ -420,11 +425,14 @@ mod tests {
         let (mut stderr, reader, filler) = over_a_pipe();
         stderr.write_line(b"[Vardr] first\n");
         fill(&filler);
+        // The first waits for room, then stderr counts as stalled: the others are not waited for.
         for i in 0..3 {
             stderr.write_line(format!("[Vardr] lost {i}\n").as_bytes());
+            assert!(stderr.stalled);
         }
         assert_eq!(drain(&reader), "[Vardr] first\n");
         stderr.write_line(b"[Vardr] back\n");
+        assert!(!stderr.stalled);
         stderr.write_line(b"[Vardr] again\n");
         assert_eq!(
             drain(&reader),
@@ -442,9 +450,10 @@ mod tests {
     }
 
     #[test]
-    fn a_long_line_waits_for_a_reader_a_little_then_is_cut_and_the_next_starts_afresh() {
+    fn a_line_waits_for_a_slow_reader_is_cut_by_a_stalled_one_and_the_next_starts_afresh() {
         let (mut stderr, mut reader, filler) = over_a_pipe();
-        // Room for two pieces of the line, then nobody reads.
+        // Room for two pieces of the line, then nobody reads: the rest waits while the reader
+        // takes nothing, then it is cut.
         fill(&filler);
         let _ = (&reader).read_exact(&mut [0; 2 * PIPE_BUF]);
         let long = format!("[Vardr] {}\n", "a".repeat(10 * PIPE_BUF));
@@ -477,6 +486,36 @@ mod tests {
         stderr.write_line(big.as_bytes());
         assert_eq!(reading.join().expect("reader"), big.as_bytes());
         assert_eq!((stderr.dropped, stderr.cut), (0, false));
+    }
+
+    #[test]
+    fn a_reader_slower_than_a_burst_of_lines_loses_none() {
+        let (mut stderr, mut reader, _filler) = over_a_pipe();
+        let reading = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let mut chunk = [0; PIPE_BUF];
+            while !bytes.ends_with(b"end\n") {
+                match reader.read(&mut chunk) {
+                    Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("{e}"),
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            String::from_utf8(bytes).expect("UTF-8")
+        });
+        for i in 0..20_000 {
+            stderr.write_line(format!("[Vardr] verdict {i}\n").as_bytes());
+        }
+        stderr.write_line(b"[Vardr] end\n");
+        let read = reading.join().expect("reader");
+        assert_eq!(
+            read.lines().count(),
+            20_001,
+            "{}",
+            &read[read.len() - 200..]
+        );
+        assert!(!read.contains("dropped"));
     }
 
     #[test]
