@@ -1,18 +1,20 @@
 //! `vardr-init health`: the `HEALTHCHECK` probe for images that ship no curl.
 //!
-//! One HTTP/1.1 GET, and one deadline for all of it: name lookup, connect, sending the request,
-//! reading the status line and headers. Docker kills a check that overruns its own timeout and
-//! records no reason, so the probe gives up first and says why. Healthy is a 2xx status; anything
-//! else, including no answer, is unhealthy, exit 1. Never exit 2: Docker reserves it for
-//! `HEALTHCHECK`, so even a bad `--url` or `--timeout` is a plain failure.
+//! One HTTP/1.1 GET to the app's own port and one deadline for all of it: name lookup, connect,
+//! sending the request, reading the status line and headers. Docker kills a check that overruns
+//! its own timeout and records no reason, so the probe gives up first and says why. Healthy is a
+//! 2xx status; anything else, including no answer, is unhealthy, exit 1. Never exit 2: Docker
+//! reserves it for `HEALTHCHECK`, so even a bad `--url` or `--timeout` is a plain failure.
 //!
-//! The body is never read: the status answers the question, and an endpoint that streams must not
-//! hold the probe until the deadline.
+//! Deliberately only what a probe of a local port needs: plain HTTP (TLS would put a TLS stack in
+//! PID 1's binary for no gain), redirects shown but not followed, the body never read (the status
+//! answers the question, and a streaming endpoint must not hold the probe). Of the response, the
+//! status line, the shape of each header line and `Location` are read; nothing else.
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::net::{Ipv6Addr, TcpStream, ToSocketAddrs};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -23,24 +25,17 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// The status line and headers may not exceed this: a health endpoint that sends more is broken,
 /// and the probe must not buffer whatever a confused server streams at it.
 const MAX_HEAD: usize = 16 * 1024;
-const MAX_HEADERS: usize = 64;
-const USER_AGENT: &str = concat!("vardr-init/", env!("CARGO_PKG_VERSION"));
 const URL_FORM: &str = "expected http://HOST[:PORT][/PATH], such as http://127.0.0.1:8000/health";
 
 /// What to probe. Built only by [`parse_url`] or [`Target::default_for_port`], so every part is
-/// free of whitespace and control characters and can go into the request as is.
+/// printable ASCII without spaces and goes into the request as is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
-    host: Host,
+    /// As in the URL: a name, an IPv4 address, or an IPv6 address in brackets.
+    host: String,
     port: u16,
     /// Path and query, starting with `/`.
     path: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Host {
-    Name(String),
-    Ip(IpAddr),
 }
 
 impl Target {
@@ -48,176 +43,96 @@ impl Target {
     /// loopback address needs no name lookup.
     pub fn default_for_port(port: u16) -> Target {
         Target {
-            host: Host::Ip(Ipv4Addr::LOCALHOST.into()),
+            host: "127.0.0.1".to_owned(),
             port,
             path: "/health".to_owned(),
-        }
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The request target: path and query.
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
-    /// `HOST[:PORT]`, the `Host` header's value; the port is left out when it is 80, as curl does.
-    pub fn authority(&self) -> String {
-        if self.port == 80 {
-            self.host.to_string()
-        } else {
-            format!("{}:{}", self.host, self.port)
         }
     }
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}{}", self.authority(), self.path)
+        write!(f, "http://{}:{}{}", self.host, self.port, self.path)
     }
 }
 
-impl fmt::Display for Host {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Host::Name(name) => f.write_str(name),
-            Host::Ip(IpAddr::V4(ip)) => write!(f, "{ip}"),
-            Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]"),
-        }
-    }
-}
-
-/// Parses `--url`. Only plain HTTP: the probe runs inside the container against the app's own
-/// port, and TLS would mean a TLS stack in PID 1 for no gain. Anything that could smuggle bytes
-/// into the request (whitespace, CR, LF, other control characters) is refused, not escaped.
+/// Parses `--url`: `http://HOST[:PORT][/PATH][?QUERY]`, the port 80 by default. Anything that
+/// could smuggle bytes into the request (spaces, CR, LF, other control characters) is refused,
+/// not escaped.
 pub fn parse_url(url: &str) -> Result<Target, String> {
     let invalid = |why: &str| format!("invalid URL {url:?}: {why}");
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if !url.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(invalid(
-            "spaces and control characters are not allowed (percent-encode them, as %20)",
+            "spaces, control and non-ASCII characters must be percent-encoded (%20)",
         ));
     }
-    if !url.is_ascii() {
-        return Err(invalid(
-            "non-ASCII characters must be percent-encoded (host names in punycode)",
-        ));
-    }
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(invalid(URL_FORM));
+    let rest = match url.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
+        Some((scheme, _)) => {
+            return Err(invalid(&format!(
+                "{scheme} is not supported: use a plain-HTTP endpoint, such as the app's own port"
+            )));
+        }
+        None => return Err(invalid(URL_FORM)),
     };
-    if scheme.eq_ignore_ascii_case("https") {
-        return Err(invalid(
-            "https is not supported: use a plain-HTTP endpoint, such as the app's own port",
-        ));
-    }
-    if !scheme.eq_ignore_ascii_case("http") {
-        return Err(invalid(&format!(
-            "scheme {scheme:?} is not supported: use a plain-HTTP endpoint"
-        )));
-    }
     // A fragment is never sent to the server.
-    let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
+    let rest = rest.split('#').next().unwrap_or_default();
     let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
     if authority.contains('@') {
-        return Err(invalid(
-            "user names and passwords in the URL are not supported",
-        ));
+        return Err(invalid("user names and passwords are not supported"));
     }
-    let (host, port) = parse_authority(authority).map_err(|why| invalid(&why))?;
-    let path = if path.starts_with('/') {
-        path.to_owned()
-    } else {
-        // Empty, or a query straight after the authority.
-        format!("/{path}")
+    let (host, port) = match authority.rsplit_once(':') {
+        // Not the colons inside `[::1]`.
+        Some((host, port)) if !host.starts_with('[') || host.ends_with(']') => (host, Some(port)),
+        _ => (authority, None),
     };
+    let name_byte = |b| u8::is_ascii_alphanumeric(&b) || b"-._".contains(&b);
+    let valid_host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(ip) => ip.parse::<Ipv6Addr>().is_ok(),
+        None => !host.is_empty() && host.bytes().all(name_byte),
+    };
+    if !valid_host {
+        return Err(invalid(&format!(
+            "{host:?} is not a host name, an IPv4 address or an IPv6 address in brackets \
+             ([::1]): {URL_FORM}"
+        )));
+    }
+    let port = match port {
+        None => 80,
+        // Digits only: `u16::from_str` would also take a leading `+`.
+        Some(port) => port
+            .parse()
+            .ok()
+            .filter(|&n| n != 0 && port.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| invalid(&format!("port {port:?} is not a number from 1 to 65535")))?,
+    };
+    // The path may be empty, or a query straight after the authority.
+    let path = format!("/{}", path.strip_prefix('/').unwrap_or(path));
+    let host = host.to_owned();
     Ok(Target { host, port, path })
 }
 
-fn parse_authority(authority: &str) -> Result<(Host, u16), String> {
-    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
-        let (inside, after) = bracketed
-            .split_once(']')
-            .ok_or("unclosed '[' in the host")?;
-        let ip: Ipv6Addr = inside
-            .parse()
-            .map_err(|_| format!("[{inside}] is not an IPv6 address"))?;
-        let port = match after {
-            "" => None,
-            _ => Some(
-                after
-                    .strip_prefix(':')
-                    .ok_or_else(|| format!("unexpected {after:?} after the IPv6 address"))?,
-            ),
-        };
-        (Host::Ip(ip.into()), port)
-    } else {
-        if authority.parse::<Ipv6Addr>().is_ok() {
-            return Err("an IPv6 address goes in brackets, as http://[::1]:8000/".to_owned());
-        }
-        let (host, port) = match authority.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        };
-        let host = if let Ok(ip) = host.parse::<Ipv4Addr>() {
-            Host::Ip(ip.into())
-        } else if is_host_name(host) {
-            Host::Name(host.to_owned())
-        } else if host.is_empty() {
-            return Err(format!("no host: {URL_FORM}"));
-        } else {
-            return Err(format!("{host:?} is not a host name or IP address"));
-        };
-        (host, port)
-    };
-    let port = match port {
-        None => 80,
-        Some(port) => parse_port(port)
-            .ok_or_else(|| format!("port {port:?} is not an integer from 1 to 65535"))?,
-    };
-    Ok((host, port))
-}
-
-fn is_host_name(host: &str) -> bool {
-    (1..=253).contains(&host.len())
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
-}
-
-/// Digits only: `u16::from_str` would also take a leading `+`.
-fn parse_port(text: &str) -> Option<u16> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok().filter(|&port| port != 0)
-}
-
 /// Parses `--timeout`: seconds as `N` or `N.F`, more than 0 and at most an hour. Read as decimal
-/// digits, not through `f64`, which would also take signs, exponents, `inf` and `nan`, and would
-/// print 0.3 back as 0.29999.
+/// digits, not through `f64`, which would also take signs, exponents, `inf` and `nan`.
 pub fn parse_timeout(text: &str) -> Result<Duration, String> {
-    let invalid = || {
-        format!(
-            "invalid timeout {text:?}: expected a number of seconds greater than 0 and at most \
-             3600, such as 3 or 0.5"
-        )
-    };
-    let timeout = crate::config::parse_seconds(text).ok_or_else(invalid)?;
-    if timeout.is_zero() || timeout > MAX_TIMEOUT {
-        return Err(invalid());
-    }
-    Ok(timeout)
+    crate::config::parse_seconds(text)
+        .filter(|t| !t.is_zero() && *t <= MAX_TIMEOUT)
+        .ok_or_else(|| {
+            format!(
+                "invalid timeout {text:?}: expected a number of seconds greater than 0 and at \
+                 most 3600, such as 3 or 0.5"
+            )
+        })
 }
 
-/// The status line of the final response.
+/// The status line of the final response. `reason` and `location` come from the server: any byte
+/// that is not printable ASCII is shown as `?`, so they cannot forge lines where they are printed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Status {
     pub code: u16,
     pub reason: String,
-    /// The `Location` header of a redirect: the probe does not follow it, so it shows where it
-    /// points (a FastAPI route declared as `/health/` answers `/health` with a 307).
+    /// The `Location` header: the probe does not follow redirects, so it shows where one points
+    /// (a FastAPI route declared as `/health/` answers `/health` with a 307).
     pub location: Option<String>,
 }
 
@@ -233,124 +148,11 @@ impl fmt::Display for Status {
         if !self.reason.is_empty() {
             write!(f, " {}", self.reason)?;
         }
-        Ok(())
-    }
-}
-
-/// Why no status was obtained.
-#[derive(Debug)]
-pub enum ProbeError {
-    /// The host name did not resolve.
-    Resolve { host: String, error: io::Error },
-    /// Every address failed to connect, each with its reason.
-    Connect(Vec<(SocketAddr, io::Error)>),
-    /// The deadline passed while waiting at `stage`.
-    Timeout { stage: Stage, timeout: Duration },
-    /// The connection failed after it was made.
-    Io {
-        peer: SocketAddr,
-        stage: Stage,
-        error: io::Error,
-    },
-    /// The server closed the connection before the end of the headers.
-    Truncated { peer: SocketAddr, received: usize },
-    /// The bytes are not an HTTP response.
-    Invalid {
-        peer: SocketAddr,
-        error: httparse::Error,
-    },
-    /// The status line and headers exceed the cap.
-    TooLarge { peer: SocketAddr, limit: usize },
-}
-
-/// Where the probe was when it stopped.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Stage {
-    Resolve(String),
-    Connect(SocketAddr),
-    Send(SocketAddr),
-    /// `received` bytes of the response head had arrived.
-    Receive {
-        peer: SocketAddr,
-        received: usize,
-    },
-}
-
-impl fmt::Display for ProbeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ProbeError::Resolve { host, error } => {
-                write!(f, "cannot resolve host name {host}: {error}")
+        match &self.location {
+            Some(location) if (300..400).contains(&self.code) => {
+                write!(f, " to {location} (redirects are not followed)")
             }
-            ProbeError::Connect(failures) => {
-                if failures.is_empty() {
-                    return f.write_str("no address to connect to");
-                }
-                for (i, (addr, error)) in failures.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str("; ")?;
-                    }
-                    if error.kind() == io::ErrorKind::ConnectionRefused {
-                        write!(f, "connection refused by {addr}")?;
-                    } else {
-                        write!(f, "cannot connect to {addr}: {error}")?;
-                    }
-                }
-                Ok(())
-            }
-            ProbeError::Timeout { stage, timeout } => {
-                let within = timeout.as_secs_f64();
-                match stage {
-                    Stage::Resolve(host) => {
-                        write!(f, "host name {host} not resolved within {within}s")
-                    }
-                    Stage::Connect(addr) => write!(f, "no connection to {addr} within {within}s"),
-                    Stage::Send(peer) => {
-                        write!(f, "could not send the request to {peer} within {within}s")
-                    }
-                    Stage::Receive { peer, received: 0 } => {
-                        write!(f, "no response from {peer} within {within}s")
-                    }
-                    Stage::Receive { peer, received } => write!(
-                        f,
-                        "no complete response from {peer} within {within}s \
-                         ({received} bytes of headers received)"
-                    ),
-                }
-            }
-            ProbeError::Io { peer, stage, error } => {
-                let doing = match stage {
-                    Stage::Send(_) => "sending the request",
-                    _ => "reading the response",
-                };
-                write!(f, "connection to {peer} failed while {doing}: {error}")
-            }
-            ProbeError::Truncated { peer, received: 0 } => {
-                write!(f, "connection closed by {peer} without a response")
-            }
-            ProbeError::Truncated { peer, received } => write!(
-                f,
-                "truncated response: connection closed by {peer} after {received} bytes, before \
-                 the end of the headers"
-            ),
-            ProbeError::Invalid { peer, error } => {
-                write!(f, "invalid HTTP response from {peer}: {error}")
-            }
-            ProbeError::TooLarge { peer, limit } => write!(
-                f,
-                "response too large: the status line and headers from {peer} exceed {} KiB",
-                limit / 1024
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ProbeError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ProbeError::Resolve { error, .. } | ProbeError::Io { error, .. } => Some(error),
-            ProbeError::Invalid { error, .. } => Some(error),
-            _ => None,
+            _ => Ok(()),
         }
     }
 }
@@ -372,306 +174,209 @@ pub fn run(target: &Target, timeout: Duration) -> u8 {
     }
 }
 
-fn verdict(
-    target: &Target,
-    result: &Result<Status, ProbeError>,
-    elapsed: Duration,
-) -> (bool, String) {
+fn verdict(target: &Target, result: &Result<Status, String>, elapsed: Duration) -> (bool, String) {
     let ms = elapsed.as_millis();
     match result {
         Ok(status) if status.is_success() => {
             (true, format!("healthy: GET {target} -> {status} ({ms} ms)"))
         }
-        Ok(status) => {
-            let redirect = match &status.location {
-                Some(location) if (300..400).contains(&status.code) => {
-                    format!(" to {location} (redirects are not followed)")
-                }
-                _ => String::new(),
-            };
-            (
-                false,
-                format!("unhealthy: GET {target}: {status}{redirect} ({ms} ms)"),
-            )
-        }
-        Err(error) => (false, format!("unhealthy: GET {target}: {error}")),
+        Ok(status) => (
+            false,
+            format!("unhealthy: GET {target}: {status} ({ms} ms)"),
+        ),
+        Err(why) => (false, format!("unhealthy: GET {target}: {why}")),
     }
 }
 
-/// Sends one GET to `target` and returns the final status, all within `timeout`.
-pub fn probe(target: &Target, timeout: Duration) -> Result<Status, ProbeError> {
-    // `parse_timeout` caps at an hour; this keeps any other caller from overflowing `Instant`.
+/// Sends one GET to `target` and returns the final status, or why there is none, within
+/// `timeout`.
+pub fn probe(target: &Target, timeout: Duration) -> Result<Status, String> {
     let timeout = timeout.min(MAX_TIMEOUT);
-    let deadline = Deadline {
-        end: Instant::now() + timeout,
-        timeout,
-    };
-    let addrs = resolve(target, &deadline)?;
-    let (mut stream, peer) = connect(&addrs, &deadline)?;
-    send(&mut stream, peer, request(target).as_bytes(), &deadline)?;
-    receive(&mut stream, peer, &deadline)
-}
-
-struct Deadline {
-    end: Instant,
-    timeout: Duration,
-}
-
-impl Deadline {
-    /// The time left, or the timeout error for `stage` once there is none. Called before every
-    /// blocking step: socket timeouts apply per call, and only this makes them share one budget.
-    fn remaining(&self, stage: Stage) -> Result<Duration, ProbeError> {
-        let left = self.end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(ProbeError::Timeout {
-                stage,
-                timeout: self.timeout,
-            });
-        }
-        Ok(left)
-    }
-}
-
-fn request(target: &Target) -> String {
-    format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {USER_AGENT}\r\nAccept: */*\r\n\
-         Connection: close\r\n\r\n",
-        target.path,
-        target.authority()
-    )
-}
-
-fn resolve(target: &Target, deadline: &Deadline) -> Result<Vec<SocketAddr>, ProbeError> {
-    let name = match &target.host {
-        Host::Ip(ip) => return Ok(vec![SocketAddr::new(*ip, target.port)]),
-        Host::Name(name) => name,
-    };
-    let port = target.port;
-    let lookup = move |name: &str| (name, port).to_socket_addrs().map(Vec::from_iter);
-    // getaddrinfo takes no timeout (musl's waits out resolv.conf's, 5 s by default): it runs on a
-    // thread of its own, and the probe stops waiting for it at the deadline. The thread is left
-    // behind; the process exits right after the verdict.
     let (sender, receiver) = mpsc::channel();
-    let looked_up = name.clone();
-    let spawned = thread::Builder::new()
-        .name("resolve".to_owned())
-        .spawn(move || {
-            let _ = sender.send(lookup(&looked_up));
-        });
-    let result = match spawned {
-        Ok(_) => match receiver.recv_timeout(deadline.remaining(Stage::Resolve(name.clone()))?) {
-            Ok(result) => result,
-            Err(RecvTimeoutError::Timeout) => {
-                return Err(ProbeError::Timeout {
-                    stage: Stage::Resolve(name.clone()),
-                    timeout: deadline.timeout,
-                });
-            }
-            Err(RecvTimeoutError::Disconnected) => Err(io::Error::other(
-                "the lookup thread ended without an answer",
-            )),
-        },
-        // No thread to spare (a container's pids limit): resolving inline may overrun the
-        // deadline, but failing a health check for want of a thread would be worse.
-        Err(_) => lookup(name),
-    };
-    match result {
-        Ok(addrs) if !addrs.is_empty() => Ok(addrs),
-        Ok(_) => Err(ProbeError::Resolve {
-            host: name.clone(),
-            error: io::Error::other("no addresses"),
-        }),
-        Err(error) => Err(ProbeError::Resolve {
-            host: name.clone(),
-            error,
-        }),
+    let owned = target.clone();
+    // The exchange runs on a thread and the probe stops waiting for it at the deadline: one
+    // deadline for every step, which getaddrinfo (it takes no timeout; musl's waits out
+    // resolv.conf's) or a server trickling bytes cannot stretch. The thread is left behind; the
+    // process exits right after the verdict.
+    let spawned = thread::Builder::new().spawn(move || {
+        let _ = sender.send(exchange(&owned, timeout));
+    });
+    if spawned.is_err() {
+        // No thread to spare (a container's pids limit): each step still has the timeout, and
+        // failing a health check for want of a thread would be worse.
+        return exchange(target, timeout);
     }
+    receiver
+        .recv_timeout(timeout)
+        .unwrap_or_else(|_| Err(format!("no answer within {}s", timeout.as_secs_f64())))
 }
 
-fn connect(
-    addrs: &[SocketAddr],
-    deadline: &Deadline,
-) -> Result<(TcpStream, SocketAddr), ProbeError> {
+fn exchange(target: &Target, timeout: Duration) -> Result<Status, String> {
+    let host = target.host.trim_start_matches('[').trim_end_matches(']');
+    let addrs = (host, target.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve host name {host}: {e}"))?;
+    // Every address in turn (localhost is often ::1 first, and uvicorn listens on IPv4 only).
     let mut failures = Vec::new();
-    for (tried, &addr) in addrs.iter().enumerate() {
-        let left = deadline.remaining(Stage::Connect(addr))?;
-        // What is left is shared among the addresses still to try, so one that drops packets
-        // cannot starve the next; the last one gets all of it.
-        let still_to_try = u32::try_from(addrs.len() - tried).unwrap_or(u32::MAX);
-        let slice = Some(left / still_to_try)
-            .filter(|slice| !slice.is_zero())
-            .unwrap_or(left);
-        match TcpStream::connect_timeout(&addr, slice) {
-            Ok(stream) => return Ok((stream, addr)),
-            Err(error) => {
-                if error.kind() == io::ErrorKind::TimedOut {
-                    deadline.remaining(Stage::Connect(addr))?;
-                }
-                failures.push((addr, error));
-            }
-        }
-    }
-    Err(ProbeError::Connect(failures))
-}
-
-/// A socket timeout or a signal: go round again and let the deadline decide.
-fn is_retry(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-    )
-}
-
-fn send(
-    stream: &mut TcpStream,
-    peer: SocketAddr,
-    mut request: &[u8],
-    deadline: &Deadline,
-) -> Result<(), ProbeError> {
-    let failed = |error| ProbeError::Io {
-        peer,
-        stage: Stage::Send(peer),
-        error,
-    };
-    while !request.is_empty() {
-        let left = deadline.remaining(Stage::Send(peer))?;
-        stream.set_write_timeout(Some(left)).map_err(failed)?;
-        match stream.write(request) {
-            Ok(0) => return Err(failed(io::ErrorKind::WriteZero.into())),
-            Ok(written) => request = request.get(written..).unwrap_or_default(),
-            Err(error) if is_retry(&error) => {}
-            Err(error) => return Err(failed(error)),
-        }
-    }
-    Ok(())
-}
-
-fn receive(
-    stream: &mut TcpStream,
-    peer: SocketAddr,
-    deadline: &Deadline,
-) -> Result<Status, ProbeError> {
-    let mut head = ResponseHead::default();
+    let mut stream = addrs
+        .into_iter()
+        .find_map(|addr| {
+            let connected = TcpStream::connect_timeout(&addr, timeout);
+            connected
+                .map_err(|e| failures.push(format!("cannot connect to {addr}: {e}")))
+                .ok()
+        })
+        .ok_or_else(|| failures.join("; "))?;
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: vardr-init/{}\r\nConnection: close\r\n\r\n",
+        target.path,
+        target.host,
+        target.port,
+        env!("CARGO_PKG_VERSION")
+    );
+    stream
+        .set_write_timeout(Some(timeout))
+        .and_then(|()| stream.set_read_timeout(Some(timeout)))
+        .and_then(|()| stream.write_all(request.as_bytes()))
+        .map_err(|e| format!("connection failed while sending the request: {e}"))?;
+    let mut head = Vec::new();
     let mut chunk = [0; 4096];
-    let chunk_len = chunk.len();
     // Counts interim responses too, so a stream of 1xx cannot go on forever.
-    let mut received = 0;
+    let mut limited = stream.take(MAX_HEAD as u64);
     loop {
-        let room = MAX_HEAD - received;
-        if room == 0 {
-            return Err(ProbeError::TooLarge {
-                peer,
-                limit: MAX_HEAD,
-            });
-        }
-        let left = deadline.remaining(Stage::Receive { peer, received })?;
-        let failed = |error| ProbeError::Io {
-            peer,
-            stage: Stage::Receive { peer, received },
-            error,
-        };
-        stream.set_read_timeout(Some(left)).map_err(failed)?;
-        let read = match stream.read(&mut chunk[..room.min(chunk_len)]) {
-            Ok(0) => return Err(ProbeError::Truncated { peer, received }),
-            Ok(read) => read,
-            Err(error) if is_retry(&error) => continue,
-            Err(error) => return Err(failed(error)),
-        };
-        received += read;
-        let pushed = head.push(&chunk[..read]);
-        if let Some(status) = pushed.map_err(|error| ProbeError::Invalid { peer, error })? {
+        let read = limited
+            .read(&mut chunk)
+            .map_err(|e| format!("connection failed while reading the response: {e}"))?;
+        head.extend_from_slice(&chunk[..read]);
+        if let Some(status) = parse_response(&head)? {
             return Ok(status);
         }
-    }
-}
-
-/// The response bytes as they arrive, parsed as far as they go: interim responses are skipped and
-/// the final one's status returned. Apart from the size cap, all of [`probe`]'s parsing is here,
-/// so it can be fed any byte stream, in any chunks, without a socket.
-#[derive(Debug, Default)]
-pub struct ResponseHead {
-    bytes: Vec<u8>,
-}
-
-impl ResponseHead {
-    /// Adds the next bytes read: the final status once its headers are complete, `None` while
-    /// more are needed, or why the bytes are not an HTTP response.
-    pub fn push(&mut self, bytes: &[u8]) -> Result<Option<Status>, httparse::Error> {
-        self.bytes.extend_from_slice(bytes);
-        // The buffer may hold interim responses and the final one: parse until it runs out.
-        while let Some((length, status)) = parse_head(&self.bytes)? {
-            if !is_interim(status.code) {
-                return Ok(Some(status));
-            }
-            self.bytes.drain(..length);
+        if read == 0 {
+            return Err(match head.len() {
+                0 => "connection closed without a response".to_owned(),
+                MAX_HEAD => format!("response too large: headers over {} KiB", MAX_HEAD / 1024),
+                n => format!("truncated response: connection closed after {n} bytes of headers"),
+            });
         }
-        Ok(None)
     }
 }
 
-/// The response at the start of `bytes` and its length, or `None` until its headers are complete.
-fn parse_head(bytes: &[u8]) -> Result<Option<(usize, Status)>, httparse::Error> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    let httparse::Status::Complete(length) = response.parse(bytes)? else {
-        return Ok(None);
-    };
-    let location = response
-        .headers
-        .iter()
-        .find(|header| header.name.eq_ignore_ascii_case("location"))
-        .map(|header| String::from_utf8_lossy(header.value).into_owned());
-    let status = Status {
-        // Always set on a complete parse; 0 would read as unhealthy anyway.
-        code: response.code.unwrap_or_default(),
-        reason: response.reason.unwrap_or_default().to_owned(),
-        location,
-    };
-    Ok(Some((length, status)))
+/// Parses the response received so far: the final status once its headers are complete, `None`
+/// while more bytes are needed, or why they are not an HTTP response. Interim responses are
+/// skipped. Each line is judged as soon as it is complete, in order, so more bytes never change
+/// a result: the verdict cannot depend on how TCP cuts the stream. Lines end in CRLF or a bare LF.
+pub fn parse_response(bytes: &[u8]) -> Result<Option<Status>, String> {
+    let mut status: Option<Status> = None;
+    for raw in bytes.split_inclusive(|&b| b == b'\n') {
+        let complete = raw.ends_with(b"\n");
+        let line = raw.strip_suffix(b"\n").unwrap_or(raw);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let invalid = |what| format!("invalid HTTP response: {what} {:?}", printable(line));
+        let Some(current) = &mut status else {
+            // Refused from the first byte that differs: a server speaking another protocol (SSH,
+            // TLS) fails at once, not at the deadline.
+            if !b"HTTP/1.".starts_with(&line[..line.len().min(7)]) {
+                return Err("invalid HTTP response: it does not start with HTTP/1.".to_owned());
+            }
+            if complete {
+                status = Some(status_line(line).ok_or_else(|| invalid("status line"))?);
+            }
+            continue;
+        };
+        if !complete {
+            break;
+        }
+        if line.is_empty() {
+            // 1xx other than 101 come before the real response (103 Early Hints) and are
+            // skipped, as curl does; 101 ends HTTP on the connection, so it is final.
+            if !(100..200).contains(&current.code) || current.code == 101 {
+                return Ok(status);
+            }
+            status = None;
+            continue;
+        }
+        let (name, value) = line.split_at(line.iter().position(|&b| b == b':').unwrap_or(0));
+        let token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+        if name.is_empty() || !name.iter().all(token) {
+            return Err(invalid("header"));
+        }
+        if name.eq_ignore_ascii_case(b"location") {
+            let value = value.get(1..).unwrap_or_default().trim_ascii();
+            current.location = Some(printable(value));
+        }
+    }
+    Ok(None)
 }
 
-/// 1xx responses other than 101 come before the real one (103 Early Hints, for one) and must be
-/// skipped, as curl does; 101 ends HTTP on the connection, so it is final.
-fn is_interim(code: u16) -> bool {
-    (100..200).contains(&code) && code != 101
+/// `HTTP/1.x NNN[ reason]`.
+fn status_line(line: &[u8]) -> Option<Status> {
+    let (&minor, rest) = line.strip_prefix(b"HTTP/1.")?.split_first()?;
+    let (code, reason) = rest.strip_prefix(b" ")?.split_at_checked(3)?;
+    let reason = match reason {
+        [] => &[][..],
+        [b' ', reason @ ..] => reason,
+        _ => return None,
+    };
+    if !minor.is_ascii_digit() || !code.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(Status {
+        code: code.iter().fold(0, |n, d| n * 10 + u16::from(d - b'0')),
+        reason: printable(reason),
+        location: None,
+    })
+}
+
+/// Text from the server, for a line on a terminal: printable ASCII and spaces as they are, any
+/// other byte as `?`.
+fn printable(bytes: &[u8]) -> String {
+    let shown = |&b: &u8| {
+        if b == b' ' || b.is_ascii_graphic() {
+            char::from(b)
+        } else {
+            '?'
+        }
+    };
+    bytes.iter().map(shown).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::TcpListener;
+    use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 
     const QUICK: Duration = Duration::from_millis(300);
     const ENOUGH: Duration = Duration::from_secs(10);
 
-    /// A one-connection server on 127.0.0.1. `answer` gets the stream once the request head is
-    /// read; the head comes back through the receiver.
-    fn serve(
+    /// A one-connection server on `ip`. `answer` gets the stream once the request head is read;
+    /// the head comes back through the receiver.
+    fn serve_on(
+        ip: std::net::IpAddr,
         answer: impl FnOnce(&mut TcpStream) + Send + 'static,
-    ) -> (Target, mpsc::Receiver<String>) {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a test port");
-        let port = listener.local_addr().expect("bound address").port();
+    ) -> io::Result<(u16, mpsc::Receiver<String>)> {
+        let listener = TcpListener::bind(SocketAddr::new(ip, 0))?;
+        let port = listener.local_addr()?.port();
         let (sender, receiver) = mpsc::channel();
         thread::spawn(move || {
             let Ok((mut stream, _)) = listener.accept() else {
                 return;
             };
-            let _ = sender.send(read_request(&mut stream));
+            let mut head = Vec::new();
+            let mut byte = [0];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let _ = sender.send(String::from_utf8_lossy(&head).into_owned());
             answer(&mut stream);
         });
-        (Target::default_for_port(port), receiver)
+        Ok((port, receiver))
     }
 
-    fn read_request(stream: &mut TcpStream) -> String {
-        let mut head = Vec::new();
-        let mut byte = [0];
-        while !head.ends_with(b"\r\n\r\n") {
-            match stream.read(&mut byte) {
-                Ok(1) => head.push(byte[0]),
-                _ => break,
-            }
-        }
-        String::from_utf8_lossy(&head).into_owned()
+    fn serve(
+        answer: impl FnOnce(&mut TcpStream) + Send + 'static,
+    ) -> (Target, mpsc::Receiver<String>) {
+        let (port, request) = serve_on(Ipv4Addr::LOCALHOST.into(), answer).expect("a test port");
+        (Target::default_for_port(port), request)
     }
 
     fn answering(bytes: impl AsRef<[u8]> + Send + 'static) -> impl FnOnce(&mut TcpStream) + Send {
@@ -680,12 +385,7 @@ mod tests {
         }
     }
 
-    /// Holds the connection open, silent, until the client closes it.
-    fn never_answering(stream: &mut TcpStream) {
-        let _ = io::copy(stream, &mut io::sink());
-    }
-
-    fn probe_answer(bytes: &'static str) -> Result<Status, ProbeError> {
+    fn probe_answer(bytes: &'static str) -> Result<Status, String> {
         let (target, _) = serve(answering(bytes));
         probe(&target, ENOUGH)
     }
@@ -693,6 +393,26 @@ mod tests {
     fn free_port() -> u16 {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a test port");
         listener.local_addr().expect("bound address").port()
+    }
+
+    /// What the parser makes of `bytes` received whole, byte by byte and in chunks of 7, which
+    /// must agree (the fuzz target checks the same on any input).
+    fn parse(bytes: &[u8]) -> Result<Option<Status>, String> {
+        let feed = |chunk: usize| {
+            let mut end = 0;
+            for piece in bytes.chunks(chunk) {
+                end += piece.len();
+                match parse_response(&bytes[..end]) {
+                    Ok(None) => {}
+                    other => return other,
+                }
+            }
+            Ok(None)
+        };
+        let whole = feed(bytes.len().max(1));
+        assert_eq!(feed(1), whole, "byte by byte: {bytes:?}");
+        assert_eq!(feed(7), whole, "in chunks of 7: {bytes:?}");
+        whole
     }
 
     #[test]
@@ -705,56 +425,47 @@ mod tests {
         assert_eq!((status.code, status.reason.as_str()), (200, "OK"));
         assert!(status.is_success());
         let request = request.recv().expect("the server saw the request");
-        let port = target.port();
-        assert!(request.starts_with("GET /health HTTP/1.1\r\n"), "{request}");
-        for header in [
-            format!("\r\nHost: 127.0.0.1:{port}\r\n"),
-            format!(
-                "\r\nUser-Agent: vardr-init/{}\r\n",
-                env!("CARGO_PKG_VERSION")
-            ),
-            "\r\nConnection: close\r\n".to_owned(),
-        ] {
-            assert!(
-                request.contains(&header),
-                "{header:?} missing in {request:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn no_content_is_healthy() {
-        let status = probe_answer("HTTP/1.1 204 No Content\r\n\r\n").expect("a 204");
-        assert_eq!(status.code, 204);
-        assert!(status.is_success());
-    }
-
-    #[test]
-    fn server_error_is_a_status_not_a_probe_error() {
-        let status =
-            probe_answer("HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n")
-                .expect("a 500");
-        assert_eq!(status.to_string(), "500 Internal Server Error");
-        assert!(!status.is_success());
-    }
-
-    #[test]
-    fn redirect_is_unhealthy_and_says_where_it_points() {
-        let (target, _) = serve(answering(
-            "HTTP/1.1 301 Moved Permanently\r\nLocation: /health/\r\n\r\n",
-        ));
-        let result = probe(&target, ENOUGH);
-        let status = result.as_ref().expect("a 301");
-        assert_eq!(status.code, 301);
-        let (healthy, line) = verdict(&target, &result, Duration::from_millis(4));
-        assert!(!healthy);
-        assert_eq!(
-            line,
-            format!(
-                "unhealthy: GET {target}: 301 Moved Permanently to /health/ (redirects are not \
-                 followed) (4 ms)"
-            )
+        let expected = format!(
+            "GET /health HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: vardr-init/{}\r\n\
+             Connection: close\r\n\r\n",
+            target.port,
+            env!("CARGO_PKG_VERSION")
         );
+        assert_eq!(request, expected);
+    }
+
+    #[test]
+    fn statuses_and_their_verdicts() {
+        let target = Target::default_for_port(8000);
+        for (response, healthy, line) in [
+            (
+                "HTTP/1.1 200 OK\r\n\r\n",
+                true,
+                "healthy: GET http://127.0.0.1:8000/health -> 200 OK (12 ms)",
+            ),
+            (
+                "HTTP/1.1 204 No Content\r\n\r\n",
+                true,
+                "healthy: GET http://127.0.0.1:8000/health -> 204 No Content (12 ms)",
+            ),
+            (
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n",
+                false,
+                "unhealthy: GET http://127.0.0.1:8000/health: 503 Service Unavailable (12 ms)",
+            ),
+            (
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: /health/\r\n\r\n",
+                false,
+                "unhealthy: GET http://127.0.0.1:8000/health: 307 Temporary Redirect to \
+                 /health/ (redirects are not followed) (12 ms)",
+            ),
+        ] {
+            let (served, _) = serve(answering(response));
+            let result = probe(&served, ENOUGH);
+            assert!(result.is_ok(), "{response:?}: {result:?}");
+            let verdict = verdict(&target, &result, Duration::from_millis(12));
+            assert_eq!(verdict, (healthy, line.to_owned()));
+        }
     }
 
     #[test]
@@ -764,48 +475,97 @@ mod tests {
         )
         .expect("the final 200");
         assert_eq!(status.code, 200);
+        let upgrade = parse(b"HTTP/1.1 101 Switching Protocols\r\n\r\n");
+        assert_eq!(
+            upgrade.map(|s| s.map(|s| s.code)),
+            Ok(Some(101)),
+            "101 is final"
+        );
     }
 
     #[test]
-    fn empty_reason_is_accepted() {
-        let status = probe_answer("HTTP/1.1 200 \r\n\r\n").expect("a 200");
-        assert_eq!(status.to_string(), "200");
-    }
-
-    #[test]
-    fn garbage_is_an_invalid_response() {
-        for garbage in [
-            "SSH-2.0-OpenSSH_9.6\r\n\r\n",
-            "\x16\x03\x01\x02\x00\x01\x00\r\n\r\n",
+    fn the_parser_takes_what_servers_send() {
+        for (bytes, code, reason) in [
+            (&b"HTTP/1.0 200 \r\n\r\n"[..], 200, ""),
+            (b"HTTP/1.1 200\r\n\r\n", 200, ""),
+            (b"HTTP/1.1 200 OK\nServer: bare-lf\n\n", 200, "OK"),
+            (
+                b"HTTP/1.1 599 Any Reason, At All\r\nX-A: b\r\n\r\nbody",
+                599,
+                "Any Reason, At All",
+            ),
+            // The reason is printed: nothing in it may drive a terminal.
+            (
+                b"HTTP/1.1 500 a\x1b[2Kb\tc\xc2\x85\r\n\r\n",
+                500,
+                "a?[2Kb?c??",
+            ),
         ] {
-            let error = probe_answer(garbage).expect_err(garbage);
-            assert!(matches!(error, ProbeError::Invalid { .. }), "{error:?}");
-            assert!(
-                error
-                    .to_string()
-                    .starts_with("invalid HTTP response from 127.0.0.1:"),
-                "{error}"
+            let status = parse(bytes).expect("valid").expect("complete");
+            assert_eq!(
+                (status.code, status.reason.as_str()),
+                (code, reason),
+                "{bytes:?}"
             );
+        }
+        assert_eq!(parse(b"HTTP/1.1 200 OK\r\nContent-Ty"), Ok(None));
+    }
+
+    #[test]
+    fn the_parser_refuses_what_is_not_http() {
+        for bytes in [
+            &b"SSH-2.0-OpenSSH_9.6\r\n\r\n"[..],
+            b"\x16\x03\x01\x02\x00\x01\x00",
+            b"hello",
+            b"HTTP/2 200\r\n\r\n",
+            b"HTTP/1.1 2x0 OK\r\n\r\n",
+            b"HTTP/1.1 20 OK\r\n\r\n",
+            b"HTTP/1.1 2000 OK\r\n\r\n",
+            b"HTTP/1.1  200 OK\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\n: no name\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nX-A: b\r\n folded\r\n\r\n",
+            b"HTTP/1.1 103 Early Hints\r\n\r\nSSH-2.0\r\n",
+        ] {
+            let error = parse(bytes).expect_err("not HTTP");
+            assert!(
+                error.starts_with("invalid HTTP response"),
+                "{bytes:?}: {error}"
+            );
+            assert!(error.chars().all(|c| !c.is_control()), "{error:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The fuzz target's property, run with the unit tests: responses made of HTTP's own
+        /// pieces, cut anywhere, parse the same, and what is printed of them is printable.
+        #[test]
+        fn the_verdict_does_not_depend_on_how_tcp_cuts_the_stream(
+            pieces in proptest::collection::vec(proptest::sample::select(&[
+                "HTTP/1.1 ", "HTTP/1.0 ", "200", "204", "101", "103", "307", " OK", "\r\n", "\n",
+                "\r", ":", " ", "Location: /a\u{1b}[2K", "X-A", "\u{85}", "H", "1",
+            ][..]), 0..24)
+        ) {
+            if let Ok(Some(status)) = parse(pieces.concat().as_bytes()) {
+                let printable = |t: &str| t.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+                proptest::prop_assert!(printable(&status.reason));
+                proptest::prop_assert!(status.location.as_deref().is_none_or(printable));
+                proptest::prop_assert!(!(100..200).contains(&status.code) || status.code == 101);
+            }
         }
     }
 
     #[test]
-    fn truncated_response_is_an_error() {
+    fn garbage_truncation_and_silence_are_errors() {
+        let error = probe_answer("SSH-2.0-OpenSSH_9.6\r\n\r\n").expect_err("garbage");
+        assert!(error.starts_with("invalid HTTP response"), "{error}");
         let error = probe_answer("HTTP/1.1 200 OK\r\nContent-Ty").expect_err("truncated");
         assert!(
-            matches!(error, ProbeError::Truncated { received: 27, .. }),
-            "{error:?}"
-        );
-        assert!(
-            error.to_string().starts_with("truncated response"),
+            error.starts_with("truncated response: connection closed after 27 bytes"),
             "{error}"
         );
-    }
-
-    #[test]
-    fn closing_without_a_response_is_an_error() {
         let error = probe_answer("").expect_err("no response");
-        assert!(error.to_string().contains("without a response"), "{error}");
+        assert_eq!(error, "connection closed without a response");
     }
 
     #[test]
@@ -815,37 +575,21 @@ mod tests {
         response.extend_from_slice(b"\r\n\r\n");
         let (target, _) = serve(answering(response));
         let error = probe(&target, ENOUGH).expect_err("too large");
-        assert!(matches!(error, ProbeError::TooLarge { .. }), "{error:?}");
-        assert!(
-            error.to_string().starts_with("response too large"),
-            "{error}"
-        );
+        assert!(error.starts_with("response too large"), "{error}");
     }
 
     #[test]
     fn silent_server_times_out() {
-        let (target, _) = serve(never_answering);
+        let (target, _) = serve(|stream| {
+            let _ = io::copy(stream, &mut io::sink());
+        });
         let error = probe(&target, QUICK).expect_err("no answer");
-        assert!(
-            matches!(
-                error,
-                ProbeError::Timeout {
-                    stage: Stage::Receive { received: 0, .. },
-                    ..
-                }
-            ),
-            "{error:?}"
-        );
-        assert!(
-            error.to_string().starts_with("no response from 127.0.0.1:"),
-            "{error}"
-        );
-        assert!(error.to_string().ends_with("within 0.3s"), "{error}");
+        assert_eq!(error, "no answer within 0.3s");
     }
 
     #[test]
     fn trickling_headers_cannot_extend_the_deadline() {
-        // Each byte would reset a per-read socket timeout; the shared deadline must still end it.
+        // Each byte would reset a per-read socket timeout; the one deadline must still end it.
         let (target, _) = serve(|stream| {
             let head = format!("HTTP/1.1 200 OK\r\nX-Slow: {}\r\n\r\n", "a".repeat(200));
             for byte in head.bytes() {
@@ -855,86 +599,68 @@ mod tests {
                 thread::sleep(Duration::from_millis(20));
             }
         });
-        let error = probe(&target, QUICK).expect_err("too slow");
-        assert!(
-            matches!(
-                error,
-                ProbeError::Timeout {
-                    stage: Stage::Receive { received: 1.., .. },
-                    ..
-                }
-            ),
-            "{error:?}"
+        let started = Instant::now();
+        assert_eq!(
+            probe(&target, QUICK),
+            Err("no answer within 0.3s".to_owned())
         );
+        // A hang guard, not a performance claim: the head takes 4 s to trickle in.
+        assert!(started.elapsed() < Duration::from_secs(3));
     }
 
     #[test]
     fn closed_port_is_refused() {
         let target = Target::default_for_port(free_port());
         let error = probe(&target, ENOUGH).expect_err("refused");
-        assert_eq!(
-            error.to_string(),
-            format!("connection refused by 127.0.0.1:{}", target.port())
+        let expected = format!(
+            "cannot connect to 127.0.0.1:{}: Connection refused",
+            target.port
         );
-        let (healthy, line) = verdict(&target, &Err(error), Duration::ZERO);
-        assert!(!healthy);
-        assert!(line.starts_with(&format!("unhealthy: GET {target}: connection refused")));
+        assert!(error.starts_with(&expected), "{error}");
     }
 
     #[test]
     fn host_names_are_resolved_and_every_address_tried() {
         // localhost is often ::1 first; the listener is on 127.0.0.1 only.
         let (served, request) = serve(answering("HTTP/1.1 200 OK\r\n\r\n"));
-        let target =
-            parse_url(&format!("http://localhost:{}/ready?full=1", served.port())).expect("URL");
-        let status = probe(&target, ENOUGH).expect("a 200");
+        let url = format!("http://localhost:{}/ready?full=1#top", served.port);
+        let status = probe(&parse_url(&url).expect("URL"), ENOUGH).expect("a 200");
         assert_eq!(status.code, 200);
         let request = request.recv().expect("the server saw the request");
         assert!(
             request.starts_with("GET /ready?full=1 HTTP/1.1\r\n"),
             "{request}"
         );
-        assert!(request.contains(&format!("\r\nHost: localhost:{}\r\n", served.port())));
+        assert!(request.contains(&format!("\r\nHost: localhost:{}\r\n", served.port)));
+    }
+
+    #[test]
+    fn ipv6_literals_are_probed() {
+        let Ok((port, request)) = serve_on(
+            std::net::Ipv6Addr::LOCALHOST.into(),
+            answering("HTTP/1.1 200 OK\r\n\r\n"),
+        ) else {
+            eprintln!("SKIPPED: no IPv6 loopback here");
+            return;
+        };
+        let target = parse_url(&format!("http://[::1]:{port}/x")).expect("URL");
+        assert_eq!(probe(&target, ENOUGH).map(|s| s.code), Ok(200));
+        let request = request.recv().expect("the server saw the request");
+        assert!(
+            request.contains(&format!("\r\nHost: [::1]:{port}\r\n")),
+            "{request}"
+        );
     }
 
     #[test]
     fn unknown_host_name_is_an_error() {
         let target = parse_url("http://no-such-host.invalid/").expect("URL");
-        match probe(&target, ENOUGH) {
-            Err(ProbeError::Resolve { host, .. }) => assert_eq!(host, "no-such-host.invalid"),
-            // A resolver without network access may not answer in time; that is a failure too.
-            Err(ProbeError::Timeout { .. }) => {}
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn verdict_lines() {
-        let target = Target::default_for_port(8000);
-        let ok = Ok(Status {
-            code: 200,
-            reason: "OK".to_owned(),
-            location: None,
-        });
-        assert_eq!(
-            verdict(&target, &ok, Duration::from_millis(12)),
-            (
-                true,
-                "healthy: GET http://127.0.0.1:8000/health -> 200 OK (12 ms)".to_owned()
-            )
-        );
-        let unavailable = Ok(Status {
-            code: 503,
-            reason: "Service Unavailable".to_owned(),
-            location: None,
-        });
-        assert_eq!(
-            verdict(&target, &unavailable, Duration::from_millis(3)),
-            (
-                false,
-                "unhealthy: GET http://127.0.0.1:8000/health: 503 Service Unavailable (3 ms)"
-                    .to_owned()
-            )
+        let error = probe(&target, ENOUGH).expect_err("no such host");
+        // A resolver without network access may not answer in time; that is a failure too.
+        assert!(
+            error.starts_with("cannot resolve host name no-such-host.invalid: ")
+                || error == "no answer within 10s",
+            "{error}"
         );
     }
 
@@ -948,63 +674,33 @@ mod tests {
     }
 
     #[test]
-    fn default_target() {
-        let target = Target::default_for_port(8000);
-        assert_eq!(target.to_string(), "http://127.0.0.1:8000/health");
-        assert_eq!(target.authority(), "127.0.0.1:8000");
-        assert_eq!(target.path(), "/health");
-        assert_eq!(
-            Target::default_for_port(80).to_string(),
-            "http://127.0.0.1/health"
-        );
-    }
-
-    #[test]
     fn urls_accepted() {
-        for (url, shown, authority, port, path) in [
+        assert_eq!(
+            Target::default_for_port(8000).to_string(),
+            "http://127.0.0.1:8000/health"
+        );
+        for (url, shown) in [
             (
                 "http://127.0.0.1:8000/health",
                 "http://127.0.0.1:8000/health",
-                "127.0.0.1:8000",
-                8000,
-                "/health",
             ),
-            (
-                "http://localhost",
-                "http://localhost/",
-                "localhost",
-                80,
-                "/",
-            ),
+            ("http://localhost", "http://localhost:80/"),
             (
                 "HTTP://Api.Internal:8080/a/b?x=1&y=2#section",
                 "http://Api.Internal:8080/a/b?x=1&y=2",
-                "Api.Internal:8080",
-                8080,
-                "/a/b?x=1&y=2",
             ),
+            ("http://app?ready", "http://app:80/?ready"),
+            ("http://[::1]:9000/x", "http://[::1]:9000/x"),
+            ("http://[::1]", "http://[::1]:80/"),
             (
-                "http://app?ready",
-                "http://app/?ready",
-                "app",
-                80,
-                "/?ready",
+                "http://[::ffff:127.0.0.1]:1/",
+                "http://[::ffff:127.0.0.1]:1/",
             ),
-            (
-                "http://[::1]:9000/x",
-                "http://[::1]:9000/x",
-                "[::1]:9000",
-                9000,
-                "/x",
-            ),
-            ("http://[::1]", "http://[::1]/", "[::1]", 80, "/"),
-            ("http://my_svc:80/", "http://my_svc/", "my_svc", 80, "/"),
+            ("http://my_svc:80/", "http://my_svc:80/"),
+            ("http://h:065535/%20", "http://h:65535/%20"),
         ] {
             let target = parse_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
             assert_eq!(target.to_string(), shown, "{url}");
-            assert_eq!(target.authority(), authority, "{url}");
-            assert_eq!(target.port(), port, "{url}");
-            assert_eq!(target.path(), path, "{url}");
         }
     }
 
@@ -1017,32 +713,30 @@ mod tests {
             ("", "expected http://HOST"),
             ("http://user:secret@host/", "passwords"),
             ("http://host/a b", "spaces"),
-            ("http://host/\r\nX-Injected: 1", "control characters"),
-            ("http://host/\t", "control characters"),
-            ("http://host/\0", "control characters"),
+            ("http://host/\r\nX-Injected: 1", "control"),
+            ("http://host/\t", "control"),
+            ("http://host/\0", "control"),
             ("http://hôst/", "non-ASCII"),
-            ("http:///health", "no host"),
-            ("http://:8000/", "no host"),
+            ("http://", "\"\" is not a host name"),
+            ("http:///health", "\"\" is not a host name"),
+            ("http://:8000/", "\"\" is not a host name"),
             ("http://host:0/", "port \"0\""),
             ("http://host:65536/", "port \"65536\""),
             ("http://host:+80/", "port \"+80\""),
             ("http://host:/", "port \"\""),
             ("http://host:http/", "port \"http\""),
-            ("http://a:b:c/", "port \"b:c\""),
+            ("http://a:b:c/", "\"a:b\" is not a host name"),
             ("http://::1/", "in brackets"),
-            ("http://[::1/", "unclosed"),
-            ("http://[zz]/", "not an IPv6 address"),
-            ("http://[::1]x/", "after the IPv6 address"),
+            ("http://[::1/", "in brackets"),
+            ("http://[zz]/", "in brackets"),
+            ("http://[::1]x/", "in brackets"),
             ("http://ho%73t/", "not a host name"),
         ] {
             match parse_url(url) {
                 Ok(target) => panic!("{url:?} accepted as {target}"),
                 Err(error) => {
                     assert!(error.contains(why), "{url:?}: {error}");
-                    assert!(
-                        !error.contains('\n'),
-                        "the message stays on one line: {error}"
-                    );
+                    assert!(!error.contains('\n'), "one line: {error}");
                 }
             }
         }
@@ -1053,11 +747,8 @@ mod tests {
         for (text, expected) in [
             ("3", Duration::from_secs(3)),
             ("0.3", Duration::from_millis(300)),
-            ("2.5", Duration::from_millis(2500)),
             ("007", Duration::from_secs(7)),
             ("0.000000001", Duration::from_nanos(1)),
-            ("1.0000000009", Duration::from_secs(1)),
-            ("3600", MAX_TIMEOUT),
             ("3600.000", MAX_TIMEOUT),
         ] {
             assert_eq!(parse_timeout(text), Ok(expected), "{text}");

@@ -430,6 +430,60 @@ pub fn signal_name(signal: i32) -> String {
     name.to_owned()
 }
 
+/// Moves up to `len` bytes from the pipe `from` into the pipe `to` (`splice`), never waiting:
+/// `SPLICE_F_NONBLOCK` makes both pipe ends non-blocking for this call alone, whatever the flags
+/// of their open file descriptions. A buffer of at most a page moves whole or not at all.
+pub fn splice_nonblocking(
+    from: std::os::fd::BorrowedFd<'_>,
+    to: std::os::fd::BorrowedFd<'_>,
+    len: usize,
+) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: both descriptors are open for the call (borrowed); null offsets, as pipes require.
+    let moved = unsafe {
+        libc::splice(
+            from.as_raw_fd(),
+            ptr::null_mut(),
+            to.as_raw_fd(),
+            ptr::null_mut(),
+            len,
+            libc::SPLICE_F_NONBLOCK,
+        )
+    };
+    usize::try_from(moved).map_err(|_| io::Error::last_os_error())
+}
+
+/// `send` on a connected socket without waiting (`MSG_DONTWAIT`) and without SIGPIPE.
+pub fn send_nonblocking(socket: std::os::fd::BorrowedFd<'_>, bytes: &[u8]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    // SAFETY: the descriptor is open for the call; the buffer is valid for `bytes.len()` bytes.
+    let sent = unsafe {
+        libc::send(
+            socket.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            flags,
+        )
+    };
+    usize::try_from(sent).map_err(|_| io::Error::last_os_error())
+}
+
+/// Waits at most `timeout` (whole milliseconds) for `fd` to accept a write (`poll` for
+/// `POLLOUT`): false when it did not, or on any error.
+pub fn wait_writable(fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut poll = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one valid pollfd, its count 1; the descriptor is open for the call.
+    let ready = unsafe { libc::poll(&mut poll, 1, ms) };
+    ready == 1 && poll.revents & libc::POLLOUT != 0
+}
+
 fn check(result: libc::c_int) -> io::Result<()> {
     if result == -1 {
         Err(io::Error::last_os_error())

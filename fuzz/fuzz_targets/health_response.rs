@@ -1,21 +1,23 @@
-//! The health probe's response parser (`health::ResponseHead`), fed the bytes a server sends.
+//! The health probe's response parser (`health::parse_response`), fed the bytes a server sends.
 //! The verdict must not depend on how TCP cuts the stream: the whole input at once, byte by byte
 //! and in chunks of 7 give the same result. A status returned is a final one (not 1xx interim),
-//! a three-digit code.
+//! a three-digit code, and its text is printable ASCII (it ends up on a terminal).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vardr_init::health::{ResponseHead, Status};
+use vardr_init::health::{Status, parse_response};
 
 type Outcome = Result<Option<Status>, String>;
 
-/// Feeds `data` in `chunk`-byte reads and stops where the probe stops: at a status or an error.
+/// Parses `data` as it would arrive in `chunk`-byte reads and stops where the probe stops: at a
+/// status or an error.
 fn feed(data: &[u8], chunk: usize) -> Outcome {
-    let mut head = ResponseHead::default();
+    let mut end = 0;
     for piece in data.chunks(chunk) {
-        match head.push(piece) {
+        end += piece.len();
+        match parse_response(&data[..end]) {
             Ok(None) => {}
-            other => return other.map_err(|e| e.to_string()),
+            other => return other,
         }
     }
     Ok(None)
@@ -24,14 +26,19 @@ fn feed(data: &[u8], chunk: usize) -> Outcome {
 fuzz_target!(|data: &[u8]| {
     let whole = feed(data, data.len().max(1));
     if let Ok(Some(status)) = &whole {
-        // httparse takes any three digits, `000` included: a status under 200 that is not 101 is
-        // never success, and only interim ones are skipped.
+        // Any three digits, `000` included: a status under 200 that is not 101 is never
+        // success, and only interim ones are skipped.
         assert!(status.code <= 999, "{status:?}");
         assert!(
             !(100..200).contains(&status.code) || status.code == 101,
             "interim: {status:?}"
         );
-        assert!(!status.reason.contains(['\r', '\n']), "{status:?}");
+        let printable = |text: &str| text.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+        assert!(printable(&status.reason), "{status:?}");
+        assert!(status.location.as_deref().is_none_or(printable), "{status:?}");
+    }
+    if let Err(error) = &whole {
+        assert!(!error.contains(['\r', '\n']), "{error:?}");
     }
     assert_eq!(feed(data, 1), whole, "byte by byte");
     assert_eq!(feed(data, 7), whole, "in chunks of 7");
