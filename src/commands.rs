@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::SystemTime;
 
-use tracing::{error, info, warn};
+use crate::{error, info, warn};
 
 use crate::certs::summary::{self, SummaryEvent};
 use crate::certs::worker;

@@ -84,20 +84,32 @@ pub struct AppTarget {
     pub set_by: Option<&'static str>,
 }
 
+/// How much to log: `Level::ERROR` < `WARN` < `INFO` < `DEBUG`; a setting lets through its
+/// level and those before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Level(u8);
+
+impl Level {
+    pub const ERROR: Level = Level(1);
+    pub const WARN: Level = Level(2);
+    pub const INFO: Level = Level(3);
+    pub const DEBUG: Level = Level(4);
+}
+
 /// How and how much to log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LogSettings {
     /// `VARDR_JSON_LOGS`: one JSON object per line instead of `[Vardr] ...` text.
     pub json: bool,
     /// `VARDR_LOG_LEVEL`: the most verbose level written.
-    pub level: tracing::Level,
+    pub level: Level,
 }
 
 impl Default for LogSettings {
     fn default() -> Self {
         LogSettings {
             json: false,
-            level: tracing::Level::INFO,
+            level: Level::INFO,
         }
     }
 }
@@ -171,12 +183,7 @@ impl Config {
         };
         let log = LogSettings {
             json: vars.parse("VARDR_JSON_LOGS", BOOL_FORM, parse_bool, false),
-            level: vars.parse(
-                "VARDR_LOG_LEVEL",
-                LEVEL_FORM,
-                parse_level,
-                tracing::Level::INFO,
-            ),
+            level: vars.parse("VARDR_LOG_LEVEL", LEVEL_FORM, parse_level, Level::INFO),
         };
         let config = Config {
             log,
@@ -301,12 +308,12 @@ fn parse_bool(text: &str) -> Option<bool> {
     }
 }
 
-fn parse_level(text: &str) -> Option<tracing::Level> {
+fn parse_level(text: &str) -> Option<Level> {
     match text.to_ascii_lowercase().as_str() {
-        "error" => Some(tracing::Level::ERROR),
-        "warn" | "warning" => Some(tracing::Level::WARN),
-        "info" => Some(tracing::Level::INFO),
-        "debug" => Some(tracing::Level::DEBUG),
+        "error" => Some(Level::ERROR),
+        "warn" | "warning" => Some(Level::WARN),
+        "info" => Some(Level::INFO),
+        "debug" => Some(Level::DEBUG),
         _ => None,
     }
 }
@@ -479,7 +486,7 @@ mod tests {
         ])
         .expect("valid");
         assert!(c.log.json);
-        assert_eq!(c.log.level, tracing::Level::DEBUG);
+        assert_eq!(c.log.level, Level::DEBUG);
         assert_eq!(c.stop_timeout, Some(Duration::from_millis(2500)));
         assert_eq!(c.host, "::");
         assert_eq!(c.port, 65535);

@@ -206,9 +206,12 @@ pub fn probe(target: &Target, timeout: Duration) -> Result<Status, String> {
         // failing a health check for want of a thread would be worse.
         return exchange(target, timeout);
     }
-    receiver
-        .recv_timeout(timeout)
-        .unwrap_or_else(|_| Err(format!("no answer within {}s", timeout.as_secs_f64())))
+    receiver.recv_timeout(timeout).unwrap_or_else(|_| {
+        Err(format!(
+            "no answer within {}s",
+            crate::events::seconds(timeout)
+        ))
+    })
 }
 
 fn exchange(target: &Target, timeout: Duration) -> Result<Status, String> {

@@ -5,9 +5,10 @@
 //! JSON: `{"type":"log","timestamp":"2024-01-15T10:30:00Z","level":"INFO","message":"..."}`, one
 //! object per line, RFC 3339 UTC timestamps to the second.
 //!
-//! The crate logs through `tracing`'s macros; this module is the subscriber behind them. It is a
-//! plain `Subscriber` rather than `tracing-subscriber`'s registry: vardr-init is single-threaded and
-//! uses no spans, so a registry would only add size to PID 1.
+//! The crate logs through this module's macros, `error!`, `warn!`, `info!` and `debug!`, which take
+//! `format!` arguments: a level, a message, one line. That is all vardr-init ever logged through
+//! `tracing` (no spans, no fields, one thread), whose callsite machinery cost the static binary
+//! more than this whole module.
 //!
 //! # Escaping
 //! Messages carry file names and certificate subjects, which anyone who can write to the
@@ -59,11 +60,8 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Level, Metadata, Subscriber};
-
-use crate::config::LogSettings;
+use crate::config::{Level, LogSettings};
+use crate::events::{self, LogEvent};
 use crate::sys;
 
 static SETTINGS: OnceLock<LogSettings> = OnceLock::new();
@@ -78,7 +76,38 @@ const STALL_WAIT: Duration = Duration::from_millis(500);
 /// Installs the global logger. Later calls are ignored (tests may call it more than once).
 pub fn init(settings: LogSettings) {
     let _ = SETTINGS.set(settings);
-    let _ = tracing::subscriber::set_global_default(Logger { settings });
+}
+
+/// One log line at `level`, if the configured level lets it through (none before [`init`]).
+/// Called by the macros.
+pub fn event(level: Level, message: fmt::Arguments<'_>) {
+    if SETTINGS.get().is_some_and(|s| level <= s.level) {
+        emit(format_line(level, &message.to_string()).as_bytes());
+    }
+}
+
+/// `error!("...", args)`: a line at level ERROR.
+#[macro_export]
+macro_rules! error {
+    ($($arg:tt)*) => { $crate::log::event($crate::config::Level::ERROR, format_args!($($arg)*)) };
+}
+
+/// `warn!("...", args)`: a line at level WARN.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)*) => { $crate::log::event($crate::config::Level::WARN, format_args!($($arg)*)) };
+}
+
+/// `info!("...", args)`: a line at level INFO.
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)*) => { $crate::log::event($crate::config::Level::INFO, format_args!($($arg)*)) };
+}
+
+/// `debug!("...", args)`: a line at level DEBUG.
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)*) => { $crate::log::event($crate::config::Level::DEBUG, format_args!($($arg)*)) };
 }
 
 /// Whether logs are JSON lines (events other than `log` are then written with [`write_line`]).
@@ -256,66 +285,12 @@ impl Stderr {
     }
 }
 
-struct Logger {
-    settings: LogSettings,
-}
-
-impl Subscriber for Logger {
-    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        *metadata.level() <= self.settings.level
-    }
-
-    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
-        Some(self.settings.level.into())
-    }
-
-    fn event(&self, event: &Event<'_>) {
-        let mut fields = Fields::default();
-        event.record(&mut fields);
-        emit(format_line(*event.metadata().level(), &fields.message).as_bytes());
-    }
-
-    // No spans: ids are never looked up, so one constant id is enough.
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(1)
-    }
-    fn record(&self, _: &Id, _: &Record<'_>) {}
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-    fn enter(&self, _: &Id) {}
-    fn exit(&self, _: &Id) {}
-}
-
-/// The event's message, with any structured fields appended as ` key=value`.
-#[derive(Default)]
-struct Fields {
-    message: String,
-}
-
-impl Visit for Fields {
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name() == "message" {
-            let _ = write!(self.message, "{value:?}");
-        } else {
-            let _ = write!(self.message, " {}={value:?}", field.name());
-        }
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message.push_str(value);
-        } else {
-            let _ = write!(self.message, " {}={value}", field.name());
-        }
-    }
-}
-
 fn level_name(level: Level) -> &'static str {
     match level {
         Level::ERROR => "ERROR",
         Level::WARN => "WARN",
         Level::INFO => "INFO",
-        Level::DEBUG => "DEBUG",
-        Level::TRACE => "TRACE",
+        _ => "DEBUG",
     }
 }
 
@@ -337,13 +312,16 @@ fn text_line(level: Level, message: &str) -> String {
 }
 
 fn json_line(level: Level, time: SystemTime, message: &str) -> String {
-    // Written by hand, not through a map, to keep the contract's key order; serde_json escapes.
-    let timestamp = humantime::format_rfc3339_seconds(time);
-    let message = json_safe(&serde_json::Value::from(message).to_string());
-    format!(
-        "{{\"type\":\"log\",\"timestamp\":\"{timestamp}\",\"level\":\"{}\",\"message\":{message}}}\n",
-        level_name(level),
-    )
+    // The contract's `log` event, serialised like every event; then nothing raw that a terminal
+    // would act on.
+    let event = LogEvent {
+        timestamp: events::timestamp(time),
+        level: level_name(level),
+        message,
+    };
+    let mut line = json_safe(&events::line(&event));
+    line.push('\n');
+    line
 }
 
 /// A control character or a line separator: never written raw.

@@ -145,7 +145,7 @@ impl Walk {
         if self.visited.contains(&id) {
             // A symlink back to an ancestor (or a second link to the same directory): its files
             // are already read once.
-            tracing::debug!(
+            crate::debug!(
                 "skipping {}: directory already read (symlink cycle or duplicate link)",
                 path.display()
             );
@@ -229,7 +229,7 @@ impl Walk {
     /// A regular file: `opened` if it already is (its `meta` then comes from the descriptor).
     fn file(&mut self, path: &Path, name: Vec<u8>, meta: &Metadata, opened: Option<File>) {
         if self.excluded.contains(&(meta.dev(), meta.ino())) {
-            tracing::debug!("skipping {}: it is vardr-init's own output", path.display());
+            crate::debug!("skipping {}: it is vardr-init's own output", path.display());
             return;
         }
         if self.full(&name) {

@@ -87,10 +87,10 @@ pub fn run(settings: &CertSettings, now: SystemTime, mode: Mode) -> Result<Repor
         Forked::Child => {
             drop(reader);
             let report = pass(settings, now, mode);
-            let mut out = File::from(writer);
-            let sent = serde_json::to_writer(&mut out, &report)
+            // One serialiser for every JSON in the binary: into a Vec, then written.
+            let sent = serde_json::to_vec(&report)
                 .map_err(io::Error::from)
-                .and_then(|()| out.flush());
+                .and_then(|bytes| File::from(writer).write_all(&bytes));
             sys::exit_now(if sent.is_ok() { 0 } else { 1 })
         }
         Forked::Parent(pid) => {

@@ -25,7 +25,7 @@ use std::path::Path;
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-use tracing::{debug, error, info, warn};
+use crate::{debug, error, info, warn};
 
 use crate::exit;
 use crate::sys::{self, Pid, Reaped, SigSet, signal_name};
@@ -380,12 +380,15 @@ fn supervise(
         match signals.waited.wait(timeout) {
             Ok(Some(libc::SIGCHLD)) => {} // reaped at the top of the loop
             Ok(Some(signal)) => {
+                // The deadline counts from the signal, not from the end of its log line (a slow
+                // stderr may hold a log write up to half a second).
+                let sent = Instant::now();
                 forward(child, signal);
                 if STOP_SIGNALS.contains(&signal) && matches!(stop, Stop::NotRequested) {
                     stop_signal = Some(signal);
                     // Config caps the timeout at a day; checked_add keeps PID 1 panic-free anyway.
                     let deadline = stop_timeout
-                        .and_then(|timeout| Some((timeout, Instant::now().checked_add(timeout)?)));
+                        .and_then(|timeout| Some((timeout, sent.checked_add(timeout)?)));
                     stop = match deadline {
                         Some((timeout, at)) => {
                             info!(
