@@ -325,7 +325,7 @@ fn json_line(level: Level, time: SystemTime, message: &str) -> String {
 }
 
 /// A control character or a line separator: never written raw.
-fn is_unsafe(c: char) -> bool {
+pub fn is_unsafe(c: char) -> bool {
     c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
@@ -336,16 +336,23 @@ fn escape(message: &str) -> Cow<'_, str> {
     }
     let mut escaped = String::with_capacity(message.len() + 16);
     for c in message.chars() {
-        let _ = match c {
-            '\n' => escaped.write_str("\\n"),
-            '\r' => escaped.write_str("\\r"),
-            '\t' => escaped.write_str("\\t"),
-            c if !is_unsafe(c) => escaped.write_char(c),
-            c if c.is_ascii() => write!(escaped, "\\x{:02x}", u32::from(c)),
-            c => write!(escaped, "\\u{{{:x}}}", u32::from(c)),
-        };
+        push_escaped(&mut escaped, c);
     }
     Cow::Owned(escaped)
+}
+
+/// `c` as text logs show it: `\n`, `\r`, `\t`, other C0 and DEL as `\xNN`, C1 and the line
+/// separators as `\u{NN}`, anything else as itself. Shared with the file-name escaping of
+/// `certs::scan`, so a name reads the same everywhere.
+pub fn push_escaped(out: &mut String, c: char) {
+    let _ = match c {
+        '\n' => out.write_str("\\n"),
+        '\r' => out.write_str("\\r"),
+        '\t' => out.write_str("\\t"),
+        c if !is_unsafe(c) => out.write_char(c),
+        c if c.is_ascii() => write!(out, "\\x{:02x}", u32::from(c)),
+        c => write!(out, "\\u{{{:x}}}", u32::from(c)),
+    };
 }
 
 /// Serialized JSON with every [`is_unsafe`] character as a `\uNNNN` escape. Compact JSON has

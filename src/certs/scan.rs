@@ -45,9 +45,9 @@ impl Input {
     }
 }
 
-/// A file name as text, reversibly: invalid UTF-8 bytes and control characters (C0, DEL, C1) as
-/// `\xNN` (bytes below 0x80 and invalid bytes) or `\u{NNNN}`, U+2028 and U+2029 likewise, and a
-/// backslash as `\\`, so no two names escape alike and none spans two lines.
+/// A file name as text, reversibly: control characters and line separators as the logs escape
+/// them ([`crate::log::push_escaped`]: `\n`, `\x1b`, `\u{85}`...), each invalid UTF-8 byte as
+/// `\xNN`, and a backslash as `\\`, so no two names escape alike and none spans two lines.
 pub fn escape_name(name: &[u8]) -> String {
     use std::fmt::Write as _;
     let mut out = String::with_capacity(name.len());
@@ -55,13 +55,7 @@ pub fn escape_name(name: &[u8]) -> String {
         for c in chunk.valid().chars() {
             match c {
                 '\\' => out.push_str("\\\\"),
-                c if (c as u32) < 0x80 && c.is_control() => {
-                    let _ = write!(out, "\\x{:02x}", c as u32);
-                }
-                c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
-                    let _ = write!(out, "\\u{{{:04x}}}", c as u32);
-                }
-                c => out.push(c),
+                c => crate::log::push_escaped(&mut out, c),
             }
         }
         for byte in chunk.invalid() {
@@ -345,10 +339,10 @@ mod tests {
         assert_eq!(escape_name(b"ca-\xfe.pem"), "ca-\\xfe.pem");
         assert_eq!(escape_name(b"ca-\xff.pem"), "ca-\\xff.pem");
         assert_eq!(escape_name(b"a\\xfe"), "a\\\\xfe");
-        assert_eq!(escape_name(b"esc\x1b[2K\n"), "esc\\x1b[2K\\x0a");
+        assert_eq!(escape_name(b"esc\x1b[2K\n"), "esc\\x1b[2K\\n");
         assert_eq!(
             escape_name("nel\u{85}ls\u{2028}é".as_bytes()),
-            "nel\\u{0085}ls\\u{2028}é"
+            "nel\\u{85}ls\\u{2028}é"
         );
         let names: [&[u8]; 6] = [
             b"a\xfe",
