@@ -520,7 +520,9 @@ def reaping(args, orphans, count, runs):
 def sizes(args, vardrs=None, peers=True):
     def describe(path):
         out = subprocess.run(["file", "-b", "-L", path], capture_output=True, text=True).stdout.strip()
-        return {"path": path, "bytes": os.path.getsize(path), "static": "statically linked" in out or "static-pie" in out,
+        # Recorded relative to the repository when inside it: results name no machine's paths.
+        shown = os.path.relpath(path, HERE.parent) if str(Path(path).resolve()).startswith(str(HERE.parent)) else path
+        return {"path": shown, "bytes": os.path.getsize(path), "static": "statically linked" in out or "static-pie" in out,
                 "stripped": ", stripped" in out, "file": out}
     vardrs = vardrs or {"vardr-init": args.vardr}
     out = {name: describe(binary) for name, binary in vardrs.items()}
