@@ -3,7 +3,6 @@
 
 use std::ffi::OsString;
 use std::io::Write as _;
-use std::path::Path;
 use std::time::SystemTime;
 
 use crate::{error, info, warn};
@@ -62,23 +61,19 @@ pub fn run(command: Option<Vec<OsString>>) -> u8 {
         }
     };
     let plan = Plan::build(&config, command, SystemTime::now(), Mode::Write);
+    // The worker logged the pass (verdicts, summary); a worker that failed did not.
     let report = plan.certs.as_ref().ok();
-    match &plan.certs {
-        Ok(report) => log_verdicts(report),
-        Err(e) => error!("{e}"),
+    if let Err(e) = &plan.certs {
+        error!("{e}");
+        summary::log_summary(None, Outcome::Failed, &plan.bundle);
     }
     if !plan.errors.is_empty() {
-        if report.is_some_and(|r| !r.results.is_empty()) {
-            report_summary(report, Outcome::Failed, &plan.bundle);
-        }
         for e in &plan.errors {
             error!("{e}");
         }
         error!("nothing was started");
         return exit::USAGE;
     }
-    let outcome = report.map_or(Outcome::Failed, Report::outcome);
-    report_summary(report, outcome, &plan.bundle);
     if let Some(problem) = plan.bundle_problem() {
         if report.is_some() {
             error!("{problem}");
@@ -135,7 +130,7 @@ pub fn certs(json: bool) -> u8 {
             exit::FAILURE
         }
         Ok(report) => {
-            log_verdicts(report);
+            summary::log_verdicts(report);
             if !report.refusals.is_empty() {
                 for refusal in &report.refusals {
                     error!("{refusal}");
@@ -202,38 +197,6 @@ pub fn output(text: &str) -> u8 {
             log::init(config::LogSettings::default());
             error!("cannot write to stdout: {e}");
             exit::FAILURE
-        }
-    }
-}
-
-/// The pass's one summary: the contract's JSON event in JSON mode, a text line otherwise.
-fn report_summary(report: Option<&Report>, outcome: Outcome, bundle: &Path) {
-    if log::json() {
-        let event = SummaryEvent::new(
-            report,
-            outcome,
-            bundle,
-            events::timestamp(SystemTime::now()),
-        );
-        log::write_line(&events::line(&event));
-    } else {
-        info!("{}", summary::text(report, outcome, bundle));
-    }
-}
-
-fn log_verdicts(report: &Report) {
-    for warning in &report.warnings {
-        warn!("{warning}");
-    }
-    if report.planned == crate::certs::Planned::Reuse {
-        info!("Certificates unchanged, skipping import");
-        return;
-    }
-    for result in &report.results {
-        if result.verdict.is_accepted() {
-            info!("Accepted {}: {}", result.name, result.detail());
-        } else {
-            warn!("Rejected {}: {}", result.name, result.detail());
         }
     }
 }

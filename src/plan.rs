@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::app::{self, Uvicorn};
 use crate::certs::exports::{self, Export};
 use crate::certs::summary::{lossy, verdict_map};
-use crate::certs::worker::{self, WorkerError};
+use crate::certs::worker::{self, Reporting, WorkerError};
 use crate::certs::{BundleStatus, FileVerdict, Mode, Planned, Report};
 use crate::config::Config;
 use crate::events;
@@ -65,9 +65,16 @@ impl Plan {
             },
         };
         // A run that will not start (the app cannot be found) writes nothing either.
-        let mode = if errors.is_empty() { mode } else { Mode::Check };
+        let starts = errors.is_empty();
         let settings = &config.certs;
-        let certs = worker::run(settings, now, mode);
+        let certs = match mode {
+            // A run: the worker logs the pass itself; PID 1 gets only what decides the launch.
+            Mode::Write if starts => {
+                worker::run_as(settings, now, mode, Reporting::Logged { starts })
+            }
+            Mode::Write => worker::run_as(settings, now, Mode::Check, Reporting::Logged { starts }),
+            Mode::Check => worker::run(settings, now, mode),
+        };
         let exported = match &certs {
             Ok(report) => {
                 // Strict mode's reasons first: they are about what was found before the app.

@@ -189,6 +189,20 @@ pub fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
     })
 }
 
+/// A descriptor that becomes readable when process `pid` (our child) ends (`pidfd_open`, Linux
+/// 5.3): a wait for a child with a timeout, no polling.
+pub fn pidfd_open(pid: Pid) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain system call with integer arguments.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = libc::c_int::try_from(fd).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+    // SAFETY: the kernel just returned this descriptor to us and nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
 /// Which side of a [`fork`] this is.
 pub enum Forked {
     Child,
@@ -318,6 +332,48 @@ pub fn affinity_cpus() -> Option<NonZeroU32> {
     NonZeroU32::new(u32::try_from(count).ok()?)
 }
 
+/// Unmaps from this process the code pages it has touched so far (the executable's `r-xp`
+/// mappings, found in `/proc/self/maps`), with `MADV_DONTNEED`: once the child runs, PID 1 keeps
+/// mapped only the code it goes on running. Code is clean, never-written file memory: a page
+/// run again faults back in from the page cache, unchanged. Writable or read-only data is never
+/// touched (a private page there may hold our own writes). Best effort: without `/proc`, nothing.
+pub fn release_code_pages() {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
+        return;
+    };
+    for line in maps.lines() {
+        let mut fields = line.split_ascii_whitespace();
+        let (Some(range), Some("r-xp")) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if fields.nth(3).map(std::path::Path::new) != Some(exe.as_path()) {
+            continue;
+        }
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (
+            usize::from_str_radix(start, 16),
+            usize::from_str_radix(end, 16),
+        ) else {
+            continue;
+        };
+        // SAFETY: the range is a whole mapping of our executable's code, read-only and
+        // executable, never written: MADV_DONTNEED only drops its page-table entries, and the
+        // next instruction fetched from it faults the same bytes back in from the file.
+        unsafe {
+            libc::madvise(
+                start as *mut libc::c_void,
+                end.saturating_sub(start),
+                libc::MADV_DONTNEED,
+            );
+        }
+    }
+}
+
 /// Makes orphaned descendants re-parent to this process instead of the real init.
 pub fn become_child_subreaper() -> io::Result<()> {
     // SAFETY: prctl with integer arguments only.
@@ -344,7 +400,7 @@ pub fn stdin_is_foreground_tty() -> bool {
 ///
 /// # Safety
 /// Call only between fork and exec (from `CommandExt::pre_exec`).
-pub unsafe fn prepare_child(take_terminal: bool) -> io::Result<()> {
+pub unsafe fn prepare_child(take_terminal: bool, non_default: u64) -> io::Result<()> {
     // SAFETY: each call is async-signal-safe and given valid pointers.
     unsafe {
         let mut all = MaybeUninit::<libc::sigset_t>::uninit();
@@ -363,9 +419,12 @@ pub unsafe fn prepare_child(take_terminal: bool) -> io::Result<()> {
         // multi-threaded parents: without this, that SIG_IGN would pass through us to the app.
         // An all-zero kernel sigaction is SIG_DFL with no flags and an empty mask whatever the
         // architecture's field order.
+        // Only the signals whose disposition is not the default here (`non_default`, bit N-1 for
+        // signal N): handlers do not survive exec, so those are the ignored ones.
         let default_action = [0u64; 4];
         for signal in 1..=libc::SIGRTMAX() {
-            if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+            if signal != libc::SIGKILL && signal != libc::SIGSTOP && non_default & bit(signal) != 0
+            {
                 libc::syscall(
                     libc::SYS_rt_sigaction,
                     signal,
@@ -382,6 +441,27 @@ pub unsafe fn prepare_child(take_terminal: bool) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Signal `signal`'s bit in a 64-bit mask like /proc's `SigIgn` (bit N-1 for signal N).
+pub fn bit(signal: i32) -> u64 {
+    u32::try_from(signal - 1)
+        .ok()
+        .and_then(|shift| 1u64.checked_shl(shift))
+        .unwrap_or(0)
+}
+
+/// The signals this process ignores, from `/proc/self/status` (`SigIgn`, a hex mask): what it
+/// inherited as ignored, since only ignored dispositions survive exec. Without `/proc`, every
+/// bit: the caller then resets everything, as it would have to.
+pub fn ignored_signals() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
+            u64::from_str_radix(line.trim(), 16).ok()
+        })
+        .unwrap_or(u64::MAX)
 }
 
 /// The kernel's sigset_t is 64 bits (_NSIG / 8) on x86_64 and aarch64; libc's sigset_t is larger
@@ -489,5 +569,22 @@ fn check(result: libc::c_int) -> io::Result<()> {
         Err(io::Error::last_os_error())
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_bits_follow_proc_sigign() {
+        assert_eq!(bit(1), 1);
+        assert_eq!(bit(libc::SIGPIPE), 1 << 12);
+        assert_eq!(bit(64), 1 << 63);
+        assert_eq!(bit(0), 0);
+        assert_eq!(bit(65), 0);
+        // The Rust runtime ignores SIGPIPE in every program it starts, this test's included.
+        assert_ne!(ignored_signals() & bit(libc::SIGPIPE), 0);
+        assert_eq!(ignored_signals() & bit(libc::SIGTERM), 0);
     }
 }

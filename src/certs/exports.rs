@@ -26,6 +26,8 @@ pub fn exports(settings: &CertSettings, system: Option<&Path>, bundle: &Path) ->
     } else {
         DEFAULT_CA_VARS
     };
+    let canonical_bundle = &bundle.canonicalize().ok();
+    let canonical_system = &system.and_then(|s| s.canonicalize().ok());
     CA_VARS[..count]
         .iter()
         .map(|&name| {
@@ -35,7 +37,12 @@ pub fn exports(settings: &CertSettings, system: Option<&Path>, bundle: &Path) ->
                 .find(|(n, _)| *n == name)
                 .map(|(_, value)| Path::new(value));
             let superseded = |value: &Path| {
-                same_file(value, bundle) || system.is_some_and(|system| same_file(value, system))
+                if value == bundle || system == Some(value) {
+                    return true;
+                }
+                // Resolved once per path, not once per comparison: this runs on every start.
+                let value = value.canonicalize().ok();
+                value.is_some() && (value == *canonical_bundle || value == *canonical_system)
             };
             match user {
                 Some(value) if !superseded(value) => Export {

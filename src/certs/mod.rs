@@ -30,6 +30,7 @@ use sha2::{Digest, Sha256};
 use crate::config::CertSettings;
 use scan::Content;
 pub use summary::{BundleStatus, FileResult, FileVerdict, Outcome, Planned, Report};
+use system::Judge;
 use verdict::{Reason, Verdict};
 
 /// Whether the worker may write: a run and `vardr-init certs` write, a dry run only checks.
@@ -216,31 +217,21 @@ pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
         // No custom CAs: the system bundle is not even read (the common case, kept cheap).
         return pass;
     }
-    let mut system = system::find(settings, &mut pass.warnings);
+    // The cache first, with the system bundle read but not judged (see `system::Judge`): a
+    // reuse costs one read of it and of the bundle, no scan.
+    let mut unjudged_warnings = Vec::new();
+    if let Some(unjudged) = system::find(settings, &mut unjudged_warnings, Judge::OnBuild)
+        && let key = cache::key(settings, Some(&unjudged), &inputs)
+        && let Some(reused) = reuse(settings, &key, Some(&unjudged), now_secs)
+    {
+        pass.warnings = unjudged_warnings;
+        return reused.into_pass(pass);
+    }
+    let mut system = system::find(settings, &mut pass.warnings, Judge::Now);
     pass.system = system.as_ref().map(|(path, _)| path.clone());
-
     let key = cache::key(settings, system.as_ref(), &inputs);
-    let system_bytes = system
-        .as_ref()
-        .map_or(&[][..], |(_, bytes)| bytes.as_slice());
-    if let Some(record) = cache::Record::load(&settings.bundle, &key, now_secs, system_bytes) {
-        pass.results = record.results;
-        pass.system_certificates = record.system_certificates;
-        pass.custom_certificates = record.custom_certificates;
-        pass.duplicates = record.duplicates;
-        pass.action = Action::Reuse;
-        // A used system bundle holds at least one certificate. None, with a system bundle the
-        // bundle begins with, can only be an empty one: left out when it was built, and still.
-        if record.system_certificates == 0
-            && let Some(path) = pass.system.take()
-        {
-            pass.warnings.push(format!(
-                "system bundle {} holds no PEM certificate (found when this bundle was built): \
-                 not used",
-                path.display()
-            ));
-        }
-        return pass;
+    if let Some(reused) = reuse(settings, &key, system.as_ref(), now_secs) {
+        return reused.into_pass(pass);
     }
 
     let mut accepted = Vec::new();
@@ -318,6 +309,51 @@ pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
         record,
     };
     pass
+}
+
+/// A cache hit: the record, and the system bundle the reused bundle begins with.
+struct Reused {
+    record: cache::Record,
+    system: Option<PathBuf>,
+}
+
+/// The record for these inputs with this system bundle, if the bundle beside it is current.
+fn reuse(
+    settings: &CertSettings,
+    key: &str,
+    system: Option<&(PathBuf, Vec<u8>)>,
+    now_secs: i64,
+) -> Option<Reused> {
+    let bytes = system.map_or(&[][..], |(_, bytes)| bytes.as_slice());
+    let record = cache::Record::load(&settings.bundle, key, now_secs, bytes)?;
+    Some(Reused {
+        record,
+        system: system.map(|(path, _)| path.clone()),
+    })
+}
+
+impl Reused {
+    fn into_pass(self, mut pass: Pass) -> Pass {
+        let record = self.record;
+        pass.system = self.system;
+        pass.results = record.results;
+        pass.system_certificates = record.system_certificates;
+        pass.custom_certificates = record.custom_certificates;
+        pass.duplicates = record.duplicates;
+        pass.action = Action::Reuse;
+        // A used system bundle holds at least one certificate. None, with a system bundle the
+        // bundle begins with, can only be an empty one: left out when it was built, and still.
+        if pass.system_certificates == 0
+            && let Some(path) = pass.system.take()
+        {
+            pass.warnings.push(format!(
+                "system bundle {} holds no PEM certificate (found when this bundle was built): \
+                 not used",
+                path.display()
+            ));
+        }
+        pass
+    }
 }
 
 fn unix_seconds(time: SystemTime) -> i64 {

@@ -8,6 +8,9 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use std::time::SystemTime;
+
+use crate::{events, info, log, warn};
 
 use super::verdict::Reason;
 
@@ -265,5 +268,37 @@ mod os_path {
     ) -> Result<Option<PathBuf>, D::Error> {
         let bytes: Option<Vec<u8>> = Option::deserialize(deserializer)?;
         Ok(bytes.map(|b| PathBuf::from(OsString::from_vec(b))))
+    }
+}
+
+/// The pass's one summary, logged: the contract's JSON event in JSON mode, a text line otherwise.
+pub fn log_summary(report: Option<&Report>, outcome: Outcome, bundle: &Path) {
+    if log::json() {
+        let event = SummaryEvent::new(
+            report,
+            outcome,
+            bundle,
+            events::timestamp(SystemTime::now()),
+        );
+        log::write_line(&events::line(&event));
+    } else {
+        info!("{}", text(report, outcome, bundle));
+    }
+}
+
+pub fn log_verdicts(report: &Report) {
+    for warning in &report.warnings {
+        warn!("{warning}");
+    }
+    if report.planned == Planned::Reuse {
+        info!("Certificates unchanged, skipping import");
+        return;
+    }
+    for result in &report.results {
+        if result.verdict.is_accepted() {
+            info!("Accepted {}: {}", result.name, result.detail());
+        } else {
+            warn!("Rejected {}: {}", result.name, result.detail());
+        }
     }
 }

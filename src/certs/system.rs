@@ -19,15 +19,40 @@ pub const SYSTEM_BUNDLES: [&str; 5] = [
 /// Ours must never be one of them, or the next start would read our output back as the system
 /// trust (and a removed custom CA would stay trusted for ever).
 pub fn is_system_bundle(path: &Path, in_use: Option<&Path>) -> bool {
-    in_use.is_some_and(|system| same_file(path, system))
-        || SYSTEM_BUNDLES
-            .iter()
-            .any(|system| same_file(path, Path::new(system)))
+    use std::os::unix::fs::MetadataExt;
+    let mut systems = in_use
+        .into_iter()
+        .chain(SYSTEM_BUNDLES.iter().map(Path::new));
+    // The same file: the same path, or the same (device, inode) once symlinks are followed (a
+    // hard link too). One stat each; this runs on every start.
+    let Ok(meta) = std::fs::metadata(path) else {
+        // Absent (the common first start): only its name could make it one.
+        return systems.any(|system| system == path);
+    };
+    let id = (meta.dev(), meta.ino());
+    systems.any(|system| {
+        system == path || std::fs::metadata(system).is_ok_and(|m| (m.dev(), m.ino()) == id)
+    })
+}
+
+/// Whether [`find`] judges the bytes it reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Judge {
+    /// Skip a candidate holding a private key or not text, and try the next.
+    Now,
+    /// Take the first candidate that reads. For the cache check alone: a bundle is reused only
+    /// if it begins with these very bytes, which were judged when it was built, and the judgement
+    /// is a function of the bytes. A miss calls [`find`] again with [`Judge::Now`].
+    OnBuild,
 }
 
 /// `VARDR_SYSTEM_CA_BUNDLE`, or the original `SSL_CERT_FILE` unless it is our own output, or
 /// the first distribution path that exists. `None` (with a warning) is not an error.
-pub fn find(settings: &CertSettings, warnings: &mut Vec<String>) -> Option<(PathBuf, Vec<u8>)> {
+pub fn find(
+    settings: &CertSettings,
+    warnings: &mut Vec<String>,
+    judge: Judge,
+) -> Option<(PathBuf, Vec<u8>)> {
     let candidates: Vec<PathBuf> = match &settings.system_bundle {
         Some(path) => vec![path.clone()],
         None => {
@@ -48,6 +73,7 @@ pub fn find(settings: &CertSettings, warnings: &mut Vec<String>) -> Option<(Path
             continue;
         }
         match scan::read_capped(path, store::MAX_BUNDLE_BYTES) {
+            Ok(bytes) if judge == Judge::OnBuild => return Some((path.clone(), bytes)),
             Ok(bytes) => match problem(&bytes) {
                 None => return Some((path.clone(), bytes)),
                 Some(problem) => warnings.push(format!(

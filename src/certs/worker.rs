@@ -15,7 +15,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::summary::Report;
+use super::summary::{self, Outcome, Report};
 use super::{Mode, pass};
 use crate::config::CertSettings;
 use crate::sys::{self, Forked, Pid, signal_name};
@@ -82,11 +82,45 @@ impl fmt::Display for WorkerError {
 /// (blocked in PID 1 and in the worker): the pass completes, so the bundle is never left half
 /// done, and the supervisor then starts nothing.
 pub fn run(settings: &CertSettings, now: SystemTime, mode: Mode) -> Result<Report, WorkerError> {
+    run_as(settings, now, mode, Reporting::Full)
+}
+
+/// Who logs the pass, and so how much of the report crosses the pipe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reporting {
+    /// The whole report comes back (`certs`, `--dry-run` print it).
+    Full,
+    /// A run: the worker logs the warnings, each file's verdict and the summary itself, and
+    /// sends only what decides the launch (no per-file results): PID 1 never holds the pass's
+    /// data, not even as freed heap. `starts` is false when the run will not start whatever the
+    /// pass finds (the app was not found): the summary then says `failed`.
+    Logged { starts: bool },
+}
+
+/// [`run`], with the choice of who logs the pass.
+pub fn run_as(
+    settings: &CertSettings,
+    now: SystemTime,
+    mode: Mode,
+    reporting: Reporting,
+) -> Result<Report, WorkerError> {
     let (reader, writer) = sys::pipe().map_err(WorkerError::Start)?;
     match sys::fork().map_err(WorkerError::Start)? {
         Forked::Child => {
             drop(reader);
-            let report = pass(settings, now, mode);
+            let mut report = pass(settings, now, mode);
+            if let Reporting::Logged { starts } = reporting {
+                summary::log_verdicts(&report);
+                let outcome = match starts && report.refusals.is_empty() {
+                    true => report.outcome(),
+                    false => Outcome::Failed,
+                };
+                if starts || !report.results.is_empty() {
+                    summary::log_summary(Some(&report), outcome, &settings.bundle);
+                }
+                report.results = Vec::new();
+                report.warnings = Vec::new();
+            }
             // One serialiser for every JSON in the binary: into a Vec, then written.
             let sent = serde_json::to_vec(&report)
                 .map_err(io::Error::from)
@@ -99,6 +133,15 @@ pub fn run(settings: &CertSettings, now: SystemTime, mode: Mode) -> Result<Repor
             let read = collect(reader, pid, until);
             if read.is_err() {
                 let _ = sys::kill(pid, libc::SIGKILL);
+            }
+            // A whole report is the worker's last act: it is exiting, and is reaped with the
+            // other zombies (the supervisor reaps every child; a command's exit leaves it to
+            // init). Not waiting for its teardown keeps that off the start-up time. Anything less
+            // than a whole report is judged by how the worker ended.
+            if let Ok(bytes) = &read
+                && let Ok(report) = serde_json::from_slice::<Report>(bytes)
+            {
+                return Ok(report);
             }
             let status = reap(pid, until);
             let bytes = read?;
@@ -149,10 +192,25 @@ fn collect(reader: OwnedFd, pid: Pid, until: Instant) -> Result<Vec<u8>, WorkerE
 /// after a kill, which takes effect at once).
 fn reap(pid: Pid, until: Instant) -> Option<ExitStatus> {
     let until = until.max(Instant::now() + Duration::from_secs(1));
+    // The worker exits right after closing the pipe. Its pidfd says when, without polling; on a
+    // kernel without pidfds (before 5.3), waits that start short and double.
+    let pidfd = sys::pidfd_open(pid).ok();
+    let mut pause = Duration::from_micros(50);
     loop {
         match sys::wait_pid(pid, false) {
             Ok(Some(raw)) => return Some(ExitStatus::from_raw(raw)),
-            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(1)),
+            Ok(None) if Instant::now() < until => {
+                let left = until.saturating_duration_since(Instant::now());
+                match &pidfd {
+                    Some(fd) => {
+                        let _ = sys::wait_readable(fd.as_fd(), left);
+                    }
+                    None => {
+                        std::thread::sleep(pause.min(left));
+                        pause = (pause * 2).min(Duration::from_millis(10));
+                    }
+                }
+            }
             // Still running at the deadline, or lost (reaped elsewhere): nothing more to wait for.
             Ok(None) | Err(_) => return None,
         }

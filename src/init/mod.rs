@@ -67,6 +67,9 @@ impl Launch {
 pub struct Signals {
     /// What `sigtimedwait` takes: the forwarded signals plus SIGCHLD.
     waited: SigSet,
+    /// The signals not at their default disposition here, as a `SigIgn`-style mask: the child
+    /// gets them reset before exec.
+    non_default: u64,
 }
 
 impl Signals {
@@ -103,17 +106,25 @@ impl Signals {
         }
         waited.add(libc::SIGCHLD);
         waited.block()?;
-        // Dispositions inherited from whoever started us: SIGCHLD ignored would make the kernel
-        // auto-reap and hide the child's status; the others only matter while blocked, but a
-        // known state is cheaper to reason about than an inherited one.
+        // Dispositions inherited from whoever started us: only an ignored one survives exec, and
+        // an ignored signal is discarded when sent, never queued: it must be reset to be
+        // forwarded (SIGCHLD ignored would also make the kernel auto-reap and hide the child's
+        // status). Only those, not all 60: a system call each, on every start.
+        let inherited = sys::ignored_signals();
         for signal in 1..=sys::max_signal() {
-            if waited.contains(signal) {
+            if waited.contains(signal) && inherited & sys::bit(signal) != 0 {
                 let _ = sys::set_disposition(signal, false);
             }
         }
         let _ = sys::set_disposition(libc::SIGPIPE, true);
         let _ = sys::set_disposition(libc::SIGXFSZ, true);
-        Ok(Signals { waited })
+        // What the child must have reset to the default: our two, and whatever we inherited as
+        // ignored (the reset above skips the signals we do not forward).
+        let non_default = inherited | sys::bit(libc::SIGPIPE) | sys::bit(libc::SIGXFSZ);
+        Ok(Signals {
+            waited,
+            non_default,
+        })
     }
 
     /// A stop signal, if one was sent and is still waiting to be taken.
@@ -162,7 +173,7 @@ pub fn supervise_child(launch: &Launch, signals: &Signals) -> Result<Ended, u8> 
         return Err(u8::try_from(code).unwrap_or(exit::FAILURE));
     }
     let terminal = sys::stdin_is_foreground_tty();
-    let child = spawn(launch, terminal)?;
+    let child = spawn(launch, terminal, signals.non_default)?;
     info!("Running {} (pid {child})", launch.command_line());
     supervise(child, launch.stop_timeout, signals, terminal)
 }
@@ -206,7 +217,7 @@ impl ExitPolicy {
 }
 
 /// Starts the child. On failure, logs why and returns the exit code (127, 126 or 1).
-fn spawn(launch: &Launch, take_terminal: bool) -> Result<Pid, u8> {
+fn spawn(launch: &Launch, take_terminal: bool, non_default: u64) -> Result<Pid, u8> {
     let mut command = Command::new(&launch.program);
     command.args(&launch.args).envs(
         launch
@@ -218,7 +229,7 @@ fn spawn(launch: &Launch, take_terminal: bool) -> Result<Pid, u8> {
         command.env_remove(name);
     }
     // SAFETY: prepare_child makes only async-signal-safe calls, as pre_exec requires.
-    unsafe { command.pre_exec(move || sys::prepare_child(take_terminal)) };
+    unsafe { command.pre_exec(move || sys::prepare_child(take_terminal, non_default)) };
     match command.spawn() {
         // The `Child` handle is dropped unused: all waiting goes through `reap_zombies`.
         Ok(child) => Pid::try_from(child.id()).map_err(|_| exit::FAILURE),
@@ -323,6 +334,10 @@ fn check_file(file: &Path) -> Result<(), i32> {
     }
 }
 
+/// How long after the start PID 1 drops the mappings of its start-up code
+/// ([`sys::release_code_pages`]).
+const SETTLE: Duration = Duration::from_secs(1);
+
 /// Where the child is in being stopped.
 enum Stop {
     /// No SIGTERM/SIGINT forwarded yet.
@@ -354,6 +369,7 @@ fn supervise(
     terminal: bool,
 ) -> Result<Ended, u8> {
     let mut stop = Stop::NotRequested;
+    let mut settled = Instant::now().checked_add(SETTLE);
     let mut stop_signal = None;
     let mut killed = false;
     loop {
@@ -373,10 +389,16 @@ fn supervise(
                 return Err(exit::FAILURE);
             }
         }
-        let timeout = match stop {
-            Stop::Deadline(at) => Some(at.saturating_duration_since(Instant::now())),
+        let deadline = match stop {
+            Stop::Deadline(at) => Some(at),
             Stop::NotRequested | Stop::Requested => None,
         };
+        // The next moment to wake without a signal: the stop deadline, or the release below.
+        let wake = match (deadline, settled) {
+            (Some(at), Some(release)) => Some(at.min(release)),
+            (at, release) => at.or(release),
+        };
+        let timeout = wake.map(|at| at.saturating_duration_since(Instant::now()));
         match signals.waited.wait(timeout) {
             Ok(Some(libc::SIGCHLD)) => {} // reaped at the top of the loop
             Ok(Some(signal)) => {
@@ -406,6 +428,12 @@ fn supervise(
                 error!("cannot wait for signals: {e}");
                 return Err(exit::FAILURE);
             }
+        }
+        // Once the child has run for a moment, start-up is long over: keep mapped only the code
+        // the supervisor runs (a child that ends at once, like `true`, never pays for it).
+        if settled.is_some_and(|at| Instant::now() >= at) {
+            sys::release_code_pages();
+            settled = None;
         }
         // After every wake-up, not only on timeout: a stream of signals (SIGCHLD from orphans,
         // SIGWINCH) must not postpone the kill.
