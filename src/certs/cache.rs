@@ -1,7 +1,8 @@
 //! The cache: a key over everything that decides the bundle, and the record stored beside it.
 //! On a match with an intact bundle, nothing is parsed or written.
 
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
@@ -14,11 +15,7 @@ use crate::config::CertSettings;
 /// length-prefixed and each input's content tagged (bytes, or a rejection found before reading),
 /// so no two different input sets produce the same byte stream. The system bundle's bytes are not
 /// hashed: a reused bundle must begin with them, byte for byte (see [`Record::load`]).
-pub fn key(
-    settings: &CertSettings,
-    system: Option<&(PathBuf, Vec<u8>)>,
-    inputs: &[scan::Input],
-) -> String {
+pub fn key(settings: &CertSettings, system: Option<&Path>, inputs: &[scan::Input]) -> String {
     let mut hash = Sha256::new();
     let mut field = |bytes: &[u8]| {
         hash.update((bytes.len() as u64).to_le_bytes());
@@ -27,7 +24,7 @@ pub fn key(
     field(concat!("vardr-init ", env!("CARGO_PKG_VERSION")).as_bytes());
     field(settings.bundle.as_os_str().as_encoded_bytes());
     match system {
-        Some((path, _)) => field(path.as_os_str().as_encoded_bytes()),
+        Some(path) => field(path.as_os_str().as_encoded_bytes()),
         None => field(b"no system bundle"),
     }
     for input in inputs {
@@ -82,26 +79,47 @@ impl Record {
     /// hash. Comparing the system part instead of hashing it (in the key and here) is what makes
     /// a reuse cheap: no SHA-256 over the system bundle, twice, on every start.
     pub fn load(bundle: &Path, key: &str, now: i64, system: &[u8]) -> Option<Record> {
+        let mut reader = system;
+        Record::load_from(bundle, key, now, &mut reader, system.len() as u64)
+    }
+
+    /// [`Record::load`] with the system bundle read from `system` (`system_len` bytes, and not
+    /// one more) as the comparison goes, in small pieces: a cache hit then holds neither file
+    /// whole, and touches a few pages of memory instead of hundreds.
+    pub fn load_from(
+        bundle: &Path,
+        key: &str,
+        now: i64,
+        system: &mut dyn Read,
+        system_len: u64,
+    ) -> Option<Record> {
         let text = store::read_own(&store::cache_path(bundle), 64 * 1024 * 1024)?;
         let record = Record::parse(std::str::from_utf8(&text).ok()?)?;
         if record.key != key || now >= record.valid_until {
             return None;
         }
         let mut hash = Sha256::new();
-        let mut offset = 0;
+        let mut offset = 0u64;
         let mut system_matches = true;
+        let mut piece = [0u8; 8 * 1024];
         let read = store::stream_own(bundle, store::MAX_BUNDLE_BYTES, |chunk| {
             // The part of this chunk that is still within the system part (none once past it).
-            let start = offset.min(system.len());
-            let split = (system.len() - start).min(chunk.len());
-            let (system_part, rest) = chunk.split_at(split);
-            system_matches =
-                system_matches && store::same_bytes(system_part, &system[start..start + split]);
+            let within = usize::try_from(system_len.saturating_sub(offset)).unwrap_or(usize::MAX);
+            let (system_part, rest) = chunk.split_at(within.min(chunk.len()));
+            for expected in system_part.chunks(piece.len()) {
+                let got = &mut piece[..expected.len()];
+                system_matches = system_matches
+                    && system.read_exact(got).is_ok()
+                    && store::same_bytes(got, expected);
+            }
             hash.update(rest);
-            offset += chunk.len();
+            offset += chunk.len() as u64;
         })?;
+        // The system bundle must end where its compared part does (it may have grown since).
+        let ended = matches!(system.read(&mut piece[..1]), Ok(0));
         let intact = system_matches
-            && read >= system.len() as u64
+            && ended
+            && read >= system_len
             && hex(&hash.finalize()) == record.custom_sha256;
         intact.then_some(record)
     }

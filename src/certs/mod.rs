@@ -30,7 +30,6 @@ use sha2::{Digest, Sha256};
 use crate::config::CertSettings;
 use scan::Content;
 pub use summary::{BundleStatus, FileResult, FileVerdict, Outcome, Planned, Report};
-use system::Judge;
 use verdict::{Reason, Verdict};
 
 /// Whether the worker may write: a run and `vardr-init certs` write, a dry run only checks.
@@ -217,19 +216,27 @@ pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
         // No custom CAs: the system bundle is not even read (the common case, kept cheap).
         return pass;
     }
-    // The cache first, with the system bundle read but not judged (see `system::Judge`): a
-    // reuse costs one read of it and of the bundle, no scan.
-    let mut unjudged_warnings = Vec::new();
-    if let Some(unjudged) = system::find(settings, &mut unjudged_warnings, Judge::OnBuild)
-        && let key = cache::key(settings, Some(&unjudged), &inputs)
-        && let Some(reused) = reuse(settings, &key, Some(&unjudged), now_secs)
+    // The cache first, comparing the bundle with the system bundle in pieces as they are read
+    // (see `system::first_candidate`): a reuse reads both once and holds neither.
+    if let Some(path) = system::first_candidate(settings)
+        && let Ok((mut file, len)) = scan::open_capped(&path, store::MAX_BUNDLE_BYTES)
+        && let key = cache::key(settings, Some(&path), &inputs)
+        && let Some(record) =
+            cache::Record::load_from(&settings.bundle, &key, now_secs, &mut file, len)
     {
-        pass.warnings = unjudged_warnings;
-        return reused.into_pass(pass);
+        return Reused {
+            record,
+            system: Some(path),
+        }
+        .into_pass(pass);
     }
-    let mut system = system::find(settings, &mut pass.warnings, Judge::Now);
+    let mut system = system::find(settings, &mut pass.warnings);
     pass.system = system.as_ref().map(|(path, _)| path.clone());
-    let key = cache::key(settings, system.as_ref(), &inputs);
+    let key = cache::key(
+        settings,
+        system.as_ref().map(|(path, _)| path.as_path()),
+        &inputs,
+    );
     if let Some(reused) = reuse(settings, &key, system.as_ref(), now_secs) {
         return reused.into_pass(pass);
     }

@@ -35,25 +35,10 @@ pub fn is_system_bundle(path: &Path, in_use: Option<&Path>) -> bool {
     })
 }
 
-/// Whether [`find`] judges the bytes it reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Judge {
-    /// Skip a candidate holding a private key or not text, and try the next.
-    Now,
-    /// Take the first candidate that reads. For the cache check alone: a bundle is reused only
-    /// if it begins with these very bytes, which were judged when it was built, and the judgement
-    /// is a function of the bytes. A miss calls [`find`] again with [`Judge::Now`].
-    OnBuild,
-}
-
-/// `VARDR_SYSTEM_CA_BUNDLE`, or the original `SSL_CERT_FILE` unless it is our own output, or
-/// the first distribution path that exists. `None` (with a warning) is not an error.
-pub fn find(
-    settings: &CertSettings,
-    warnings: &mut Vec<String>,
-    judge: Judge,
-) -> Option<(PathBuf, Vec<u8>)> {
-    let candidates: Vec<PathBuf> = match &settings.system_bundle {
+/// Where the system bundle may be, in order: `VARDR_SYSTEM_CA_BUNDLE` alone, or the original
+/// `SSL_CERT_FILE` (unless it is our own output) and then the distribution paths.
+fn candidates(settings: &CertSettings) -> Vec<PathBuf> {
+    match &settings.system_bundle {
         Some(path) => vec![path.clone()],
         None => {
             let ssl_cert_file = settings
@@ -67,13 +52,28 @@ pub fn find(
                 .chain(SYSTEM_BUNDLES.iter().map(PathBuf::from))
                 .collect()
         }
-    };
-    for path in &candidates {
+    }
+}
+
+/// The system bundle [`find`] would take if it reads and passes: the explicit one, or the first
+/// candidate that exists. For the cache check, which compares it with the bundle's beginning:
+/// those bytes were judged when the bundle was built, and the judgement depends on the bytes
+/// alone. A miss goes through [`find`].
+pub fn first_candidate(settings: &CertSettings) -> Option<PathBuf> {
+    let explicit = settings.system_bundle.is_some();
+    candidates(settings)
+        .into_iter()
+        .find(|path| explicit || path.exists())
+}
+
+/// `VARDR_SYSTEM_CA_BUNDLE`, or the original `SSL_CERT_FILE` unless it is our own output, or
+/// the first distribution path that exists. `None` (with a warning) is not an error.
+pub fn find(settings: &CertSettings, warnings: &mut Vec<String>) -> Option<(PathBuf, Vec<u8>)> {
+    for path in &candidates(settings) {
         if settings.system_bundle.is_none() && !path.exists() {
             continue;
         }
         match scan::read_capped(path, store::MAX_BUNDLE_BYTES) {
-            Ok(bytes) if judge == Judge::OnBuild => return Some((path.clone(), bytes)),
             Ok(bytes) => match problem(&bytes) {
                 None => return Some((path.clone(), bytes)),
                 Some(problem) => warnings.push(format!(

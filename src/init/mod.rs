@@ -336,7 +336,7 @@ fn check_file(file: &Path) -> Result<(), i32> {
 
 /// How long after the start PID 1 drops the mappings of its start-up code
 /// ([`sys::release_code_pages`]).
-const SETTLE: Duration = Duration::from_secs(1);
+const SETTLE: Duration = Duration::from_millis(100);
 
 /// Where the child is in being stopped.
 enum Stop {
