@@ -62,7 +62,6 @@ pub fn run(command: Option<Vec<OsString>>) -> u8 {
     };
     let plan = Plan::build(&config, command, SystemTime::now(), Mode::Write);
     // The worker logged the pass (verdicts, summary); a worker that failed did not.
-    let report = plan.certs.as_ref().ok();
     if let Err(e) = &plan.certs {
         error!("{e}");
         summary::log_summary(None, Outcome::Failed, &plan.bundle);
@@ -75,7 +74,8 @@ pub fn run(command: Option<Vec<OsString>>) -> u8 {
         return exit::USAGE;
     }
     if let Some(problem) = plan.bundle_problem() {
-        if report.is_some() {
+        // A failed worker's error is already logged above.
+        if plan.certs.is_ok() {
             error!("{problem}");
         }
         error!("custom CAs are not exported: the service starts with the system trust only");

@@ -64,15 +64,15 @@ impl Plan {
                 }
             },
         };
-        // A run that will not start (the app cannot be found) writes nothing either.
         let starts = errors.is_empty();
         let settings = &config.certs;
         let certs = match mode {
             // A run: the worker logs the pass itself; PID 1 gets only what decides the launch.
-            Mode::Write if starts => {
+            // One that will not start (the app cannot be found) writes nothing either.
+            Mode::Write => {
+                let mode = if starts { Mode::Write } else { Mode::Check };
                 worker::run_as(settings, now, mode, Reporting::Logged { starts })
             }
-            Mode::Write => worker::run_as(settings, now, Mode::Check, Reporting::Logged { starts }),
             Mode::Check => worker::run(settings, now, mode),
         };
         let exported = match &certs {
@@ -142,6 +142,14 @@ impl Plan {
 
     pub fn would_start(&self) -> bool {
         self.errors.is_empty() && self.command_problem.is_none()
+    }
+
+    /// Why a run would not start, as the dry run says it: the errors (exit 2), then a command
+    /// that cannot start, with the code a run exits with.
+    fn reasons_not_to_start(&self) -> Vec<String> {
+        let command = self.command_problem.as_ref();
+        let command = command.map(|(code, problem)| format!("{problem} (a run exits {code})"));
+        self.errors.iter().cloned().chain(command).collect()
     }
 
     /// The plan for a human: `vardr-init --dry-run`.
@@ -227,11 +235,8 @@ impl Plan {
             None => "off (the child takes as long as it needs)".to_owned(),
         };
         let _ = writeln!(out, "Stop timeout: {stop}");
-        for error in &self.errors {
+        for error in self.reasons_not_to_start() {
             let _ = writeln!(out, "Error: {error}");
-        }
-        if let Some((code, problem)) = &self.command_problem {
-            let _ = writeln!(out, "Error: {problem} (a run exits {code})");
         }
         let verdict = if self.would_start() {
             "yes"
@@ -253,10 +258,7 @@ impl Plan {
         } else {
             Vec::new()
         };
-        let mut errors = self.errors.clone();
-        if let Some((code, problem)) = &self.command_problem {
-            errors.push(format!("{problem} (a run exits {code})"));
-        }
+        let errors = self.reasons_not_to_start();
         events::line(&PlanEvent {
             timestamp: events::timestamp(now),
             version: env!("CARGO_PKG_VERSION"),

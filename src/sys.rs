@@ -174,31 +174,21 @@ pub fn wait_pid(pid: Pid, block: bool) -> io::Result<Option<i32>> {
     }
 }
 
-/// A pipe, both ends close-on-exec (the app must not inherit either).
-pub fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
-    use std::os::fd::FromRawFd;
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two descriptors the kernel writes.
-    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
-    // SAFETY: both descriptors were just created for us and nothing else owns them.
-    Ok(unsafe {
-        (
-            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
-            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
-        )
-    })
-}
-
 /// A descriptor that becomes readable when process `pid` (our child) ends (`pidfd_open`, Linux
 /// 5.3): a wait for a child with a timeout, no polling.
 pub fn pidfd_open(pid: Pid) -> io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
     // SAFETY: plain system call with integer arguments.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
+    owned_fd(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })
+}
+
+/// The descriptor a raw `syscall` returned, owned; or its error.
+fn owned_fd(result: libc::c_long) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    if result < 0 {
         return Err(io::Error::last_os_error());
     }
-    let fd = libc::c_int::try_from(fd).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+    let fd =
+        libc::c_int::try_from(result).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
     // SAFETY: the kernel just returned this descriptor to us and nothing else owns it.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
@@ -256,39 +246,22 @@ pub fn wait_readable(fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> io::
 /// Whether this process may create files in `dir` (`faccessat` with the effective ids): what a
 /// dry run can check of a write without making one.
 pub fn can_write(dir: &std::path::Path) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
-    let rc = unsafe {
-        libc::faccessat(
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            libc::W_OK | libc::X_OK,
-            libc::AT_EACCESS,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    access(dir, libc::W_OK | libc::X_OK)
 }
 
 /// Whether this process may execute `file` (`faccessat` with the effective ids): what a dry run
 /// can check of an `exec` without making one.
 pub fn can_execute(file: &std::path::Path) -> io::Result<()> {
+    access(file, libc::X_OK)
+}
+
+/// `faccessat(path, mode, AT_EACCESS)`: the effective ids, as the real operation would use.
+fn access(path: &std::path::Path, mode: libc::c_int) -> io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(file.as_os_str().as_bytes())
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
-    let rc =
-        unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), libc::X_OK, libc::AT_EACCESS) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    check(unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), mode, libc::AT_EACCESS) })
 }
 
 /// Opens `path` read-only, non-blocking (a FIFO cannot hang us), without making it our terminal,
@@ -296,19 +269,13 @@ pub fn can_execute(file: &std::path::Path) -> io::Result<()> {
 /// redundant `fcntl(F_SETFD)` (for kernels older than 2.6.23), one extra system call per file
 /// of the certificates directory.
 pub fn open_nonblocking(path: &std::path::Path) -> io::Result<std::fs::File> {
-    use std::os::fd::FromRawFd;
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
     // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
     let fd = unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = libc::c_int::try_from(fd).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
-    // SAFETY: the kernel just returned this descriptor to us and nothing else owns it.
-    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+    owned_fd(fd).map(std::fs::File::from)
 }
 
 /// The effective user id: files vardr-init reuses from a shared directory must be its own.

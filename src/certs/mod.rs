@@ -144,10 +144,7 @@ impl Pass {
     }
 
     pub fn successful(&self) -> usize {
-        self.results
-            .iter()
-            .filter(|r| r.verdict.is_accepted())
-            .count()
+        summary::accepted(&self.results)
     }
 
     pub fn failed(&self) -> usize {
@@ -218,26 +215,36 @@ pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
     }
     // The cache first, comparing the bundle with the system bundle in pieces as they are read
     // (see `system::first_candidate`): a reuse reads both once and holds neither.
-    if let Some(path) = system::first_candidate(settings)
-        && let Ok((mut file, len)) = scan::open_capped(&path, store::MAX_BUNDLE_BYTES)
-        && let key = cache::key(settings, Some(&path), &inputs)
-        && let Some(record) =
-            cache::Record::load_from(&settings.bundle, &key, now_secs, &mut file, len)
+    let first = system::first_candidate(settings);
+    let first_key = cache::key(settings, first.as_deref(), &inputs);
+    let mut compared = None;
+    if let Some(path) = &first
+        && let Ok((mut file, len)) = scan::open_capped(path, store::MAX_BUNDLE_BYTES)
     {
-        return Reused {
-            record,
-            system: Some(path),
+        let record =
+            cache::Record::load_from(&settings.bundle, &first_key, now_secs, &mut file, len);
+        if let Some(record) = record {
+            return Reused {
+                record,
+                system: first,
+            }
+            .into_pass(pass);
         }
-        .into_pass(pass);
+        compared = Some(path.as_path());
     }
     let mut system = system::find(settings, &mut pass.warnings);
     pass.system = system.as_ref().map(|(path, _)| path.clone());
-    let key = cache::key(
-        settings,
-        system.as_ref().map(|(path, _)| path.as_path()),
-        &inputs,
-    );
-    if let Some(reused) = reuse(settings, &key, system.as_ref(), now_secs) {
+    let found = system.as_ref().map(|(path, _)| path.as_path());
+    // The key and the comparison depend on the system bundle's path and bytes: when the judged
+    // choice is the bundle just compared, both are known already (a miss), not done again.
+    let key = if found == first.as_deref() {
+        first_key
+    } else {
+        cache::key(settings, found, &inputs)
+    };
+    if (compared.is_none() || found != compared)
+        && let Some(reused) = reuse(settings, &key, system.as_ref(), now_secs)
+    {
         return reused.into_pass(pass);
     }
 

@@ -304,7 +304,8 @@ fn reason_for(error: &io::Error) -> Reason {
     }
 }
 
-fn kind_of(meta: &Metadata) -> &'static str {
+/// What a file that is not a regular file is, in a word (`FIFO`, `socket`, `device`, ...).
+pub fn kind_of(meta: &Metadata) -> &'static str {
     let kind = meta.file_type();
     if kind.is_fifo() {
         "FIFO"

@@ -216,21 +216,22 @@ pub fn check_target(target: &Path, is_system: bool, reuse: bool) -> Result<Optio
             target.display()
         ));
     }
+    // The directory's mode, read once: sticky (0o1000) and writable by all (0o002).
+    let dir_mode = fs::metadata(dir).map_or(0, |d| d.mode());
     match fs::symlink_metadata(target) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("cannot inspect {}: {e}", target.display())),
         // A symlink is replaced by the rename, never written through: like a file.
         Ok(meta) if !meta.file_type().is_file() && !meta.file_type().is_symlink() => {
             return Err(format!(
-                "{} is {}, not a regular file: vardr-init only replaces a bundle file (or a \
+                "{} is a {}, not a regular file: vardr-init only replaces a bundle file (or a \
                  symlink); remove it or point VARDR_CA_BUNDLE elsewhere",
                 target.display(),
-                kind_of(&meta)
+                super::scan::kind_of(&meta)
             ));
         }
         Ok(meta) if meta.uid() != sys::geteuid() => {
-            let sticky = fs::metadata(dir).is_ok_and(|d| d.mode() & 0o1000 != 0);
-            if sticky {
+            if dir_mode & 0o1000 != 0 {
                 return Err(format!(
                     "cannot replace {}: it belongs to uid {} and {} is sticky (like /tmp); remove \
                      it or point VARDR_CA_BUNDLE at a path this user owns",
@@ -247,7 +248,7 @@ pub fn check_target(target: &Path, is_system: bool, reuse: bool) -> Result<Optio
         // The message a run's write would give, with its hint (read-only, permission, missing).
         return Err(create_error(dir, &e));
     }
-    let open_to_all = fs::metadata(dir).is_ok_and(|d| d.mode() & 0o1002 == 0o002);
+    let open_to_all = dir_mode & 0o1002 == 0o002;
     Ok(open_to_all.then(|| {
         format!(
             "{} is writable by every user and not sticky (a Kubernetes emptyDir is): another \
@@ -257,24 +258,6 @@ pub fn check_target(target: &Path, is_system: bool, reuse: bool) -> Result<Optio
             dir.display()
         )
     }))
-}
-
-fn kind_of(meta: &fs::Metadata) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    let kind = meta.file_type();
-    if kind.is_symlink() {
-        "a symlink"
-    } else if kind.is_dir() {
-        "a directory"
-    } else if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_socket() {
-        "a socket"
-    } else if kind.is_block_device() || kind.is_char_device() {
-        "a device"
-    } else {
-        "a special file"
-    }
 }
 
 /// Where the cache record of `bundle` lives: beside it.

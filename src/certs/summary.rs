@@ -137,12 +137,14 @@ pub struct Report {
     pub refusals: Vec<String>,
 }
 
+/// How many of `results` were accepted: the summary's `successful_imports`.
+pub fn accepted(results: &[FileResult]) -> usize {
+    results.iter().filter(|r| r.verdict.is_accepted()).count()
+}
+
 impl Report {
     pub fn successful(&self) -> usize {
-        self.results
-            .iter()
-            .filter(|r| r.verdict.is_accepted())
-            .count()
+        accepted(&self.results)
     }
 
     pub fn failed(&self) -> usize {

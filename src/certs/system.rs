@@ -35,47 +35,41 @@ pub fn is_system_bundle(path: &Path, in_use: Option<&Path>) -> bool {
     })
 }
 
-/// Where the system bundle may be, in order: `VARDR_SYSTEM_CA_BUNDLE` alone, or the original
-/// `SSL_CERT_FILE` (unless it is our own output) and then the distribution paths.
-fn candidates(settings: &CertSettings) -> Vec<PathBuf> {
-    match &settings.system_bundle {
-        Some(path) => vec![path.clone()],
-        None => {
-            let ssl_cert_file = settings
-                .inherited
-                .iter()
-                .find(|(name, _)| *name == "SSL_CERT_FILE")
-                .map(|(_, value)| PathBuf::from(value))
-                .filter(|path| !same_file(path, &settings.bundle));
-            ssl_cert_file
-                .into_iter()
-                .chain(SYSTEM_BUNDLES.iter().map(PathBuf::from))
-                .collect()
-        }
-    }
+/// Where the system bundle may be, in order: `VARDR_SYSTEM_CA_BUNDLE` alone (whether it exists
+/// or not: a missing one is reported), or the original `SSL_CERT_FILE` (unless it is our own
+/// output) and then the distribution paths, those that exist.
+fn candidates(settings: &CertSettings) -> impl Iterator<Item = PathBuf> + '_ {
+    let explicit = settings.system_bundle.clone();
+    let auto = explicit.is_none().then(|| {
+        let ssl_cert_file = settings
+            .inherited
+            .iter()
+            .find(|(name, _)| *name == "SSL_CERT_FILE")
+            .map(|(_, value)| PathBuf::from(value))
+            .filter(|path| !same_file(path, &settings.bundle));
+        // Looked at in order, only as far as needed: a stat each.
+        ssl_cert_file
+            .into_iter()
+            .chain(SYSTEM_BUNDLES.iter().map(PathBuf::from))
+            .filter(|path| path.exists())
+    });
+    explicit.into_iter().chain(auto.into_iter().flatten())
 }
 
-/// The system bundle [`find`] would take if it reads and passes: the explicit one, or the first
-/// candidate that exists. For the cache check, which compares it with the bundle's beginning:
+/// The system bundle [`find`] would take if it reads and passes: the first candidate. For the cache check, which compares it with the bundle's beginning:
 /// those bytes were judged when the bundle was built, and the judgement depends on the bytes
 /// alone. A miss goes through [`find`].
 pub fn first_candidate(settings: &CertSettings) -> Option<PathBuf> {
-    let explicit = settings.system_bundle.is_some();
-    candidates(settings)
-        .into_iter()
-        .find(|path| explicit || path.exists())
+    candidates(settings).next()
 }
 
 /// `VARDR_SYSTEM_CA_BUNDLE`, or the original `SSL_CERT_FILE` unless it is our own output, or
 /// the first distribution path that exists. `None` (with a warning) is not an error.
 pub fn find(settings: &CertSettings, warnings: &mut Vec<String>) -> Option<(PathBuf, Vec<u8>)> {
-    for path in &candidates(settings) {
-        if settings.system_bundle.is_none() && !path.exists() {
-            continue;
-        }
-        match scan::read_capped(path, store::MAX_BUNDLE_BYTES) {
+    for path in candidates(settings) {
+        match scan::read_capped(&path, store::MAX_BUNDLE_BYTES) {
             Ok(bytes) => match problem(&bytes) {
-                None => return Some((path.clone(), bytes)),
+                None => return Some((path, bytes)),
                 Some(problem) => warnings.push(format!(
                     "system bundle {} {problem}: not used",
                     path.display()

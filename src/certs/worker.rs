@@ -8,9 +8,9 @@
 //! system trust. Whatever the pass allocated goes with the worker's address space.
 
 use std::fmt;
-use std::fs::File;
+use std::io::PipeReader;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
@@ -104,16 +104,19 @@ pub fn run_as(
     mode: Mode,
     reporting: Reporting,
 ) -> Result<Report, WorkerError> {
-    let (reader, writer) = sys::pipe().map_err(WorkerError::Start)?;
+    // std's pipe is close-on-exec at both ends: the app never inherits either.
+    let (reader, mut writer) = io::pipe().map_err(WorkerError::Start)?;
     match sys::fork().map_err(WorkerError::Start)? {
         Forked::Child => {
             drop(reader);
             let mut report = pass(settings, now, mode);
             if let Reporting::Logged { starts } = reporting {
                 summary::log_verdicts(&report);
-                let outcome = match starts && report.refusals.is_empty() {
-                    true => report.outcome(),
-                    false => Outcome::Failed,
+                // Strict mode's refusals already make the outcome `failed` (the bundle is withheld).
+                let outcome = if starts {
+                    report.outcome()
+                } else {
+                    Outcome::Failed
                 };
                 if starts || !report.results.is_empty() {
                     summary::log_summary(Some(&report), outcome, &settings.bundle);
@@ -124,7 +127,7 @@ pub fn run_as(
             // One serialiser for every JSON in the binary: into a Vec, then written.
             let sent = serde_json::to_vec(&report)
                 .map_err(io::Error::from)
-                .and_then(|bytes| File::from(writer).write_all(&bytes));
+                .and_then(|bytes| writer.write_all(&bytes));
             sys::exit_now(if sent.is_ok() { 0 } else { 1 })
         }
         Forked::Parent(pid) => {
@@ -159,21 +162,20 @@ pub fn run_as(
 }
 
 /// The worker's output, read until end of file.
-fn collect(reader: OwnedFd, pid: Pid, until: Instant) -> Result<Vec<u8>, WorkerError> {
+fn collect(mut reader: PipeReader, pid: Pid, until: Instant) -> Result<Vec<u8>, WorkerError> {
     let mut bytes = Vec::new();
     let mut chunk = vec![0; 64 * 1024];
-    let mut file = File::from(reader);
     loop {
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(WorkerError::TimedOut { pid });
         }
-        match sys::wait_readable(file.as_fd(), left) {
+        match sys::wait_readable(reader.as_fd(), left) {
             Ok(false) => continue,
             Ok(true) => {}
             Err(error) => return Err(WorkerError::Read { pid, error }),
         }
-        match file.read(&mut chunk) {
+        match reader.read(&mut chunk) {
             Ok(0) => return Ok(bytes),
             Ok(n) if bytes.len() + n <= MAX_REPORT_BYTES => bytes.extend_from_slice(&chunk[..n]),
             Ok(_) => {
