@@ -13,13 +13,10 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::certs::{Env, vardr_on};
+use common::certs::{Env, PRINT_EXPORT, vardr_on};
 use common::pki::{self, Ca};
 use common::{bin, finish, skip_outside_ci};
 use serde_json::Value;
-
-/// The child prints the `SSL_CERT_FILE` it got, bracketed.
-const PRINT_EXPORT: [&str; 4] = ["--", "sh", "-c", "printf '[%s]\\n' \"$SSL_CERT_FILE\""];
 
 /// What is at `path`, in a word, without following a symlink.
 fn what_is(path: &Path) -> String {

@@ -10,23 +10,11 @@ mod common;
 
 use std::ffi::OsString;
 use std::fs;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::certs::Env;
+use common::certs::{Env, PRINT_EXPORT};
 use common::pki::{self, Ca};
-use common::{finish, skip_outside_ci, summary};
-
-fn strace_available() -> bool {
-    let available = Command::new("strace")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !available {
-        skip_outside_ci("strace is not installed (apt-get install strace)");
-    }
-    available
-}
+use common::{finish, summary};
 
 /// `vardr-init ARGS` under strace, SIGSYS delivered at any `openat` of `ca.pem`, in any process
 /// of vardr-init's tree (`-f`).
@@ -48,7 +36,7 @@ fn crash_on_open(env: &Env, args: &[&str], strict: bool) -> common::Finished {
 
 #[test]
 fn a_crash_while_reading_the_certificates_kills_the_worker_not_pid_1() {
-    if !strace_available() {
+    if !common::strace_available() {
         return;
     }
     let env = Env::new();
@@ -64,11 +52,7 @@ fn a_crash_while_reading_the_certificates_kills_the_worker_not_pid_1() {
     assert_eq!(summary(&certs, "crashed worker")["action"], "failed");
     assert!(!env.bundle.exists(), "no bundle written");
 
-    let run = crash_on_open(
-        &env,
-        &["--", "sh", "-c", "printf '[%s]\\n' \"$SSL_CERT_FILE\""],
-        false,
-    );
+    let run = crash_on_open(&env, &PRINT_EXPORT, false);
     run.assert_code(0, "a run with a crashing worker starts on the system trust");
     assert_eq!(
         run.stdout.trim(),

@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::certs::PRINT_EXPORT;
 use common::pki::{self, Ca, Cert};
 use common::{Finished, Mode, PATIENCE, assert_logged, bin, finish, skip_outside_ci, summary};
 use serde_json::Value;
@@ -88,10 +89,7 @@ impl Tree {
 
     /// `vardr-init -- sh -c 'printf "[%s]\n" "$SSL_CERT_FILE"'`: what the child was given.
     fn supervised_export(&self) -> (Finished, String) {
-        let run = finish(self.command(
-            &[],
-            &["--", "sh", "-c", "printf '[%s]\\n' \"$SSL_CERT_FILE\""],
-        ));
+        let run = finish(self.command(&[], &PRINT_EXPORT));
         let line = run.stdout.trim().to_owned();
         (run, line)
     }
@@ -351,18 +349,6 @@ fn an_unreadable_certs_directory_is_reported_and_the_service_starts() {
 
 // ---- Files that change while vardr-init reads them: strace --inject ----
 
-fn strace_available() -> bool {
-    let available = Command::new("strace")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !available {
-        skip_outside_ci("strace is not installed (apt-get install strace)");
-    }
-    available
-}
-
 /// `strace` arguments that trace only `syscall` on `path` (or on a descriptor of it) and apply
 /// `inject` to it: `delay_enter=MICROSECONDS` or `error=ERRNO`.
 fn inject(path: &Path, syscall: &str, inject: &str) -> Vec<OsString> {
@@ -487,7 +473,7 @@ fn three_cas() -> (Tree, [Cert; 3]) {
 /// the reason, the others are built; the next start no longer lists it.
 #[test]
 fn a_file_removed_after_the_listing_is_rejected_alone() {
-    if !strace_available() {
+    if !common::strace_available() {
         return;
     }
     let (tree, [a, b, c]) = three_cas();
@@ -520,7 +506,7 @@ fn a_file_removed_after_the_listing_is_rejected_alone() {
 /// whole (the old CA); the next start sees the new one. Never half of each.
 #[test]
 fn a_file_replaced_while_open_is_read_whole_and_the_next_start_sees_the_new_one() {
-    if !strace_available() {
+    if !common::strace_available() {
         return;
     }
     let (tree, [a, b, c]) = three_cas();
@@ -559,7 +545,7 @@ fn a_file_replaced_while_open_is_read_whole_and_the_next_start_sees_the_new_one(
 /// reads is judged as read, so the key is rejected and never reaches the bundle.
 #[test]
 fn a_file_rewritten_in_place_into_a_private_key_never_reaches_the_bundle() {
-    if !strace_available() {
+    if !common::strace_available() {
         return;
     }
     let (tree, [a, _b, c]) = three_cas();
@@ -594,7 +580,7 @@ fn a_file_rewritten_in_place_into_a_private_key_never_reaches_the_bundle() {
 /// kernel's reason, the others are built.
 #[test]
 fn an_io_error_on_one_file_rejects_that_file_only() {
-    if !strace_available() {
+    if !common::strace_available() {
         return;
     }
     let (tree, [a, _b, c]) = three_cas();
@@ -689,7 +675,7 @@ fn a_garbage_system_bundle_is_left_out_with_a_warning() {
 /// completes, the bundle is whole, and the command is never started; exit 128+15.
 #[test]
 fn sigterm_during_the_certificate_pass_finishes_the_bundle_and_starts_nothing() {
-    if !strace_available() {
+    if !common::strace_available() {
         return;
     }
     let (tree, [a, b, c]) = three_cas();
@@ -730,7 +716,7 @@ fn sigterm_during_the_certificate_pass_finishes_the_bundle_and_starts_nothing() 
 /// (here SIGHUP, which ends `sleep`: 128+1).
 #[test]
 fn sighup_during_the_certificate_pass_reaches_the_child() {
-    if !strace_available() {
+    if !common::strace_available() {
         return;
     }
     let (tree, _) = three_cas();

@@ -4,16 +4,16 @@
 mod common;
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::Receiver;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{PATIENCE, dies_within, finish, pki};
+use common::{PATIENCE, dies_within, finish, lines, pki};
 
 /// Far more than any step here takes; only a hang goes past it (no performance claim).
 const HANG: Duration = Duration::from_secs(10);
@@ -146,19 +146,6 @@ fn fill(mut filler: File) {
             }
         }
     }
-}
-
-fn lines(stream: impl Read + Send + 'static) -> Receiver<String> {
-    let (sender, receiver) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    receiver
 }
 
 /// The incident: with stderr full, SIGTERM reached the child but the log line after it blocked

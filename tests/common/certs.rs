@@ -13,6 +13,10 @@ use tempfile::TempDir;
 use super::pki::{self, Cert};
 use super::{Finished, NONROOT, as_nonroot, bin, finish};
 
+/// `vardr-init` arguments for a child that prints the `SSL_CERT_FILE` it got, bracketed: `[]`
+/// when nothing was exported.
+pub const PRINT_EXPORT: [&str; 4] = ["--", "sh", "-c", "printf '[%s]\\n' \"$SSL_CERT_FILE\""];
+
 /// The shared test system bundle: two CAs, with comments, in the style of Fedora's.
 pub fn system_fixture() -> &'static (Vec<u8>, Vec<Cert>) {
     static SYSTEM: OnceLock<(Vec<u8>, Vec<Cert>)> = OnceLock::new();

@@ -88,6 +88,19 @@ pub fn skip_outside_ci(missing: &str) {
     eprintln!("SKIPPED: {missing}");
 }
 
+/// Whether strace runs here (the fault-injection tests); outside CI a test may skip without it.
+pub fn strace_available() -> bool {
+    let available = Command::new("strace")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !available {
+        skip_outside_ci("strace is not installed (apt-get install strace)");
+    }
+    available
+}
+
 /// Whether `unshare -p -f --mount-proc` works here. Outside CI a test may skip without it; in CI
 /// (`CI=true`) its absence is a failure, never a skip.
 pub fn pid_namespaces() -> bool {
@@ -160,7 +173,8 @@ pub fn start(mut command: Command, mode: Mode) -> Running {
     }
 }
 
-fn lines(stream: impl Read + Send + 'static) -> Receiver<String> {
+/// Each line `stream` gives, as it comes, on a channel (read on a thread of its own).
+pub fn lines(stream: impl Read + Send + 'static) -> Receiver<String> {
     let (sender, receiver) = mpsc::channel();
     thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
