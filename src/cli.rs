@@ -82,6 +82,8 @@ Environment (an empty value means the default):
   VARDR_EXTRA_CA_VARS     true: also export AWS_CA_BUNDLE, GRPC_DEFAULT_SSL_ROOTS_FILE_PATH,
                           PIP_CERT, HTTPLIB2_CA_CERTS (default: SSL_CERT_FILE,
                           REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE)
+  VARDR_TLS_PROFILE       whose TLS rules judge the CAs: auto (the Python the command runs),
+                          python3.N, or openssl (no Python: other rules only warn)
   VARDR_APP_DIR           where the app is discovered (/app)
   APP_MODULE              module:variable, instead of discovery (or MODULE_NAME, VARIABLE_NAME)
   HOST, PORT, WORKERS     uvicorn --host, --port, --workers (0.0.0.0, 8000, 1; WORKERS=auto

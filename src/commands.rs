@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use crate::{error, info, warn};
 
+use crate::app::runtime::Runtime;
 use crate::certs::summary::{self, SummaryEvent};
 use crate::certs::worker;
 use crate::certs::{Mode, Outcome, Report};
@@ -123,7 +124,14 @@ pub fn certs(json: bool) -> u8 {
         Err(code) => return code,
     };
     let now = SystemTime::now();
-    let result = worker::run(&config.certs, now, Mode::Write);
+    // For an init container or CI: the Python the default command would start, if any.
+    let python = crate::app::find_python(config.path.as_deref());
+    let runtime = Runtime::find(
+        config.certs.tls_profile,
+        python.as_deref().map(std::path::Path::as_os_str),
+        config.path.as_deref(),
+    );
+    let result = worker::run(&config.certs, runtime.profile, now, Mode::Write);
     let code = match &result {
         Err(e) => {
             error!("{e}");

@@ -48,6 +48,9 @@ pub struct CertSettings {
     pub extra_vars: bool,
     /// The values the user set for the CA variables vardr-init exports (see [`CA_VARS`]).
     pub inherited: Vec<(&'static str, OsString)>,
+    /// `VARDR_TLS_PROFILE`: whose verifier the verdicts match; `None` (`auto`) means the runtime
+    /// the command starts (see [`crate::app::runtime`]).
+    pub tls_profile: Option<TlsProfile>,
 }
 
 /// Variables vardr-init points at the bundle: always the first three, the rest with
@@ -157,6 +160,7 @@ const PORT_FORM: &str = "an integer from 1 to 65535";
 const WORKERS_FORM: &str = "a positive integer or auto";
 const HOST_FORM: &str = "a host name or IP address without spaces";
 const APP_MODULE_FORM: &str = "module:variable, such as main:app or app.main:api";
+const PROFILE_FORM: &str = "auto, python3.N (such as python3.13) or openssl";
 const MODULE_FORM: &str = "a dotted Python module name, such as main or app.main";
 const VARIABLE_FORM: &str = "a Python name, such as app";
 const OPTS_FORM: &str = "arguments split like a shell would (balanced quotes, no trailing backslash), such as \
@@ -206,6 +210,7 @@ impl Config {
                     .iter()
                     .filter_map(|&name| vars.os(name).map(|value| (name, value)))
                     .collect(),
+                tls_profile: vars.parse("VARDR_TLS_PROFILE", PROFILE_FORM, parse_profile, None),
             },
             app: AppSettings {
                 dir: vars.path("VARDR_APP_DIR", "/app"),
@@ -298,6 +303,46 @@ impl<F: Fn(&str) -> Option<OsString>> Vars<F> {
     fn path(&self, name: &str, default: &str) -> PathBuf {
         PathBuf::from(self.os(name).unwrap_or_else(|| default.into()))
     }
+}
+
+/// Whose certificate verifier the verdicts promise to match (`VARDR_TLS_PROFILE`; the rules are
+/// in `certs::rules`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum TlsProfile {
+    /// CPython 3.`minor` with OpenSSL 3 and `ssl.create_default_context()`.
+    Python { minor: u8 },
+    /// No known runtime: only what every OpenSSL 3 client refuses rejects; the rest warns.
+    OpenSsl,
+}
+
+impl TlsProfile {
+    /// `python3.N` (N from 8) or `openssl`.
+    pub fn parse(text: &str) -> Option<TlsProfile> {
+        if text == "openssl" {
+            return Some(TlsProfile::OpenSsl);
+        }
+        let minor: u8 = text.strip_prefix("python3.")?.parse().ok()?;
+        (8..=99)
+            .contains(&minor)
+            .then_some(TlsProfile::Python { minor })
+    }
+}
+
+impl fmt::Display for TlsProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsProfile::Python { minor } => write!(f, "python3.{minor}"),
+            TlsProfile::OpenSsl => f.write_str("openssl"),
+        }
+    }
+}
+
+/// `auto` is `None`: the runtime the command starts decides.
+fn parse_profile(text: &str) -> Option<Option<TlsProfile>> {
+    if text == "auto" {
+        return Some(None);
+    }
+    TlsProfile::parse(text).map(Some)
 }
 
 fn parse_bool(text: &str) -> Option<bool> {
@@ -435,6 +480,7 @@ mod tests {
             "VARDR_SYSTEM_CA_BUNDLE",
             "VARDR_CERTS_STRICT",
             "VARDR_EXTRA_CA_VARS",
+            "VARDR_TLS_PROFILE",
             "SSL_CERT_FILE",
             "VARDR_APP_DIR",
             "APP_MODULE",
@@ -546,6 +592,9 @@ mod tests {
             ("VARDR_LOG_LEVEL", "trace"),
             ("VARDR_LOG_LEVEL", "loud"),
             ("VARDR_CERTS_STRICT", "sometimes"),
+            ("VARDR_TLS_PROFILE", "python2.7"),
+            ("VARDR_TLS_PROFILE", "python3"),
+            ("VARDR_TLS_PROFILE", "openssl3"),
             ("APP_MODULE", "main"),
             ("APP_MODULE", "main:"),
             ("APP_MODULE", ":app"),

@@ -12,6 +12,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+use crate::app::runtime::Runtime;
 use crate::app::{self, Uvicorn};
 use crate::certs::exports::{self, Export};
 use crate::certs::summary::{lossy, verdict_map};
@@ -34,6 +35,8 @@ pub struct Plan {
     pub unset: Vec<&'static str>,
     /// `None` when the command was given after `--`.
     pub uvicorn: Option<Uvicorn>,
+    /// Whose certificate verifier the verdicts match: the Python the command starts.
+    pub runtime: Runtime,
     pub launch: Launch,
     /// Why a run would not start: exit 2.
     pub errors: Vec<String>,
@@ -66,14 +69,17 @@ impl Plan {
         };
         let starts = errors.is_empty();
         let settings = &config.certs;
+        let program = argv.first().map(OsString::as_os_str);
+        let runtime = Runtime::find(settings.tls_profile, program, config.path.as_deref());
+        let profile = runtime.profile;
         let certs = match mode {
             // A run: the worker logs the pass itself; PID 1 gets only what decides the launch.
             // One that will not start (the app cannot be found) writes nothing either.
             Mode::Write => {
                 let mode = if starts { Mode::Write } else { Mode::Check };
-                worker::run_as(settings, now, mode, Reporting::Logged { starts })
+                worker::run_as(settings, profile, now, mode, Reporting::Logged { starts })
             }
-            Mode::Check => worker::run(settings, now, mode),
+            Mode::Check => worker::run(settings, profile, now, mode),
         };
         let exported = match &certs {
             Ok(report) => {
@@ -115,6 +121,7 @@ impl Plan {
             exports,
             unset,
             uvicorn,
+            runtime,
             launch,
             errors,
             command_problem,
@@ -155,7 +162,13 @@ impl Plan {
     /// The plan for a human: `vardr-init --dry-run`.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "Certificates in {}:", self.certs_dir.display());
+        let _ = writeln!(
+            out,
+            "Certificates in {}, judged for {}: {}",
+            self.certs_dir.display(),
+            self.runtime.profile,
+            self.runtime.source
+        );
         let report = self.certs.as_ref().ok();
         let results = report.map_or(&[][..], |r| &r.results);
         if results.is_empty() && report.is_some() {
@@ -170,6 +183,9 @@ impl Plan {
                 FileVerdict::Rejected(_) => "FAILED ",
             };
             let _ = writeln!(out, "  {verdict} {}: {}", result.name, result.detail());
+            for warning in &result.warnings {
+                let _ = writeln!(out, "    warning: {warning}");
+            }
         }
         for warning in report.map_or(&[][..], |r| &r.warnings) {
             let _ = writeln!(out, "  warning: {warning}");
@@ -276,7 +292,16 @@ impl Plan {
                 successful_imports: report.map_or(0, Report::successful),
                 failed_imports: report.map_or(0, Report::failed),
                 results: report.map_or(&[], |r| &r.results),
-                warnings: report.map_or(&[], |r| &r.warnings),
+                warnings: report.map_or_else(Vec::new, |r| {
+                    let files = r.results.iter().flat_map(|result| {
+                        result
+                            .warnings
+                            .iter()
+                            .map(|w| format!("{}: {w}", result.name))
+                    });
+                    r.warnings.iter().cloned().chain(files).collect()
+                }),
+                runtime: &self.runtime,
             },
             environment: self
                 .exports
@@ -343,7 +368,9 @@ struct CertificatesJson<'a> {
     failed_imports: usize,
     #[serde(serialize_with = "verdict_map")]
     results: &'a [crate::certs::FileResult],
-    warnings: &'a [String],
+    /// The pass's warnings, then each accepted file's (`NAME: warning`).
+    warnings: Vec<String>,
+    runtime: &'a Runtime,
 }
 
 #[derive(Serialize)]

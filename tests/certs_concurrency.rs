@@ -30,7 +30,11 @@ fn race(env: &Env, dirs: &[PathBuf], per_run: usize) -> (Vec<Finished>, Reads) {
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {
         let (stop, bundle) = (Arc::clone(&stop), env.bundle.clone());
-        let system = env.system_bytes.clone();
+        // What the bundle begins with: the system bundle's certificates, re-encoded.
+        let system: Vec<u8> = pki::certificates_in(&env.system_bytes)
+            .iter()
+            .flat_map(|der| pki::pem("CERTIFICATE", der).into_bytes())
+            .collect();
         thread::spawn(move || {
             let mut reads = Reads {
                 absent: 0,

@@ -27,9 +27,12 @@ use libfuzzer_sys::fuzz_target;
 use rustls_pki_types::pem::{PemObject, SectionKind};
 use vardr_init::certs::verdict::{Verdict, has_private_key, judge};
 use vardr_init::certs::{self, Action, bundle};
+use vardr_init::certs::rules::Profile;
 use vardr_init::config::CertSettings;
 
 const NOW: i64 = 1_800_000_000; // as in the verdict target
+/// Python 3.12: every rule, and chains built across files and the system bundle.
+const PROFILE: Profile = Profile::Python { minor: 12 };
 const MARK: &[u8] = b"%%FILE:";
 const MAX_FILES: usize = 64;
 
@@ -142,12 +145,13 @@ fuzz_target!(|data: &[u8]| {
         strict: false,
         extra_vars: false,
         inherited: Vec::new(),
+        tls_profile: None,
     };
     let now = UNIX_EPOCH + Duration::from_secs(NOW as u64);
 
-    let pass = certs::prepare(&settings, now);
+    let pass = certs::prepare(&settings, PROFILE, now);
     assert_eq!(
-        certs::prepare(&settings, now),
+        certs::prepare(&settings, PROFILE, now),
         pass,
         "two passes over the same inputs differ"
     );
@@ -163,38 +167,31 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(pass.successful() > 0, "a bundle without an accepted file");
 
-    // The system bundle: used only if it holds no private key, is text, and its PEM parses with
-    // at least one certificate; then first and byte for byte. The first two are checked on every
-    // start, the parse only when building.
-    let cheap_reject = has_private_key(system) || std::str::from_utf8(system).is_err();
-    let system_used = !cheap_reject && matches!(bundle::count(system), Ok(n) if n > 0);
-    assert_eq!(pass.system.is_some(), system_used, "{:?}", pass.warnings);
-    let custom = if system_used {
-        assert!(
-            bytes.starts_with(system),
-            "the system bundle is not first and unchanged"
-        );
-        assert_eq!(
-            pass.system_certificates,
-            bundle::certificates(system).count()
-        );
-        let mut skip = system.len();
-        if !system.is_empty() && !system.ends_with(b"\n") {
-            assert_eq!(bytes.get(skip), Some(&b'\n'));
-            skip += 1;
-        }
-        &bytes[skip..]
+    // The system bundle: used if it is text and holds a certificate OpenSSL decodes; then its
+    // part is exactly those certificates, in order, re-encoded, and nothing else (no text, no
+    // key, no other block). Being text is checked on every start, the rest when building.
+    let not_text = std::str::from_utf8(system).is_err();
+    let kept: Vec<Vec<u8>> = if not_text {
+        Vec::new()
     } else {
-        assert_eq!(pass.system_certificates, 0);
-        &bytes[..]
+        <(SectionKind, Vec<u8>)>::pem_slice_iter(system)
+            .filter_map(Result::ok)
+            .filter(|(kind, der)| *kind == SectionKind::Certificate && bundle::loadable(der).is_ok())
+            .map(|(_, der)| der)
+            .collect()
     };
+    let system_used = !kept.is_empty();
+    assert_eq!(pass.system.is_some(), system_used, "{:?}", pass.warnings);
+    assert_eq!(pass.system_certificates, kept.len());
+    let system_part: Vec<u8> = kept.iter().flat_map(|der| pem(der)).collect();
+    assert!(
+        bytes.starts_with(&system_part),
+        "the system part is not its loadable certificates, first and in order"
+    );
+    let custom = &bytes[system_part.len()..];
 
     // Then only canonical CERTIFICATE blocks of accepted CAs, each once.
-    let system_ders: HashSet<Vec<u8>> = if system_used {
-        bundle::certificates(system).collect()
-    } else {
-        HashSet::new()
-    };
+    let system_ders: HashSet<Vec<u8>> = kept.iter().cloned().collect();
     let mut seen = HashSet::new();
     let mut canonical = Vec::new();
     for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(custom) {
@@ -206,7 +203,7 @@ fuzz_target!(|data: &[u8]| {
         );
         assert!(seen.insert(der.clone()), "a custom CA appears twice");
         assert!(
-            matches!(judge(&der, NOW), Verdict::Accepted(_)),
+            matches!(judge(&der, NOW, PROFILE), Verdict::Accepted(_)),
             "not an accepted CA"
         );
         canonical.extend(pem(&der));
@@ -223,9 +220,7 @@ fuzz_target!(|data: &[u8]| {
     );
 
     // Applying never fails here (a writable directory, a bundle that parses); the next start
-    // reuses it, unless a system bundle left out for its PEM is still there (a reuse needs the
-    // bundle to begin with the system bundle as it is now: then it rebuilds, the same way).
-    let reused = system_used || cheap_reject || system.is_empty();
+    // reuses it, whether the system bundle came through byte for byte or was filtered.
     match pass.apply() {
         Ok(path) => {
             assert_eq!(path, Some(settings.bundle.as_path()));
@@ -234,16 +229,8 @@ fuzz_target!(|data: &[u8]| {
                 bundle::count(bytes),
                 Ok(pass.system_certificates + pass.custom_certificates)
             );
-            let again = certs::prepare(&settings, now);
-            if reused {
-                assert_eq!(again.action, Action::Reuse, "the next start rebuilds");
-            } else {
-                assert!(
-                    matches!(&again.action, Action::Build { bytes: b, .. } if b == bytes),
-                    "the next start decides differently: {:?}",
-                    again.action
-                );
-            }
+            let again = certs::prepare(&settings, PROFILE, now);
+            assert_eq!(again.action, Action::Reuse, "the next start rebuilds");
             assert_eq!(again.results, pass.results);
             assert_eq!(
                 (

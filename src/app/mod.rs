@@ -6,6 +6,7 @@
 
 pub mod cpus;
 pub mod discover;
+pub mod runtime;
 
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;

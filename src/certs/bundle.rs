@@ -1,19 +1,22 @@
 //! The merge: system bundle and accepted CAs in, bundle bytes out. Pure, tested on bytes.
 //!
-//! The system bundle is copied byte for byte, not filtered: distributions ship expired or
-//! cross-signed roots on purpose, and second-guessing them is not this tool's job. Custom CAs
-//! follow in input order, each once (by SHA-256 of its DER, also against the system's own), each
-//! re-encoded from its DER so nothing but the certificate itself (no comments, no other blocks)
-//! reaches the bundle.
+//! The system part keeps every certificate of the system bundle, expired roots and duplicates
+//! included (distributions ship them on purpose, and second-guessing them is not this tool's
+//! job), and nothing else: no text, no keys, no CRLs. Each is re-encoded from its DER, and one
+//! that OpenSSL would refuse to decode is left out with a warning, since a single such block
+//! makes Python refuse the whole file. Custom CAs follow in input order, each once (by SHA-256 of
+//! its DER, also against the system's own), re-encoded the same way.
 
 use std::collections::HashSet;
 
 use data_encoding::BASE64;
 use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::pem::{PemObject, SectionKind};
 use sha2::{Digest, Sha256};
+use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::verdict::Ca;
+use super::der;
+use super::verdict::{self, Ca};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Merged {
@@ -23,10 +26,11 @@ pub struct Merged {
     pub custom_certificates: usize,
     /// Accepted CAs left out because the same DER was already in.
     pub duplicates: usize,
-    /// Why a PEM section of the system bundle does not parse (the first that does not), if one
-    /// does not. Without one, the whole of `bytes` parses, holding exactly the counted
-    /// certificates: the custom part is encoded here from DER.
-    pub system_error: Option<String>,
+    /// What of the system bundle was left out and why, as warnings: certificates OpenSSL would
+    /// not decode, PEM that does not parse, private keys.
+    pub system_left_out: Vec<String>,
+    /// Where the custom part begins: the length of the system part.
+    pub system_len: usize,
 }
 
 pub fn merge<'a>(system: Option<&[u8]>, accepted: impl IntoIterator<Item = &'a Ca>) -> Merged {
@@ -41,28 +45,38 @@ pub fn merge<'a>(system: Option<&[u8]>, accepted: impl IntoIterator<Item = &'a C
     let mut bytes = Vec::with_capacity(capacity);
     let mut seen = HashSet::new();
     let mut system_certificates = 0;
-    let mut system_error = None;
+    let mut system_left_out = Vec::new();
+    let mut scratch = Vec::new();
     if let Some(system) = system {
-        // The same sections `certificates` yields, up to the first malformed one.
-        for der in CertificateDer::pem_slice_iter(system) {
-            match der {
-                Ok(der) => {
-                    seen.insert(Sha256::digest(&der));
-                    system_certificates += 1;
+        if verdict::has_private_key(system) {
+            system_left_out.push("private key material left out".to_owned());
+        }
+        let mut block = 0;
+        for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(system) {
+            match section {
+                Ok((SectionKind::Certificate, der)) => {
+                    block += 1;
+                    match loadable(&der) {
+                        Ok(()) => {
+                            seen.insert(Sha256::digest(&der));
+                            push_pem_with(&mut bytes, &der, &mut scratch);
+                            system_certificates += 1;
+                        }
+                        Err(why) => system_left_out.push(format!(
+                            "certificate {block} left out: OpenSSL would not decode it ({why}), \
+                             and would refuse the whole bundle for it"
+                        )),
+                    }
                 }
-                Err(e) => {
-                    system_error = Some(e.to_string());
-                    break;
-                }
+                Ok(_) => {} // keys, CRLs, requests: not trust anchors
+                Err(e) => system_left_out.push(format!(
+                    "a PEM block after certificate {block} left out: it does not parse ({e})"
+                )),
             }
         }
-        bytes.extend_from_slice(system);
-        if !bytes.is_empty() && !bytes.ends_with(b"\n") {
-            bytes.push(b'\n');
-        }
     }
+    let system_len = bytes.len();
     let (mut custom_certificates, mut duplicates) = (0, 0);
-    let mut scratch = Vec::new();
     for ca in accepted {
         if seen.insert(ca.sha256.into()) {
             push_pem_with(&mut bytes, &ca.der, &mut scratch);
@@ -76,7 +90,21 @@ pub fn merge<'a>(system: Option<&[u8]>, accepted: impl IntoIterator<Item = &'a C
         system_certificates,
         custom_certificates,
         duplicates,
-        system_error,
+        system_left_out,
+        system_len,
+    }
+}
+
+/// Whether OpenSSL decodes this certificate: an X.509 structure (x509-parser), nothing after it,
+/// and none of the encodings OpenSSL's decoder refuses ([`der::refusal`]).
+pub fn loadable(cert: &[u8]) -> Result<(), String> {
+    if cert.first() != Some(&0x30) {
+        return Err("not a DER SEQUENCE".to_owned());
+    }
+    match X509Certificate::from_der(cert) {
+        Ok((rest, _)) if !rest.is_empty() => Err("trailing bytes".to_owned()),
+        Ok(_) => der::refusal(cert).map_or(Ok(()), Err),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -120,6 +148,15 @@ fn push_pem_with(out: &mut Vec<u8>, der: &[u8], scratch: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::certs::rules::Link;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+
+    fn real() -> Vec<u8> {
+        let mut params = CertificateParams::default();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().expect("key");
+        params.self_signed(&key).expect("signed").der().to_vec()
+    }
 
     fn ca(der: &[u8]) -> Ca {
         Ca {
@@ -127,6 +164,17 @@ mod tests {
             sha256: Sha256::digest(der).into(),
             subject: "CN=test".into(),
             not_after: i64::MAX,
+            link: Link {
+                subject: Vec::new(),
+                issuer: Vec::new(),
+                issuer_text: String::new(),
+                key_id: None,
+                issuer_key_id: None,
+                self_signed: true,
+                weak_digest: None,
+                strict_ca: true,
+            },
+            warnings: Vec::new(),
         }
     }
 
@@ -137,52 +185,56 @@ mod tests {
     }
 
     #[test]
-    fn system_first_verbatim_then_custom_once_each() {
-        let mut system = b"# a comment the distro wrote\n".to_vec();
-        system.extend(pem(b"system-one"));
-        system.extend(b"no final newline");
-        let (a, b) = (ca(b"custom-a"), ca(b"custom-b"));
-        let merged = merge(Some(&system), [&a, &b, &a, &ca(b"system-one")]);
+    fn system_certificates_first_then_custom_once_each() {
+        let (one, two) = (real(), real());
+        let system = pem(&one);
+        let (a, b) = (ca(&real()), ca(&real()));
+        let merged = merge(Some(&system), [&a, &b, &a, &ca(&one)]);
+        // A clean system bundle comes out byte for byte: the cache compares it so.
         assert!(merged.bytes.starts_with(&system));
+        assert_eq!(merged.system_len, system.len());
         assert_eq!(merged.system_certificates, 1);
         assert_eq!(merged.custom_certificates, 2);
         assert_eq!(merged.duplicates, 2);
         let ders: Vec<_> = certificates(&merged.bytes).collect();
-        assert_eq!(ders, [b"system-one".to_vec(), a.der, b.der]);
-        assert_eq!(merged.system_error, None);
+        assert_eq!(ders, [one, a.der.clone(), b.der]);
+        assert!(merged.system_left_out.is_empty());
         assert_eq!(count(&merged.bytes), Ok(3));
+        let with_two = merge(Some(&[system, pem(&two)].concat()), [&a]);
+        assert_eq!(with_two.system_certificates, 2);
     }
 
-    /// `system_error` is what leaves a malformed system bundle out of the bundle; without it the
-    /// merged bytes must parse into exactly the counted certificates, which is why the read-back
-    /// check need not parse them again.
+    /// Only certificates OpenSSL decodes leave the system bundle: no text, no key, no other
+    /// block, no certificate it would refuse; each left-out block is named.
     #[test]
-    fn system_error_is_set_exactly_when_a_section_of_the_system_bundle_is_malformed() {
-        let mut bad_base64 = pem(b"system-one");
-        bad_base64.extend(b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n");
-        bad_base64.extend(pem(b"system-two"));
-        let unterminated = [
-            pem(b"system-one"),
-            b"-----BEGIN CERTIFICATE-----\nAAAA".to_vec(),
-        ]
-        .concat();
-        for system in [bad_base64, unterminated] {
-            let merged = merge(Some(&system), [&ca(b"custom")]);
-            assert!(merged.system_error.is_some());
-            assert_eq!(merged.system_certificates, 1);
-        }
-        let mut good = b"text around\n".to_vec();
-        good.extend(pem(b"system-one"));
-        good.extend(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n");
-        good.extend(pem(b"system-two").trim_ascii_end());
-        for system in [Some(good.as_slice()), Some(b"".as_slice()), None] {
-            let merged = merge(system, [&ca(b"custom-a"), &ca(b"custom-b")]);
-            assert_eq!(merged.system_error, None);
-            let expected = merged.system_certificates + merged.custom_certificates;
-            assert_eq!(count(&merged.bytes), Ok(expected));
-            // Sized up front (at most the newline an empty system bundle does not need spare).
-            assert!(merged.bytes.capacity() - merged.bytes.len() <= 1);
-        }
+    fn the_system_part_keeps_only_loadable_certificates() {
+        let (one, two) = (real(), real());
+        let mut not_a_sequence = real();
+        not_a_sequence[0] = 0x31;
+        let mut system = b"# a comment the distro wrote\n".to_vec();
+        system.extend(pem(&one));
+        system.extend(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
+        system.extend(
+            b"-----BEGIN PGP PRIVATE KEY BLOCK-----\nAAAA\n-----END PGP PRIVATE KEY BLOCK-----\n",
+        );
+        system.extend(b"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n");
+        system.extend(pem(b"not x509 at all"));
+        system.extend(pem(&not_a_sequence));
+        system.extend(b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n");
+        system.extend(pem(&two).trim_ascii_end());
+        let merged = merge(Some(&system), [&ca(&real())]);
+        let ders: Vec<_> = certificates(&merged.bytes).collect();
+        assert_eq!(&ders[..2], [one.clone(), two.clone()]);
+        assert_eq!(merged.system_certificates, 2);
+        assert_eq!(
+            merged.bytes[..merged.system_len],
+            [pem(&one), pem(&two)].concat()
+        );
+        let left_out = merged.system_left_out.join("\n");
+        assert_eq!(merged.system_left_out.len(), 4, "{left_out}");
+        assert!(left_out.contains("private key"), "{left_out}");
+        assert!(!String::from_utf8_lossy(&merged.bytes).contains("PRIVATE"));
+        assert!(!String::from_utf8_lossy(&merged.bytes).contains("comment"));
     }
 
     #[test]
@@ -199,8 +251,9 @@ mod tests {
 
     #[test]
     fn no_system_bundle_means_custom_only() {
-        let merged = merge(None, [&ca(b"only")]);
-        assert_eq!(merged.bytes, pem(b"only"));
+        let only = real();
+        let merged = merge(None, [&ca(&only)]);
+        assert_eq!(merged.bytes, pem(&only));
         assert_eq!(merged.system_certificates, 0);
     }
 }

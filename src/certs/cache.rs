@@ -6,6 +6,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use super::rules::Profile;
 use super::scan::{self, Content};
 use super::summary::FileResult;
 use super::{hex, store};
@@ -15,7 +16,12 @@ use crate::config::CertSettings;
 /// length-prefixed and each input's content tagged (bytes, or a rejection found before reading),
 /// so no two different input sets produce the same byte stream. The system bundle's bytes are not
 /// hashed: a reused bundle must begin with them, byte for byte (see [`Record::load`]).
-pub fn key(settings: &CertSettings, system: Option<&Path>, inputs: &[scan::Input]) -> String {
+pub fn key(
+    settings: &CertSettings,
+    profile: Profile,
+    system: Option<&Path>,
+    inputs: &[scan::Input],
+) -> String {
     let mut hash = Sha256::new();
     let mut field = |bytes: &[u8]| {
         hash.update((bytes.len() as u64).to_le_bytes());
@@ -23,6 +29,8 @@ pub fn key(settings: &CertSettings, system: Option<&Path>, inputs: &[scan::Input
     };
     field(concat!("vardr-init ", env!("CARGO_PKG_VERSION")).as_bytes());
     field(settings.bundle.as_os_str().as_encoded_bytes());
+    // The verdicts are the runtime's: another runtime, another pass.
+    field(profile.to_string().as_bytes());
     match system {
         Some(path) => field(path.as_os_str().as_encoded_bytes()),
         None => field(b"no system bundle"),
@@ -54,22 +62,38 @@ pub struct Record {
     pub custom_certificates: usize,
     pub duplicates: usize,
     pub results: Vec<FileResult>,
+    pub system: SystemPart,
 }
 
-/// Version 3: results are typed verdicts, serialised.
-const RECORD_MAGIC: &str = "vardr-init certificate cache 3";
+/// How the bundle's system part was made from the system bundle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SystemPart {
+    /// Its certificates, and nothing else, as they were: the bundle begins with the system bundle
+    /// byte for byte (Debian's, and every bundle of certificate blocks only).
+    Verbatim,
+    /// Filtered (comments, keys or undecodable blocks left out): a reuse needs the system bundle
+    /// to hash to `source` and the whole bundle to `bundle`.
+    Filtered { source: String, bundle: String },
+}
+
+/// Version 4: results are typed verdicts with their warnings, for a runtime profile.
+const RECORD_MAGIC: &str = "vardr-init certificate cache 4";
 
 impl Record {
     pub fn to_text(&self) -> String {
         let results = serde_json::to_string(&self.results).unwrap_or_default();
         format!(
-            "{RECORD_MAGIC}\nkey {}\ncustom {}\nvalid-until {}\ncounts {} {} {}\nresults {}\n",
+            "{RECORD_MAGIC}\nkey {}\ncustom {}\nvalid-until {}\ncounts {} {} {}\nsystem {}\nresults {}\n",
             self.key,
             self.custom_sha256,
             self.valid_until,
             self.system_certificates,
             self.custom_certificates,
             self.duplicates,
+            match &self.system {
+                SystemPart::Verbatim => "verbatim".to_owned(),
+                SystemPart::Filtered { source, bundle } => format!("filtered {source} {bundle}"),
+            },
             results,
         )
     }
@@ -97,6 +121,32 @@ impl Record {
         let record = Record::parse(std::str::from_utf8(&text).ok()?)?;
         if record.key != key || now >= record.valid_until {
             return None;
+        }
+        if let SystemPart::Filtered {
+            source,
+            bundle: whole,
+        } = &record.system
+        {
+            // Both files hashed as they are read: a reuse of a filtered bundle costs a pass of
+            // SHA-256 over each, still no parse.
+            let mut source_hash = Sha256::new();
+            let mut piece = [0u8; 8 * 1024];
+            let mut left = system_len;
+            while left > 0 {
+                let n = system.read(&mut piece).ok()?;
+                if n == 0 {
+                    return None;
+                }
+                source_hash.update(&piece[..n]);
+                left = left.saturating_sub(n as u64);
+            }
+            let mut bundle_hash = Sha256::new();
+            store::stream_own(bundle, store::MAX_BUNDLE_BYTES, |chunk| {
+                bundle_hash.update(chunk)
+            })?;
+            let intact =
+                hex(&source_hash.finalize()) == *source && hex(&bundle_hash.finalize()) == *whole;
+            return intact.then_some(record);
         }
         let mut hash = Sha256::new();
         let mut offset = 0u64;
@@ -141,8 +191,17 @@ impl Record {
         let [system_certificates, custom_certificates, duplicates] = counts[..] else {
             return None;
         };
+        let system = match field("system")?.split(' ').collect::<Vec<_>>()[..] {
+            ["verbatim"] => SystemPart::Verbatim,
+            ["filtered", source, bundle] => SystemPart::Filtered {
+                source: source.to_owned(),
+                bundle: bundle.to_owned(),
+            },
+            _ => return None,
+        };
         let results = serde_json::from_slice(field("results")?.as_bytes()).ok()?;
         Some(Record {
+            system,
             key,
             custom_sha256,
             valid_until,

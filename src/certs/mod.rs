@@ -13,7 +13,10 @@
 
 pub mod bundle;
 pub mod cache;
+pub mod chain;
+pub mod der;
 pub mod exports;
+pub mod rules;
 pub mod scan;
 pub mod store;
 pub mod summary;
@@ -28,6 +31,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 
 use crate::config::CertSettings;
+use rules::Profile;
 use scan::Content;
 pub use summary::{BundleStatus, FileResult, FileVerdict, Outcome, Planned, Report};
 use verdict::{Reason, Verdict};
@@ -66,8 +70,8 @@ pub enum Action {
 
 /// The worker's job: read, judge, decide, and in [`Mode::Write`] write. Strict mode's refusals and
 /// a bundle path that cannot take the bundle are found here, for a dry run and a run alike.
-pub fn pass(settings: &CertSettings, now: SystemTime, mode: Mode) -> Report {
-    let mut pass = prepare(settings, now);
+pub fn pass(settings: &CertSettings, profile: Profile, now: SystemTime, mode: Mode) -> Report {
+    let mut pass = prepare(settings, profile, now);
     let planned = match pass.action {
         Action::Nothing => Planned::Nothing,
         Action::Reuse => Planned::Reuse,
@@ -124,6 +128,7 @@ pub fn pass(settings: &CertSettings, now: SystemTime, mode: Mode) -> Report {
         planned,
         bundle,
         refusals,
+        profile,
     }
 }
 
@@ -202,8 +207,8 @@ impl Pass {
     }
 }
 
-/// Reads and judges everything; writes nothing.
-pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
+/// Reads and judges everything for the runtime `profile`; writes nothing.
+pub fn prepare(settings: &CertSettings, profile: Profile, now: SystemTime) -> Pass {
     let now_secs = unix_seconds(now);
     // Our own outputs are never inputs, should the bundle be pointed into the certs directory.
     let outputs = [settings.bundle.clone(), store::cache_path(&settings.bundle)];
@@ -216,7 +221,7 @@ pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
     // The cache first, comparing the bundle with the system bundle in pieces as they are read
     // (see `system::first_candidate`): a reuse reads both once and holds neither.
     let first = system::first_candidate(settings);
-    let first_key = cache::key(settings, first.as_deref(), &inputs);
+    let first_key = cache::key(settings, profile, first.as_deref(), &inputs);
     let mut compared = None;
     if let Some(path) = &first
         && let Ok((mut file, len)) = scan::open_capped(path, store::MAX_BUNDLE_BYTES)
@@ -240,7 +245,7 @@ pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
     let key = if found == first.as_deref() {
         first_key
     } else {
-        cache::key(settings, found, &inputs)
+        cache::key(settings, profile, found, &inputs)
     };
     if (compared.is_none() || found != compared)
         && let Some(reused) = reuse(settings, &key, system.as_ref(), now_secs)
@@ -248,19 +253,30 @@ pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
         return reused.into_pass(pass);
     }
 
+    let mut verdicts: Vec<Verdict> = inputs
+        .iter()
+        .map(|input| match &input.content {
+            Content::Bytes(bytes) => verdict::judge(bytes, now_secs, profile),
+            Content::Unusable(reason) => Verdict::Rejected(reason.clone()),
+        })
+        .collect();
+    if profile.needs_root() {
+        let system_bytes = system.as_ref().map(|(_, bytes)| bytes.as_slice());
+        chain::require_roots(&mut verdicts, system_bytes, profile);
+    }
     let mut accepted = Vec::new();
     // The first moment a verdict could change: an accepted CA expires, a rejected one starts.
     let mut valid_until = i64::MAX;
-    for input in &inputs {
+    for (input, verdict) in inputs.iter().zip(verdicts) {
         let name = input.display_name();
-        let verdict = match &input.content {
-            Content::Bytes(bytes) => verdict::judge(bytes, now_secs),
-            Content::Unusable(reason) => Verdict::Rejected(reason.clone()),
-        };
+        let mut warnings = Vec::new();
         let verdict = match verdict {
             Verdict::Accepted(cas) => {
-                for ca in &cas {
+                for (i, ca) in cas.iter().enumerate() {
                     valid_until = valid_until.min(ca.not_after.saturating_add(1));
+                    for rule in &ca.warnings {
+                        warnings.push(format!("certificate {} ({}): {rule}", i + 1, ca.subject));
+                    }
                 }
                 let subjects = cas.iter().map(|ca| ca.subject.clone()).collect();
                 accepted.extend(cas);
@@ -273,8 +289,11 @@ pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
                 FileVerdict::Rejected(reason)
             }
         };
-        let result = FileResult { name, verdict };
-        pass.results.push(result);
+        pass.results.push(FileResult {
+            name,
+            verdict,
+            warnings,
+        });
     }
     if accepted.is_empty() {
         if let Some((_, bytes)) = &system {
@@ -286,29 +305,44 @@ pub fn prepare(settings: &CertSettings, now: SystemTime) -> Pass {
         system.as_ref().map(|(_, bytes)| bytes.as_slice()),
         &accepted,
     );
-    // Copied byte for byte, the system bundle must be PEM that parses, with a certificate in it.
-    // The merge is where it is parsed (a cache hit never gets here); if it fails, it is left out.
-    let problem = match (&merged.system_error, merged.system_certificates) {
-        (Some(e), _) => Some(format!("does not parse as PEM ({e})")),
-        (None, 0) => Some("holds no PEM certificate".to_owned()),
-        (None, _) => None,
-    };
-    if let Some(problem) = problem
-        && let Some((path, _)) = system.take()
+    // Only the system bundle's certificates that OpenSSL decodes are kept: say what was not.
+    if let Some((path, _)) = &system {
+        for left_out in &merged.system_left_out {
+            pass.warnings
+                .push(format!("system bundle {}: {left_out}", path.display()));
+        }
+    }
+    let mut unused = None;
+    if merged.system_certificates == 0
+        && let Some((path, bytes)) = system.take()
     {
         pass.warnings.push(format!(
-            "system bundle {} {problem}: not used",
+            "system bundle {} holds no usable certificate: not used",
             path.display()
         ));
         pass.system = None;
         merged = bundle::merge(None, &accepted);
+        unused = Some(bytes);
     }
-    // What the bundle begins with: the system bundle, unless it was left out just now.
-    let system_len = system.as_ref().map_or(0, |(_, bytes)| bytes.len());
+    let system_len = merged.system_len;
     pass.system_certificates = merged.system_certificates;
     pass.custom_certificates = merged.custom_certificates;
     pass.duplicates = merged.duplicates;
+    // The system bundle as read (used or not): a reuse compares the bundle with it.
+    let source = system
+        .as_ref()
+        .map(|(_, bytes)| bytes)
+        .or(unused.as_ref())
+        .map_or(&[][..], Vec::as_slice);
     let record = cache::Record {
+        system: if merged.bytes[..system_len] == *source {
+            cache::SystemPart::Verbatim
+        } else {
+            cache::SystemPart::Filtered {
+                source: hex(&Sha256::digest(source)),
+                bundle: hex(&Sha256::digest(&merged.bytes)),
+            }
+        },
         key,
         custom_sha256: hex(&Sha256::digest(&merged.bytes[system_len..])),
         valid_until,
@@ -361,8 +395,8 @@ impl Reused {
             && let Some(path) = pass.system.take()
         {
             pass.warnings.push(format!(
-                "system bundle {} holds no PEM certificate (found when this bundle was built): \
-                 not used",
+                "system bundle {} holds no usable certificate (found when this bundle was \
+                 built): not used",
                 path.display()
             ));
         }
@@ -398,6 +432,7 @@ mod tests {
             strict: false,
             extra_vars: false,
             inherited: Vec::new(),
+            tls_profile: None,
         }
     }
 
@@ -434,16 +469,16 @@ mod tests {
         let expiry = UNIX_EPOCH + Duration::from_secs(1_893_456_000); // 2030-01-01T00:00:00Z
 
         let before = expiry - Duration::from_secs(3600);
-        let pass = prepare(&s, before);
+        let pass = prepare(&s, Profile::OpenSsl, before);
         assert!(matches!(pass.action, Action::Build { .. }), "{pass:?}");
         assert_eq!(pass.apply(), Ok(Some(s.bundle.as_path())));
-        assert_eq!(prepare(&s, before).action, Action::Reuse);
+        assert_eq!(prepare(&s, Profile::OpenSsl, before).action, Action::Reuse);
         assert_eq!(
-            prepare(&s, expiry - Duration::from_secs(1)).action,
+            prepare(&s, Profile::OpenSsl, expiry - Duration::from_secs(1)).action,
             Action::Reuse
         );
 
-        let after = prepare(&s, expiry + Duration::from_secs(2));
+        let after = prepare(&s, Profile::OpenSsl, expiry + Duration::from_secs(2));
         assert_eq!(after.action, Action::Nothing, "{after:?}");
         assert!(!after.results[0].verdict.is_accepted());
         assert!(after.results[0].detail().contains("expired"), "{after:?}");
@@ -452,7 +487,7 @@ mod tests {
     /// A system bundle that parses is merged; a malformed one is left out, with a warning, so it
     /// never reaches the bundle.
     #[test]
-    fn a_system_bundle_that_does_not_parse_is_left_out() {
+    fn a_system_block_that_does_not_parse_is_left_out() {
         let (dir, s) = scratch();
         let (params, key) = ca_maker();
         let system_ca = params.self_signed(&key).expect("cert").pem();
@@ -462,7 +497,7 @@ mod tests {
 
         let good = format!("{system_ca}{system_ca}");
         std::fs::write(dir.path().join("system.pem"), &good).expect("write");
-        let pass = prepare(&s, now);
+        let pass = prepare(&s, Profile::OpenSsl, now);
         assert!(matches!(pass.action, Action::Build { .. }), "{pass:?}");
         assert_eq!(pass.apply(), Ok(Some(s.bundle.as_path())));
         std::fs::remove_file(&s.bundle).expect("remove");
@@ -470,20 +505,52 @@ mod tests {
         let bad =
             format!("{system_ca}-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n");
         std::fs::write(dir.path().join("system.pem"), bad).expect("write");
-        // Found in the merge: the system bundle is left out, with a warning, and the bundle holds
-        // the custom CA alone.
-        let pass = prepare(&s, now);
-        assert_eq!(pass.system, None, "{pass:?}");
+        // Found in the merge: the block is left out, with a warning; the certificate before it
+        // and the custom CA are in.
+        let pass = prepare(&s, Profile::OpenSsl, now);
+        assert!(pass.system.is_some(), "{pass:?}");
         assert!(
-            pass.warnings
-                .iter()
-                .any(|w| w.contains("does not parse as PEM")),
+            pass.warnings.iter().any(|w| w.contains("does not parse")),
             "{pass:?}"
         );
         assert_eq!(pass.apply(), Ok(Some(s.bundle.as_path())));
         let written = std::fs::read(&s.bundle).expect("read the bundle");
-        assert_eq!(bundle::count(&written), Ok(1));
+        assert_eq!(bundle::count(&written), Ok(2));
         assert!(!written.windows(4).any(|w| w == b"!!!!"));
+        // Nothing usable at all: the system bundle is not used, and the bundle holds the custom
+        // CA alone.
+        std::fs::write(dir.path().join("system.pem"), "# only text\n").expect("write");
+        let pass = prepare(&s, Profile::OpenSsl, now);
+        assert_eq!(pass.system, None, "{pass:?}");
+        assert!(
+            pass.warnings
+                .iter()
+                .any(|w| w.contains("no usable certificate"))
+        );
+    }
+
+    /// The verdicts are a runtime's: another runtime means another pass, not a reuse.
+    #[test]
+    fn another_runtime_profile_rebuilds() {
+        let (dir, s) = scratch();
+        let (params, key) = ca_maker();
+        std::fs::write(
+            s.dir.join("ca.pem"),
+            params.self_signed(&key).expect("cert").pem(),
+        )
+        .expect("write");
+        std::fs::write(dir.path().join("system.pem"), "").expect("write");
+        let now = SystemTime::now();
+        let pass = prepare(&s, Profile::OpenSsl, now);
+        assert_eq!(pass.apply(), Ok(Some(s.bundle.as_path())));
+        assert_eq!(prepare(&s, Profile::OpenSsl, now).action, Action::Reuse);
+        // rcgen's CA has no keyUsage: Python 3.13 rejects it, so nothing is reused or built.
+        let strict = prepare(&s, Profile::Python { minor: 13 }, now);
+        assert_eq!(strict.action, Action::Nothing, "{strict:?}");
+        assert!(matches!(
+            prepare(&s, Profile::Python { minor: 12 }, now).action,
+            Action::Build { .. }
+        ));
     }
 
     /// A reuse compares the bundle's system part with the system bundle as it is now, byte for
@@ -499,10 +566,10 @@ mod tests {
         let build = |system: &str| {
             std::fs::write(&system_path, system).expect("write");
             let _ = std::fs::remove_file(store::cache_path(&s.bundle)); // a fresh build
-            let pass = prepare(&s, now);
+            let pass = prepare(&s, Profile::OpenSsl, now);
             assert!(matches!(pass.action, Action::Build { .. }), "{pass:?}");
             assert_eq!(pass.apply(), Ok(Some(s.bundle.as_path())));
-            assert_eq!(prepare(&s, now).action, Action::Reuse);
+            assert_eq!(prepare(&s, Profile::OpenSsl, now).action, Action::Reuse);
         };
         let original = format!("{one}{two}");
         for changed in [
@@ -514,7 +581,7 @@ mod tests {
             build(&original);
             std::fs::write(&system_path, &changed).expect("write");
             assert_ne!(
-                prepare(&s, now).action,
+                prepare(&s, Profile::OpenSsl, now).action,
                 Action::Reuse,
                 "system now {changed:?}"
             );
@@ -523,13 +590,13 @@ mod tests {
         let mut bundle = std::fs::read(&s.bundle).expect("read");
         bundle[10] ^= 1; // inside the system part
         std::fs::write(&s.bundle, &bundle).expect("write");
-        assert_ne!(prepare(&s, now).action, Action::Reuse);
+        assert_ne!(prepare(&s, Profile::OpenSsl, now).action, Action::Reuse);
         build(&original);
         let mut bundle = std::fs::read(&s.bundle).expect("read");
         let last = bundle.len() - 40; // inside the custom part
         bundle[last] ^= 1;
         std::fs::write(&s.bundle, &bundle).expect("write");
-        assert_ne!(prepare(&s, now).action, Action::Reuse);
+        assert_ne!(prepare(&s, Profile::OpenSsl, now).action, Action::Reuse);
     }
 
     /// The bundle is streamed in 64 KiB chunks: the system part may end anywhere in one, and
@@ -544,21 +611,25 @@ mod tests {
         for size in [
             65_000, 65_535, 65_536, 65_537, 131_000, 131_072, 200_000, 300_000,
         ] {
-            // A certificate, then text (allowed around blocks) up to `size` bytes.
-            let mut system = system_ca.clone().into_bytes();
+            // Certificates (duplicates are kept as they are) up to about `size` bytes: the reuse
+            // check compares in pieces, and these sizes straddle the pieces' boundaries.
+            let mut system = Vec::new();
             while system.len() < size {
-                system.extend_from_slice(b"# filler line of the system bundle\n");
+                system.extend_from_slice(system_ca.as_bytes());
             }
-            system.truncate(size);
             std::fs::write(dir.path().join("system.pem"), &system).expect("write");
             let _ = std::fs::remove_file(store::cache_path(&s.bundle));
-            let pass = prepare(&s, now);
+            let pass = prepare(&s, Profile::OpenSsl, now);
             assert!(
                 matches!(pass.action, Action::Build { .. }),
                 "{size}: {pass:?}"
             );
             assert_eq!(pass.apply(), Ok(Some(s.bundle.as_path())), "{size}");
-            assert_eq!(prepare(&s, now).action, Action::Reuse, "{size}");
+            assert_eq!(
+                prepare(&s, Profile::OpenSsl, now).action,
+                Action::Reuse,
+                "{size}"
+            );
         }
     }
 }

@@ -21,6 +21,10 @@ pub struct FileResult {
     /// other name (see [`super::scan::Input::display_name`]).
     pub name: String,
     pub verdict: FileVerdict,
+    /// Rules an accepted file's CAs break that the runtime does not apply (another runtime
+    /// would refuse them): logged as warnings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A file is accepted or rejected whole.
@@ -135,6 +139,8 @@ pub struct Report {
     pub bundle: BundleStatus,
     /// Why strict mode (`VARDR_CERTS_STRICT=true`) stops start-up; empty when it does not.
     pub refusals: Vec<String>,
+    /// Whose verifier the verdicts match.
+    pub profile: crate::config::TlsProfile,
 }
 
 /// How many of `results` were accepted: the summary's `successful_imports`.
@@ -183,8 +189,9 @@ pub fn text(report: Option<&Report>, outcome: Outcome, bundle: &Path) -> String 
         Outcome::None => "no bundle needed (no accepted custom CA)".to_owned(),
     };
     format!(
-        "Certificate import: {} accepted, {} rejected; {what}: {} system + {} custom \
-         certificates, {} duplicates dropped",
+        "Certificate import (judged for {}): {} accepted, {} rejected; {what}: {} system + {} \
+         custom certificates, {} duplicates dropped",
+        report.profile,
         report.successful(),
         report.failed(),
         report.system_certificates,
@@ -210,6 +217,9 @@ pub struct SummaryEvent<'a> {
     pub system_bundle: Option<&'a Path>,
     pub system_certificates: usize,
     pub duplicates: usize,
+    /// Whose verifier the verdicts match (`python3.13`, `openssl`); absent when the worker failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_profile: Option<String>,
 }
 
 impl<'a> SummaryEvent<'a> {
@@ -231,6 +241,7 @@ impl<'a> SummaryEvent<'a> {
             system_bundle: report.and_then(|r| r.system.as_deref()),
             system_certificates: report.map_or(0, |r| r.system_certificates),
             duplicates: report.map_or(0, |r| r.duplicates),
+            tls_profile: report.map(|r| r.profile.to_string()),
         }
     }
 }
@@ -292,15 +303,23 @@ pub fn log_verdicts(report: &Report) {
     for warning in &report.warnings {
         warn!("{warning}");
     }
-    if report.planned == Planned::Reuse {
+    let reused = report.planned == Planned::Reuse;
+    if reused {
         info!("Certificates unchanged, skipping import");
-        return;
     }
     for result in &report.results {
-        if result.verdict.is_accepted() {
-            info!("Accepted {}: {}", result.name, result.detail());
-        } else {
-            warn!("Rejected {}: {}", result.name, result.detail());
+        if !reused {
+            if result.verdict.is_accepted() {
+                info!("Accepted {}: {}", result.name, result.detail());
+            } else {
+                warn!("Rejected {}: {}", result.name, result.detail());
+            }
+        }
+        for warning in &result.warnings {
+            warn!(
+                "{}: {warning} (accepted: the verdicts are for {})",
+                result.name, report.profile
+            );
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::exports::same_file;
-use super::{scan, store, verdict};
+use super::{scan, store};
 use crate::config::CertSettings;
 
 /// Where distributions keep the PEM bundle of their trusted roots, most common first.
@@ -93,13 +93,13 @@ pub fn find(settings: &CertSettings, warnings: &mut Vec<String>) -> Option<(Path
     None
 }
 
-/// Why a system bundle must not be copied into ours, judged cheaply on every start that has
-/// custom CAs: no private key anywhere, and text. Whether its PEM parses is checked only when a
-/// bundle is built, in the merge, which a cache hit skips.
+/// Why a system bundle cannot be used at all, judged cheaply on every start that has custom CAs:
+/// it must be text. What of it is kept (certificates OpenSSL decodes; never a key, text or
+/// another block) is decided when a bundle is built, in the merge, which a cache hit skips: a
+/// reused bundle begins with the system bundle byte for byte, so it can only be one that needed
+/// no filtering.
 fn problem(bytes: &[u8]) -> Option<&'static str> {
-    if verdict::has_private_key(bytes) {
-        Some("contains a private key")
-    } else if std::str::from_utf8(bytes).is_err() {
+    if std::str::from_utf8(bytes).is_err() {
         Some("is not text (a PEM bundle is)")
     } else {
         None

@@ -11,7 +11,10 @@ use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::{self, PemObject, SectionKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use x509_parser::prelude::{FromDer, X509Certificate, X509Version};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::der;
+use super::rules::{self, Link, Profile, Rule};
 
 /// A CA certificate that may enter the bundle.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +25,10 @@ pub struct Ca {
     pub subject: String,
     /// Unix seconds; the cache must not outlive the first expiry.
     pub not_after: i64,
+    /// What chain building needs (a profile without partial chains).
+    pub link: Link,
+    /// Rules it breaks that the profile does not enforce: warnings, not rejections.
+    pub warnings: Vec<Rule>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,8 +40,10 @@ pub enum Verdict {
 /// Why a file stays out of the bundle. The `Display` text is the contract's `FAILED: reason`.
 ///
 /// Serialisable: it crosses the pipe from the certificate worker to PID 1 and is kept in the
-/// cache record, so a reused pass reports the same reasons as the pass that built the bundle.
+/// cache record, so a reused pass reports the same reasons as the pass that built the bundle. It
+/// travels as a [`Wire`] tuple: a derived enum encoding cost 13 KB of the 1 MiB budget.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "Wire", try_from = "Wire")]
 pub enum Reason {
     PrivateKey(String),
     Empty,
@@ -55,6 +64,17 @@ pub enum Reason {
         index: usize,
         subject: String,
         why: String,
+    },
+    /// OpenSSL's decoder refuses it: one such certificate makes the whole bundle unloadable.
+    Undecodable {
+        index: usize,
+        why: String,
+    },
+    /// A rule the runtime's verifier applies (see [`rules`]).
+    Refused {
+        index: usize,
+        subject: String,
+        rule: Rule,
     },
     Expired {
         index: usize,
@@ -84,6 +104,120 @@ pub enum Reason {
         limit: u64,
     },
     Unreadable(String),
+}
+
+/// A [`Reason`] as serialised: its code, a number (an index, a size, a limit), `starts`, two
+/// texts and a rule, each used by the variants that have it.
+#[derive(Serialize, Deserialize)]
+pub struct Wire(u8, u64, i64, String, String, Option<Rule>);
+
+impl From<Reason> for Wire {
+    fn from(reason: Reason) -> Wire {
+        let n = |v: usize| v as u64;
+        let text = |code, a: String| Wire(code, 0, 0, a, String::new(), None);
+        let bare = |code| Wire(code, 0, 0, String::new(), String::new(), None);
+        match reason {
+            Reason::PrivateKey(label) => text(0, label),
+            Reason::Empty => bare(1),
+            Reason::NoCertificate => bare(2),
+            Reason::NotDer(error) => text(3, error),
+            Reason::MalformedPem(error) => text(4, error),
+            Reason::TrustedCertificate => bare(5),
+            Reason::InvalidDer { index, error } => Wire(6, n(index), 0, error, String::new(), None),
+            Reason::TrailingData { index, bytes } => Wire(
+                7,
+                n(index),
+                n(bytes) as i64,
+                String::new(),
+                String::new(),
+                None,
+            ),
+            Reason::NotCa {
+                index,
+                subject,
+                why,
+            } => Wire(8, n(index), 0, subject, why, None),
+            Reason::Undecodable { index, why } => Wire(9, n(index), 0, String::new(), why, None),
+            Reason::Refused {
+                index,
+                subject,
+                rule,
+            } => Wire(10, n(index), 0, subject, String::new(), Some(rule)),
+            Reason::Expired {
+                index,
+                subject,
+                not_after,
+            } => Wire(11, n(index), 0, subject, not_after, None),
+            Reason::NotYetValid {
+                index,
+                subject,
+                not_before,
+                starts,
+            } => Wire(12, n(index), starts, subject, not_before, None),
+            Reason::TooLarge { limit } => Wire(13, limit, 0, String::new(), String::new(), None),
+            Reason::NotRegular(kind) => text(14, kind),
+            Reason::Dangling => bare(15),
+            Reason::SymlinkLoop => bare(16),
+            Reason::PermissionDenied => bare(17),
+            Reason::TooManyFiles { limit } => {
+                Wire(18, n(limit), 0, String::new(), String::new(), None)
+            }
+            Reason::TooMuchData { limit } => Wire(19, limit, 0, String::new(), String::new(), None),
+            Reason::Unreadable(error) => text(20, error),
+        }
+    }
+}
+
+impl TryFrom<Wire> for Reason {
+    type Error = String;
+
+    fn try_from(Wire(code, number, starts, a, b, rule): Wire) -> Result<Reason, String> {
+        let index = usize::try_from(number).map_err(|e| e.to_string())?;
+        Ok(match code {
+            0 => Reason::PrivateKey(a),
+            1 => Reason::Empty,
+            2 => Reason::NoCertificate,
+            3 => Reason::NotDer(a),
+            4 => Reason::MalformedPem(a),
+            5 => Reason::TrustedCertificate,
+            6 => Reason::InvalidDer { index, error: a },
+            7 => Reason::TrailingData {
+                index,
+                bytes: usize::try_from(starts).map_err(|e| e.to_string())?,
+            },
+            8 => Reason::NotCa {
+                index,
+                subject: a,
+                why: b,
+            },
+            9 => Reason::Undecodable { index, why: b },
+            10 => Reason::Refused {
+                index,
+                subject: a,
+                rule: rule.ok_or("a refusal without its rule")?,
+            },
+            11 => Reason::Expired {
+                index,
+                subject: a,
+                not_after: b,
+            },
+            12 => Reason::NotYetValid {
+                index,
+                subject: a,
+                not_before: b,
+                starts,
+            },
+            13 => Reason::TooLarge { limit: number },
+            14 => Reason::NotRegular(a),
+            15 => Reason::Dangling,
+            16 => Reason::SymlinkLoop,
+            17 => Reason::PermissionDenied,
+            18 => Reason::TooManyFiles { limit: index },
+            19 => Reason::TooMuchData { limit: number },
+            20 => Reason::Unreadable(a),
+            other => return Err(format!("unknown reason {other}")),
+        })
+    }
 }
 
 impl fmt::Display for Reason {
@@ -119,6 +253,17 @@ impl fmt::Display for Reason {
                 subject,
                 why,
             } => write!(f, "certificate {index} ({subject}) is not a CA: {why}"),
+            Reason::Undecodable { index, why } => write!(
+                f,
+                "certificate {index}: OpenSSL cannot decode it ({why}); one such certificate \
+                 makes the whole bundle fail to load ('[X509] PEM lib' in Python), so it is \
+                 left out; reissue it with a standard tool"
+            ),
+            Reason::Refused {
+                index,
+                subject,
+                rule,
+            } => write!(f, "certificate {index} ({subject}): {rule}"),
             Reason::Expired {
                 index,
                 subject,
@@ -156,11 +301,11 @@ impl fmt::Display for Reason {
     }
 }
 
-/// Judges a file's bytes at `now` (Unix seconds).
-pub fn judge(bytes: &[u8], now: i64) -> Verdict {
+/// Judges a file's bytes at `now` (Unix seconds) for the runtime `profile`.
+pub fn judge(bytes: &[u8], now: i64, profile: Profile) -> Verdict {
     let armoured = contains(bytes, b"-----BEGIN ");
     match certificates(bytes, armoured) {
-        Ok(ders) => match check_all(ders, now) {
+        Ok(ders) => match check_all(ders, now, profile) {
             Verdict::Rejected(Reason::InvalidDer { error, .. }) if !armoured => {
                 Verdict::Rejected(Reason::NotDer(error))
             }
@@ -183,6 +328,9 @@ fn certificates(bytes: &[u8], armoured: bool) -> Result<Vec<Vec<u8>>, Reason> {
         // fields), a single DER certificate, or nothing usable.
         if let Ok(key) = PrivateKeyDer::try_from(bytes) {
             return Err(Reason::PrivateKey(der_key_label(&key).to_owned()));
+        }
+        if let Some(label) = bare_base64_key(bytes) {
+            return Err(Reason::PrivateKey(label.to_owned()));
         }
         return if bytes.first() == Some(&0x30) {
             Ok(vec![bytes.to_vec()])
@@ -208,10 +356,10 @@ fn certificates(bytes: &[u8], armoured: bool) -> Result<Vec<Vec<u8>>, Reason> {
     Ok(ders)
 }
 
-fn check_all(ders: Vec<Vec<u8>>, now: i64) -> Verdict {
+fn check_all(ders: Vec<Vec<u8>>, now: i64, profile: Profile) -> Verdict {
     let mut cas = Vec::with_capacity(ders.len());
     for (i, der) in ders.into_iter().enumerate() {
-        match check(der, i + 1, now) {
+        match check(der, i + 1, now, profile) {
             Ok(ca) => cas.push(ca),
             Err(reason) => return Verdict::Rejected(reason),
         }
@@ -220,7 +368,7 @@ fn check_all(ders: Vec<Vec<u8>>, now: i64) -> Verdict {
 }
 
 /// One certificate (`index` counts from 1, for messages).
-fn check(der: Vec<u8>, index: usize, now: i64) -> Result<Ca, Reason> {
+fn check(der: Vec<u8>, index: usize, now: i64, profile: Profile) -> Result<Ca, Reason> {
     // A certificate is a constructed SEQUENCE: 0x30. The parser also takes the primitive form
     // (0x10), which OpenSSL refuses, and one such block makes OpenSSL refuse the whole bundle
     // (found by the certs_dir fuzz target).
@@ -242,13 +390,29 @@ fn check(der: Vec<u8>, index: usize, now: i64) -> Result<Ca, Reason> {
             bytes: rest.len(),
         });
     }
+    // Parsed, it may still be refused by OpenSSL's decoder (x509-parser is more lenient).
+    if let Some(why) = der::refusal(&der) {
+        return Err(Reason::Undecodable { index, why });
+    }
     let subject = subject_name(&cert);
-    if let Some(why) = not_ca(&cert) {
-        return Err(Reason::NotCa {
-            index,
-            subject,
-            why: why.to_owned(),
-        });
+    let judged = rules::judge(&cert, &der);
+    let mut warnings = Vec::new();
+    for rule in judged.broken {
+        if !profile.enforces(rule.scope()) {
+            warnings.push(rule);
+        } else if let Rule::NotCa(why) = rule {
+            return Err(Reason::NotCa {
+                index,
+                subject,
+                why,
+            });
+        } else {
+            return Err(Reason::Refused {
+                index,
+                subject,
+                rule,
+            });
+        }
     }
     let validity = cert.validity();
     if validity.not_after.timestamp() < now {
@@ -273,31 +437,9 @@ fn check(der: Vec<u8>, index: usize, now: i64) -> Result<Ca, Reason> {
         der,
         subject,
         not_after,
+        link: judged.link,
+        warnings,
     })
-}
-
-/// Why a certificate may not sign others, or `None` if it may.
-fn not_ca(cert: &X509Certificate<'_>) -> Option<&'static str> {
-    if cert.version() == X509Version::V1 {
-        // v1 has no extensions. OpenSSL still trusts a self-signed v1 root as an anchor, and a few
-        // old private roots are v1; a v1 certificate signed by someone else is a leaf.
-        return (cert.subject().as_raw() != cert.issuer().as_raw()).then_some(
-            "X.509 v1 certificate that is not self-signed (only v1 roots are accepted)",
-        );
-    }
-    match cert.basic_constraints() {
-        Ok(Some(bc)) if bc.value.ca => {}
-        Ok(Some(_)) => return Some("basicConstraints CA:FALSE"),
-        Ok(None) => return Some("no basicConstraints extension (CA:TRUE is required)"),
-        Err(_) => return Some("its basicConstraints extension is invalid or repeated"),
-    }
-    match cert.key_usage() {
-        Ok(Some(ku)) if !ku.value.key_cert_sign() => {
-            Some("keyUsage does not allow certificate signing (keyCertSign)")
-        }
-        Ok(_) => None,
-        Err(_) => Some("its keyUsage extension is invalid or repeated"),
-    }
 }
 
 fn subject_name(cert: &X509Certificate<'_>) -> String {
@@ -318,19 +460,43 @@ pub fn has_private_key(bytes: &[u8]) -> bool {
 }
 
 /// The label of the first private key block, looked for anywhere in the bytes (not only at line
-/// starts, where a PEM parser looks): a key must never slip through on a formatting technicality.
+/// starts, where a PEM parser looks) and in any case (`-----BEGIN private key-----`, `PGP PRIVATE
+/// KEY BLOCK`), or a PuTTY key file: a key must never slip through on a formatting technicality.
 fn private_key_label(bytes: &[u8]) -> Option<String> {
-    const MARK: &[u8] = b"PRIVATE KEY-----";
-    let end = find(bytes, MARK)? + MARK.len() - 5;
-    let start = bytes[..end]
+    if contains(bytes, b"PuTTY-User-Key-File-") {
+        return Some("PuTTY private key".to_owned());
+    }
+    let lower = bytes.to_ascii_lowercase();
+    let end = memchr::memmem::find_iter(&lower, b"private key").find_map(|at| {
+        let after = &lower[at + 11..];
+        let block = after.starts_with(b" block-----");
+        (after.starts_with(b"-----") || block).then_some(at + if block { 17 } else { 11 })
+    })?;
+    let start = lower[..end]
         .windows(11)
-        .rposition(|w| w == b"-----BEGIN ")
+        .rposition(|w| w == b"-----begin ")
         .map(|i| i + 11);
     let label = match start {
         Some(start) if end - start <= 64 => &bytes[start..end],
         _ => b"PRIVATE KEY".as_slice(),
     };
     Some(String::from_utf8_lossy(label).into_owned())
+}
+
+/// A private key in base64 without armour (PKCS#8, PKCS#1 or SEC1 DER, base64-encoded).
+fn bare_base64_key(bytes: &[u8]) -> Option<&'static str> {
+    let text: Vec<u8> = bytes
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    let der = data_encoding::BASE64.decode(&text).ok()?;
+    let key = PrivateKeyDer::try_from(der.as_slice()).ok()?;
+    Some(match key {
+        PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY, base64 without armour",
+        PrivateKeyDer::Sec1(_) => "EC PRIVATE KEY, base64 without armour",
+        _ => "PRIVATE KEY, base64 without armour",
+    })
 }
 
 /// What a DER private key is, in the words of its PEM label.
@@ -381,6 +547,7 @@ mod tests {
     };
 
     const NOW: i64 = 1_800_000_000; // 2027-01-15
+    const P: Profile = Profile::OpenSsl;
 
     fn cert(ca: IsCa, usages: Vec<KeyUsagePurpose>, from: i64, to: i64) -> rcgen::Certificate {
         let mut params = CertificateParams::default();
@@ -404,7 +571,7 @@ mod tests {
     }
 
     fn rejected(bytes: &[u8]) -> String {
-        match judge(bytes, NOW) {
+        match judge(bytes, NOW, P) {
             Verdict::Rejected(reason) => reason.to_string(),
             Verdict::Accepted(_) => panic!("accepted {:?}", String::from_utf8_lossy(bytes)),
         }
@@ -419,13 +586,13 @@ mod tests {
         );
         let both = format!("{}{}", a.pem(), b.pem().trim_end());
         for bytes in [pem.as_bytes(), both.as_bytes(), a.der().as_ref()] {
-            let Verdict::Accepted(cas) = judge(bytes, NOW) else {
+            let Verdict::Accepted(cas) = judge(bytes, NOW, P) else {
                 panic!("rejected {:?}", String::from_utf8_lossy(bytes));
             };
             assert_eq!(cas[0].der, a.der().as_ref());
             assert_eq!(cas[0].subject, "CN=Test");
         }
-        assert!(matches!(judge(both.as_bytes(), NOW), Verdict::Accepted(cas) if cas.len() == 2));
+        assert!(matches!(judge(both.as_bytes(), NOW, P), Verdict::Accepted(cas) if cas.len() == 2));
     }
 
     #[test]
@@ -445,7 +612,8 @@ mod tests {
         let expired = cert(ca_flag, Vec::new(), 0, NOW - 10);
         assert!(rejected(expired.pem().as_bytes()).contains("expired"));
         let early = cert(ca_flag, Vec::new(), NOW + 10, NOW + 20);
-        let Verdict::Rejected(Reason::NotYetValid { starts, .. }) = judge(early.der(), NOW) else {
+        let Verdict::Rejected(Reason::NotYetValid { starts, .. }) = judge(early.der(), NOW, P)
+        else {
             panic!("not-yet-valid accepted");
         };
         assert_eq!(starts, NOW + 10);
@@ -474,9 +642,34 @@ mod tests {
         // Not at a line start, so no PEM parser would see it: still a key.
         let hidden = format!("{good} junk -----BEGIN PRIVATE KEY-----\n");
         assert!(rejected(hidden.as_bytes()).contains("private key"));
+        // Forms a PEM parser does not know: lowercase labels, PGP, PuTTY.
+        for (file, label) in [
+            (
+                format!("{good}-----begin private key-----\nAAAA\n"),
+                "(private key)",
+            ),
+            (
+                format!("{good}-----BEGIN PGP PRIVATE KEY BLOCK-----\nAAAA\n"),
+                "(PGP PRIVATE KEY BLOCK)",
+            ),
+            (
+                format!("{good}PuTTY-User-Key-File-3: ssh-ed25519\nPrivate-Lines: 1\nAAAA\n"),
+                "(PuTTY private key)",
+            ),
+        ] {
+            let reason = rejected(file.as_bytes());
+            assert!(reason.contains(label), "{label}: {reason}");
+        }
+        // Words about keys are not keys.
+        let text = format!("# this bundle holds no private key\n{good}");
+        assert!(matches!(
+            judge(text.as_bytes(), NOW, P),
+            Verdict::Accepted(_)
+        ));
     }
 
-    /// A key in DER is a key too, not "not a DER X.509 certificate (parser error)".
+    /// A key in DER is a key too, not "not a DER X.509 certificate (parser error)"; in bare
+    /// base64 too.
     #[test]
     fn a_der_private_key_rejects_the_file_as_a_key() {
         let key = KeyPair::generate().expect("key");
@@ -485,6 +678,13 @@ mod tests {
             reason.starts_with("contains a private key (PRIVATE KEY, PKCS#8 DER)"),
             "{reason}"
         );
+        let base64 = data_encoding::BASE64.encode(&key.serialize_der());
+        let wrapped: Vec<&str> = (0..base64.len())
+            .step_by(64)
+            .map(|i| &base64[i..(i + 64).min(base64.len())])
+            .collect();
+        let reason = rejected(wrapped.join("\n").as_bytes());
+        assert!(reason.contains("base64 without armour"), "{reason}");
     }
 
     #[test]
@@ -520,6 +720,62 @@ mod tests {
             let got = rejected(bytes);
             assert!(got.contains(reason), "{reason:?} expected, got {got:?}");
         }
+    }
+
+    #[test]
+    fn every_reason_survives_its_wire_form() {
+        let s = || "x".to_owned();
+        let reasons = [
+            Reason::PrivateKey(s()),
+            Reason::Empty,
+            Reason::NoCertificate,
+            Reason::NotDer(s()),
+            Reason::MalformedPem(s()),
+            Reason::TrustedCertificate,
+            Reason::InvalidDer {
+                index: 2,
+                error: s(),
+            },
+            Reason::TrailingData { index: 3, bytes: 4 },
+            Reason::NotCa {
+                index: 1,
+                subject: s(),
+                why: "y".into(),
+            },
+            Reason::Undecodable { index: 1, why: s() },
+            Reason::Refused {
+                index: 1,
+                subject: s(),
+                rule: Rule::NoKeyUsage,
+            },
+            Reason::Expired {
+                index: 1,
+                subject: s(),
+                not_after: "y".into(),
+            },
+            Reason::NotYetValid {
+                index: 1,
+                subject: s(),
+                not_before: "y".into(),
+                starts: -5,
+            },
+            Reason::TooLarge { limit: u64::MAX },
+            Reason::NotRegular(s()),
+            Reason::Dangling,
+            Reason::SymlinkLoop,
+            Reason::PermissionDenied,
+            Reason::TooManyFiles { limit: 10_000 },
+            Reason::TooMuchData { limit: 1 << 26 },
+            Reason::Unreadable(s()),
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for reason in reasons {
+            let json = serde_json::to_string(&reason).expect("serialise");
+            assert!(seen.insert(json.clone()), "{json} twice");
+            assert_eq!(serde_json::from_str::<Reason>(&json).expect("back"), reason);
+        }
+        assert!(serde_json::from_str::<Reason>("[10,1,0,\"x\",\"\",null]").is_err());
+        assert!(serde_json::from_str::<Reason>("[99,0,0,\"\",\"\",null]").is_err());
     }
 
     /// `find` skips to candidate first bytes; it must agree with the plain window search

@@ -15,6 +15,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::rules::Profile;
 use super::summary::{self, Outcome, Report};
 use super::{Mode, pass};
 use crate::config::CertSettings;
@@ -81,8 +82,13 @@ impl fmt::Display for WorkerError {
 /// Runs the pass in a worker and returns its report. A stop signal arriving meanwhile waits
 /// (blocked in PID 1 and in the worker): the pass completes, so the bundle is never left half
 /// done, and the supervisor then starts nothing.
-pub fn run(settings: &CertSettings, now: SystemTime, mode: Mode) -> Result<Report, WorkerError> {
-    run_as(settings, now, mode, Reporting::Full)
+pub fn run(
+    settings: &CertSettings,
+    profile: Profile,
+    now: SystemTime,
+    mode: Mode,
+) -> Result<Report, WorkerError> {
+    run_as(settings, profile, now, mode, Reporting::Full)
 }
 
 /// Who logs the pass, and so how much of the report crosses the pipe.
@@ -100,6 +106,7 @@ pub enum Reporting {
 /// [`run`], with the choice of who logs the pass.
 pub fn run_as(
     settings: &CertSettings,
+    profile: Profile,
     now: SystemTime,
     mode: Mode,
     reporting: Reporting,
@@ -109,7 +116,7 @@ pub fn run_as(
     match sys::fork().map_err(WorkerError::Start)? {
         Forked::Child => {
             drop(reader);
-            let mut report = pass(settings, now, mode);
+            let mut report = pass(settings, profile, now, mode);
             if let Reporting::Logged { starts } = reporting {
                 summary::log_verdicts(&report);
                 // Strict mode's refusals already make the outcome `failed` (the bundle is withheld).
@@ -245,6 +252,7 @@ mod tests {
             strict: false,
             extra_vars: false,
             inherited: Vec::new(),
+            tls_profile: None,
         }
     }
 
@@ -256,8 +264,8 @@ mod tests {
         std::fs::create_dir(&s.dir).expect("mkdir");
         std::fs::write(s.dir.join("junk.pem"), "not a certificate").expect("write");
         let now = SystemTime::now();
-        let direct = pass(&s, now, Mode::Check);
-        let piped = run(&s, now, Mode::Check).expect("report");
+        let direct = pass(&s, Profile::OpenSsl, now, Mode::Check);
+        let piped = run(&s, Profile::OpenSsl, now, Mode::Check).expect("report");
         assert_eq!(piped, direct);
         assert_eq!(piped.failed(), 1);
     }

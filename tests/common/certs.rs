@@ -82,7 +82,10 @@ impl Env {
             Command::new(bin())
         };
         command.args(["certs", "--json"]);
+        // The strictest runtime's rules, whatever Python this machine's PATH has (the fixtures
+        // are well-formed CAs; tests/tls_verdicts.rs covers each runtime).
         pki::scrub(&mut command)
+            .env("VARDR_TLS_PROFILE", "python3.13")
             .env("VARDR_CERTS_DIR", &self.certs)
             .env("VARDR_CA_BUNDLE", &self.bundle)
             .env("VARDR_SYSTEM_CA_BUNDLE", &self.system);
@@ -115,6 +118,7 @@ pub fn vardr_on(env: &Env, args: &[&str], vars: &[(&str, &Path)]) -> Finished {
     let mut command = Command::new(bin());
     command.args(args);
     pki::scrub(&mut command)
+        .env("VARDR_TLS_PROFILE", "python3.13")
         .env("VARDR_CERTS_DIR", &env.certs)
         .env("VARDR_CA_BUNDLE", &env.bundle)
         .env("VARDR_SYSTEM_CA_BUNDLE", &env.system);

@@ -6,8 +6,10 @@
 
 pub mod app;
 pub mod certs;
+pub mod der;
 pub mod pki;
 pub mod pty;
+pub mod shapes;
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};

@@ -504,21 +504,22 @@ pub fn strict_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     Ok(ders)
 }
 
-/// Checks the bundle vardr-init wrote at `path`: no private key anywhere; `system` verbatim first
-/// (plus a newline if it lacked one); then exactly `expected`, each once, as strict PEM; mode 0644.
-/// Returns the bundle's bytes.
+/// Checks the bundle vardr-init wrote at `path`: no private key anywhere; the certificates of
+/// `system` first, re-encoded as strict PEM and nothing else (its comments and other blocks are
+/// not copied); then exactly `expected`, each once, as strict PEM; mode 0644. Returns the
+/// bundle's bytes.
 pub fn assert_bundle(path: &Path, system: &[u8], expected: &[Vec<u8>], context: &str) -> Vec<u8> {
     let bytes = std::fs::read(path)
         .unwrap_or_else(|e| panic!("{context}: read the bundle {}: {e}", path.display()));
     assert_no_private_key(&bytes, context);
-    let mut prefix = system.to_vec();
-    if !prefix.is_empty() && !prefix.ends_with(b"\n") {
-        prefix.push(b'\n');
-    }
+    let prefix: Vec<u8> = certificates_in(system)
+        .iter()
+        .flat_map(|der| pem("CERTIFICATE", der).into_bytes())
+        .collect();
     assert!(
         bytes.starts_with(&prefix),
-        "{context}: the bundle does not start with the system bundle's bytes ({} bytes expected, \
-         the bundle has {})",
+        "{context}: the bundle does not start with the system bundle's certificates ({} bytes \
+         expected, the bundle has {})",
         prefix.len(),
         bytes.len()
     );

