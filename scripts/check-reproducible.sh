@@ -31,4 +31,4 @@ if [ "${sums[0]}" != "${sums[1]}" ]; then
     echo "reproducible: FAIL: two builds of $commit differ (${sums[0]} vs ${sums[1]})" >&2
     exit 1
 fi
-echo "reproducible: two clones of ${commit:0:12} built the same bytes, sha256 ${sums[0]}"
+echo "reproducible: ${commit:0:12} built in two directories, the same bytes: sha256 ${sums[0]}"
