@@ -25,17 +25,25 @@ ARG DISTROLESS=true
 ARG VARDR_BUILD=source
 
 # --- vardr-init, static musl, cross-compiled on the build platform -----------------------------
+# Built like scripts/build-static.sh builds it: with cargo auditable (the dependency list image
+# scanners read), paths remapped, no timestamps; VARDR_COMMIT names the commit (no .git here).
 FROM --platform=$BUILDPLATFORM ${RUST_IMAGE} AS vardr-source
 ARG TARGETARCH
 SHELL ["/bin/sh", "-eu", "-c"]
 WORKDIR /src
+# cargo-auditable pinned, as in scripts/build-static.sh.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    cargo install --locked cargo-auditable --version 0.7.7
 RUN case "$TARGETARCH" in \
         amd64) target=x86_64-unknown-linux-musl ;; \
         arm64) target=aarch64-unknown-linux-musl ;; \
         *) echo "unsupported TARGETARCH: $TARGETARCH" >&2; exit 1 ;; \
     esac; \
     echo "$target" > /rust-target; \
-    rustup target add "$target"
+    rustup target add "$target"; \
+    sysroot=$(rustc --print sysroot); \
+    printf 'target.%s.rustflags = ["--remap-path-prefix=/src=/vardr-init", "--remap-path-prefix=%s=/cargo", "--remap-path-prefix=%s=/rustup"]\n' \
+        "$target" "$CARGO_HOME" "$sysroot" > /remap.toml
 # A pure-Rust crate: rust-lld links both musl targets (self-contained CRT and libc), so no C
 # cross toolchain is needed.
 ENV CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
@@ -45,12 +53,15 @@ COPY Cargo.toml Cargo.lock ./
 COPY .cargo .cargo
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs; \
-    cargo build --locked --release --target "$(cat /rust-target)"; \
+    cargo build --locked --release --target "$(cat /rust-target)" --config "$(cat /remap.toml)"; \
     rm -rf src
+COPY build.rs ./
 COPY src src
+ARG GIT_COMMIT=unknown
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     touch src/main.rs src/lib.rs; \
-    cargo build --locked --release --target "$(cat /rust-target)"; \
+    VARDR_COMMIT="$GIT_COMMIT" cargo auditable build --locked --release \
+        --target "$(cat /rust-target)" --config "$(cat /remap.toml)"; \
     install -D -m 0755 "target/$(cat /rust-target)/release/vardr-init" /out/vardr-init
 
 FROM scratch AS vardr-from-source

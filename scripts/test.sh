@@ -17,5 +17,7 @@ if ! cmp -s tests/requirements.txt "$venv/.requirements" 2>/dev/null; then
 fi
 
 bin=$(bash scripts/build-static.sh)
+# The dependency list the binary carries (cargo auditable) names every crate it links.
+python3 scripts/check-dependency-list.py "$bin" x86_64-unknown-linux-musl
 # --no-fail-fast: a red run reports every failing test binary, not only the first.
 VARDR_TEST_BIN="$bin" VARDR_TEST_VENV="$venv" cargo test --locked --no-fail-fast

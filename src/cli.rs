@@ -72,7 +72,7 @@ usage: vardr-init [--dry-run [--json]] [-- CMD [ARG...]]
                                GET http://127.0.0.1:$PORT/health (default), 3 s timeout;
                                exit 0 on 2xx, 1 otherwise (for HEALTHCHECK without curl)
   -h, --help                   this text
-  -V, --version                the version
+  -V, --version                the version, the commit and the target it was built for
 
 Environment (an empty value means the default):
   VARDR_CERTS_DIR         custom CAs, PEM or DER, Kubernetes layouts included (/certs)

@@ -30,13 +30,23 @@ use std::ffi::OsString;
 
 use crate::cli::Invocation;
 
+/// What `--version` prints: the version, the commit and the target it was built for (from
+/// build.rs; nothing time-dependent, so builds of one commit stay byte-identical).
+pub const VERSION_LINE: &str = concat!(
+    "vardr-init ",
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("VARDR_BUILD_COMMIT"),
+    ", ",
+    env!("VARDR_BUILD_TARGET"),
+    ")\n"
+);
+
 /// Runs vardr-init with the arguments after the program name; returns the process exit code.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
     match cli::parse(args) {
         Ok(Invocation::Help) => commands::output(cli::HELP),
-        Ok(Invocation::Version) => {
-            commands::output(&format!("vardr-init {}\n", env!("CARGO_PKG_VERSION")))
-        }
+        Ok(Invocation::Version) => commands::output(VERSION_LINE),
         Ok(Invocation::Run { command }) => commands::run(command),
         Ok(Invocation::DryRun { json, command }) => commands::dry_run(json, command),
         Ok(Invocation::Certs { json }) => commands::certs(json),

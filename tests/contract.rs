@@ -37,9 +37,40 @@ fn help_and_version_go_to_stdout_with_exit_0_even_with_a_bad_environment() {
     }
     let version = vardr(&["--version"], &bad_env);
     assert_eq!(version.status.code(), Some(0));
-    assert_eq!(
-        text(&version.stdout),
-        format!("vardr-init {}\n", env!("CARGO_PKG_VERSION"))
+    assert_version_line(&text(&version.stdout));
+}
+
+/// `vardr-init VERSION (commit COMMIT, TARGET)`: the commit is the checkout's HEAD (12 hex digits)
+/// when git can tell, and the target a Linux triple (the binary under test may be arm64).
+fn assert_version_line(line: &str) {
+    let prefix = format!("vardr-init {} (commit ", env!("CARGO_PKG_VERSION"));
+    let rest = line
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.strip_suffix(")\n"))
+        .unwrap_or_else(|| panic!("--version is not `{prefix}COMMIT, TARGET)`: {line:?}"));
+    let (commit, target) = rest
+        .split_once(", ")
+        .unwrap_or_else(|| panic!("--version lacks `COMMIT, TARGET`: {line:?}"));
+    let head = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| text(&o.stdout).trim().to_owned());
+    match head {
+        Some(head) => assert_eq!(commit, &head[..12], "--version names HEAD: {line:?}"),
+        None => assert!(
+            commit == "unknown" || commit.len() == 12,
+            "commit: {line:?}"
+        ),
+    }
+    assert!(
+        ["x86_64-", "aarch64-"]
+            .iter()
+            .any(|a| target.starts_with(a))
+            && target.contains("-linux-"),
+        "target: {line:?}"
     );
 }
 

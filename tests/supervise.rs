@@ -10,7 +10,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::time::{Duration, Instant};
 
-use common::{Mode, assert_logged, command, is_dead, pid_namespaces, python_script, run, start};
+use common::{
+    Mode, assert_logged, command, is_dead, namespace_child_pid, pid_namespaces, python_script, run,
+    start,
+};
 
 fn exit_code(status: std::process::ExitStatus) -> i32 {
     status
@@ -51,7 +54,7 @@ fn every_catchable_signal_sent_to_pid1_reaches_the_child() {
     assert_eq!(exit_code(status), 0, "{stderr:#?}");
     assert_logged(
         &stderr,
-        "Forwarding SIGTERM to pid 3",
+        &format!("Forwarding SIGTERM to pid {}", namespace_child_pid(&stderr)),
         "the child is PID 3 of the namespace (the certificate worker was PID 2), vardr-init PID 1",
     );
 }

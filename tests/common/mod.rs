@@ -32,6 +32,22 @@ pub fn bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_vardr-init")))
 }
 
+/// The child's PID in a new PID namespace: 3 (vardr-init is 1, the certificate worker was 2).
+/// Under qemu-user (`VARDR_TEST_EMULATOR`, set by scripts/test-arm64.sh) the emulator's own
+/// threads take PIDs of the namespace too, so there it is the PID vardr-init logged on starting
+/// the child.
+pub fn namespace_child_pid(stderr: &[String]) -> String {
+    if std::env::var_os("VARDR_TEST_EMULATOR").is_none() {
+        return "3".to_owned();
+    }
+    stderr
+        .iter()
+        .filter(|line| line.contains("Running "))
+        .find_map(|line| line.rsplit_once("(pid ")?.1.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no `Running ... (pid N)` line: {stderr:#?}"))
+        .to_owned()
+}
+
 /// `[PYTHON, tests/helpers/SCRIPT]`: the start of a command line that runs a helper child.
 pub fn python_script(script: &str) -> Vec<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
