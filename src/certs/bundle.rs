@@ -13,7 +13,6 @@ use data_encoding::BASE64;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::{PemObject, SectionKind};
 use sha2::{Digest, Sha256};
-use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::der;
 use super::verdict::{self, Ca};
@@ -101,7 +100,7 @@ pub fn loadable(cert: &[u8]) -> Result<(), String> {
     if cert.first() != Some(&0x30) {
         return Err("not a DER SEQUENCE".to_owned());
     }
-    match X509Certificate::from_der(cert) {
+    match super::rules::parse(cert) {
         Ok((rest, _)) if !rest.is_empty() => Err("trailing bytes".to_owned()),
         Ok(_) => der::refusal(cert).map_or(Ok(()), Err),
         Err(e) => Err(e.to_string()),

@@ -4,8 +4,6 @@
 //! certificate below the root is a CA by basicConstraints. The store is the bundle: the other
 //! accepted custom CAs, and the system bundle (read only when a custom CA needs an issuer).
 
-use x509_parser::prelude::{FromDer, X509Certificate};
-
 use super::bundle;
 use super::rules::{self, Link, Profile, Rule, Scope};
 use super::verdict::{Reason, Verdict};
@@ -101,7 +99,7 @@ fn links(system: Option<&[u8]>) -> Vec<Link> {
     };
     bundle::certificates(bytes)
         .filter_map(|der| {
-            let (_, cert) = X509Certificate::from_der(&der).ok()?;
+            let (_, cert) = rules::parse(&der).ok()?;
             Some(rules::judge(&cert, &der).link)
         })
         .collect()

@@ -14,7 +14,6 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{X509Certificate, X509Version};
 
 use super::der::{self, Parts};
@@ -303,97 +302,226 @@ pub struct Judged {
     pub link: Link,
 }
 
-const SUPPORTED_CRITICAL: [&str; 15] = [
-    "2.16.840.1.113730.1.1", // nsCertType
-    "2.5.29.15",             // keyUsage
-    "2.5.29.17",             // subjectAltName
-    "2.5.29.19",             // basicConstraints
-    "2.5.29.32",             // certificatePolicies
-    "2.5.29.31",             // cRLDistributionPoints
-    "2.5.29.37",             // extendedKeyUsage
-    "1.3.6.1.5.5.7.1.7",     // sbgp-ipAddrBlock
-    "1.3.6.1.5.5.7.1.8",     // sbgp-autonomousSysNum
-    "1.3.6.1.5.5.7.48.1.5",  // OCSP noCheck
-    "2.5.29.36",             // policyConstraints
-    "1.3.6.1.5.5.7.1.14",    // proxyCertInfo
-    "2.5.29.30",             // nameConstraints
-    "2.5.29.33",             // policyMappings
-    "2.5.29.54",             // inhibitAnyPolicy
-];
+/// Object identifiers as they are encoded (the content octets), compared as bytes.
+mod oid {
+    pub const BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
+    pub const KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x0f];
+    pub const EXT_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x25];
+    pub const SUBJECT_KEY_ID: &[u8] = &[0x55, 0x1d, 0x0e];
+    pub const AUTHORITY_KEY_ID: &[u8] = &[0x55, 0x1d, 0x23];
+    pub const SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11];
+    pub const NAME_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x1e];
+    pub const CRL_DISTRIBUTION_POINTS: &[u8] = &[0x55, 0x1d, 0x1f];
+    pub const NS_CERT_TYPE: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x86, 0xf8, 0x42, 0x01, 0x01];
+    pub const SERVER_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
+    pub const NS_SGC: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x86, 0xf8, 0x42, 0x04, 0x01];
+    pub const MS_SGC: &[u8] = &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x0a, 0x03, 0x03];
+    pub const RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+    pub const RSA_PSS: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a];
+    pub const DSA: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x01];
+    pub const EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+}
 
-/// The extensions OpenSSL decodes to decide on a certificate: one it cannot decode, or a second
-/// of the same kind, makes the certificate unusable (`EXFLAG_INVALID`).
-const DECODED: [(&str, &str); 8] = [
-    ("2.5.29.19", "basicConstraints"),
-    ("2.5.29.15", "keyUsage"),
-    ("2.5.29.37", "extendedKeyUsage"),
-    ("2.5.29.14", "subjectKeyIdentifier"),
-    ("2.5.29.35", "authorityKeyIdentifier"),
-    ("2.5.29.17", "subjectAltName"),
-    ("2.5.29.30", "nameConstraints"),
-    ("2.5.29.31", "cRLDistributionPoints"),
-];
+/// OpenSSL's `X509_supported_extension` (3.0 and 3.5): a critical extension outside it is
+/// "unhandled" (2.5.29.x by last arc, then the rest whole).
+fn supported_critical(id: &[u8]) -> bool {
+    const PKIX: [&[u8]; 4] = [
+        &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x07], // sbgp-ipAddrBlock
+        &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x08], // sbgp-autonomousSysNum
+        &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x0e], // proxyCertInfo
+        &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x05], // OCSP noCheck
+    ];
+    match id {
+        // keyUsage, subjectAltName, basicConstraints, nameConstraints, cRLDistributionPoints,
+        // certificatePolicies, policyMappings, policyConstraints, extendedKeyUsage,
+        // inhibitAnyPolicy
+        [0x55, 0x1d, last] => matches!(
+            last,
+            0x0f | 0x11 | 0x13 | 0x1e | 0x1f | 0x20 | 0x21 | 0x24 | 0x25 | 0x36
+        ),
+        id => id == oid::NS_CERT_TYPE || PKIX.contains(&id),
+    }
+}
+
+/// What OpenSSL decodes of a certificate's extensions to decide on it (`ossl_x509v3_cache_extensions`).
+/// Read from the raw extension values: x509-parser's eager parsing of every extension kind cost
+/// 58 KB of the binary's 1 MiB budget for the six read here.
+#[derive(Default)]
+struct Extensions {
+    /// basicConstraints: CA, pathLenConstraint present, critical.
+    basic: Option<(bool, bool, bool)>,
+    /// keyUsage: keyCertSign.
+    cert_sign: Option<bool>,
+    /// extendedKeyUsage: serverAuth (or an SGC purpose) in it.
+    server_auth: Option<bool>,
+    /// nsCertType: sslCA.
+    ns_ssl_ca: Option<bool>,
+    key_id: Option<Vec<u8>>,
+    issuer_key_id: Option<Vec<u8>>,
+    /// Those that do not decode or repeat (their names), and critical ones OpenSSL does not know.
+    invalid: Vec<&'static str>,
+    unhandled: Vec<String>,
+    count: usize,
+}
+
+impl Extensions {
+    fn read(cert: &X509Certificate<'_>) -> Extensions {
+        let mut e = Extensions::default();
+        let mut seen: Vec<&[u8]> = Vec::new();
+        for ext in cert.extensions() {
+            e.count += 1;
+            let id = ext.oid.as_bytes();
+            let value = ext.value;
+            if ext.critical && !supported_critical(id) {
+                e.unhandled.push(match id {
+                    oid::SUBJECT_KEY_ID => "subjectKeyIdentifier, 2.5.29.14".to_owned(),
+                    oid::AUTHORITY_KEY_ID => "authorityKeyIdentifier, 2.5.29.35".to_owned(),
+                    [0x55, 0x1d, 0x12] => "issuerAltName, 2.5.29.18".to_owned(),
+                    _ => ext.oid.to_id_string(),
+                });
+            }
+            let name = match id {
+                oid::BASIC_CONSTRAINTS => "basicConstraints",
+                oid::KEY_USAGE => "keyUsage",
+                oid::EXT_KEY_USAGE => "extendedKeyUsage",
+                oid::SUBJECT_KEY_ID => "subjectKeyIdentifier",
+                oid::AUTHORITY_KEY_ID => "authorityKeyIdentifier",
+                oid::SUBJECT_ALT_NAME => "subjectAltName",
+                oid::NAME_CONSTRAINTS => "nameConstraints",
+                oid::CRL_DISTRIBUTION_POINTS => "cRLDistributionPoints",
+                oid::NS_CERT_TYPE => "nsCertType",
+                _ => continue,
+            };
+            let decoded =
+                match id {
+                    oid::BASIC_CONSTRAINTS => basic_constraints(value).map(|(ca, path_len)| {
+                        e.basic = Some((ca, path_len, ext.critical));
+                    }),
+                    oid::KEY_USAGE => bits(value).and_then(|b| {
+                        let first = b.first().copied().filter(|_| b.iter().any(|&x| x != 0))?;
+                        e.cert_sign = Some(first & 0x04 != 0);
+                        Some(())
+                    }),
+                    oid::EXT_KEY_USAGE => sequence_of(value, der::OID).map(|oids| {
+                        let server = [oid::SERVER_AUTH, oid::NS_SGC, oid::MS_SGC];
+                        e.server_auth = Some(oids.iter().any(|o| server.contains(o)));
+                    }),
+                    oid::SUBJECT_KEY_ID => whole(value)
+                        .filter(|t| t.tag == 0x04)
+                        .map(|t| e.key_id = Some(t.content.to_vec())),
+                    oid::AUTHORITY_KEY_ID => whole(value)
+                        .filter(|t| t.tag == der::SEQUENCE)
+                        .and_then(|t| {
+                            let mut fields = der::children(t.content);
+                            match fields.next() {
+                                Some(Ok(id)) if id.tag == 0x80 => {
+                                    e.issuer_key_id = Some(id.content.to_vec())
+                                }
+                                Some(Err(_)) => return None,
+                                _ => {}
+                            }
+                            fields.all(|f| f.is_ok()).then_some(())
+                        }),
+                    oid::NS_CERT_TYPE => bits(value).map(|b| {
+                        e.ns_ssl_ca = Some(b.first().is_some_and(|x| x & 0x04 != 0));
+                    }),
+                    // Decoded by OpenSSL too: they must at least be one DER element.
+                    _ => whole(value).map(drop),
+                };
+            if decoded.is_none() || seen.contains(&id) {
+                e.invalid.push(name);
+            }
+            seen.push(id);
+        }
+        e
+    }
+}
+
+/// `value` as exactly one DER element.
+fn whole(value: &[u8]) -> Option<der::Tlv<'_>> {
+    match der::read(value) {
+        Ok((tlv, [])) => Some(tlv),
+        _ => None,
+    }
+}
+
+/// A BIT STRING's bits (the unused-bits octet dropped).
+fn bits(value: &[u8]) -> Option<&[u8]> {
+    let tlv = whole(value).filter(|t| t.tag == der::BIT_STRING)?;
+    match tlv.content {
+        [unused, rest @ ..] if *unused <= 7 => Some(rest),
+        _ => None,
+    }
+}
+
+/// The contents of a SEQUENCE OF elements tagged `tag`.
+fn sequence_of(value: &[u8], tag: u8) -> Option<Vec<&[u8]>> {
+    let seq = whole(value).filter(|t| t.tag == der::SEQUENCE)?;
+    der::children(seq.content)
+        .map(|c| c.ok().filter(|c| c.tag == tag).map(|c| c.content))
+        .collect()
+}
+
+/// BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER OPTIONAL }:
+/// (cA, a path length given). A negative path length is invalid, as OpenSSL has it.
+fn basic_constraints(value: &[u8]) -> Option<(bool, bool)> {
+    let seq = whole(value).filter(|t| t.tag == der::SEQUENCE)?;
+    let (mut ca, mut path_len) = (false, false);
+    for field in der::children(seq.content) {
+        let field = field.ok()?;
+        match field.tag {
+            0x01 if !ca && !path_len => ca = field.content.first().is_some_and(|&b| b != 0),
+            der::INTEGER if !path_len => {
+                if field.content.first().is_some_and(|&b| b & 0x80 != 0) {
+                    return None;
+                }
+                path_len = true;
+            }
+            _ => return None,
+        }
+    }
+    Some((ca, path_len))
+}
+
+/// Parses a certificate's outline with x509-parser, leaving extension values unparsed: the rules
+/// read the six they need ([`Extensions`]); parsing every kind cost 58 KB of the 1 MiB budget.
+pub fn parse(der: &[u8]) -> Result<(&[u8], X509Certificate<'_>), String> {
+    use x509_parser::nom::Parser as _;
+    x509_parser::certificate::X509CertificateParser::new()
+        .with_deep_parse_extensions(false)
+        .parse(der)
+        .map_err(|e| e.to_string())
+}
 
 /// Applies every rule to one certificate (its DER already passed [`der::refusal`]).
 pub fn judge(cert: &X509Certificate<'_>, der: &[u8]) -> Judged {
     let mut broken = Vec::new();
     let parts = Parts::of(der);
-    let mut seen = Vec::new();
-    let (mut bc, mut ku, mut eku, mut ns, mut ski, mut aki) = (None, None, None, None, None, None);
-    let mut bc_critical = false;
-    for ext in cert.extensions() {
-        let oid = ext.oid.to_id_string();
-        if let Some((_, name)) = DECODED.iter().find(|(id, _)| *id == oid) {
-            if seen.contains(name)
-                || matches!(ext.parsed_extension(), ParsedExtension::ParseError { .. })
-            {
-                broken.push(Rule::InvalidExtension((*name).to_owned()));
-            }
-            seen.push(name);
-        }
-        if ext.critical && !SUPPORTED_CRITICAL.contains(&oid.as_str()) {
-            broken.push(Rule::UnhandledCritical(extension_name(&oid)));
-        }
-        match ext.parsed_extension() {
-            ParsedExtension::BasicConstraints(v) => {
-                bc = Some(v.clone());
-                bc_critical = ext.critical;
-            }
-            ParsedExtension::KeyUsage(v) => ku = Some(v.key_cert_sign()),
-            ParsedExtension::ExtendedKeyUsage(v) => {
-                let sgc = ["2.16.840.1.113730.4.1", "1.3.6.1.4.1.311.10.3.3"];
-                let other = v
-                    .other
-                    .iter()
-                    .any(|o| sgc.contains(&o.to_id_string().as_str()));
-                eku = Some(v.server_auth || other);
-            }
-            ParsedExtension::NSCertType(v) => ns = Some(v.ssl_ca()),
-            ParsedExtension::SubjectKeyIdentifier(v) => ski = Some(v.0.to_vec()),
-            ParsedExtension::AuthorityKeyIdentifier(v) => {
-                aki = Some(v.key_identifier.as_ref().map(|k| k.0.to_vec()))
-            }
-            _ => {}
-        }
-    }
-    let aki = aki.flatten();
+    let e = Extensions::read(cert);
+    broken.extend(
+        e.invalid
+            .iter()
+            .map(|name| Rule::InvalidExtension((*name).to_owned())),
+    );
+    broken.extend(e.unhandled.iter().cloned().map(Rule::UnhandledCritical));
     let (subject, issuer) = parts.map_or((&[][..], &[][..]), |p| (p.subject, p.issuer));
     let self_signed = subject == issuer
-        && match (&aki, &ski) {
+        && match (&e.issuer_key_id, &e.key_id) {
             (Some(aki), Some(ski)) => aki == ski,
             _ => true,
         };
     let v1 = cert.version() == X509Version::V1;
+    let is_ca = matches!(e.basic, Some((true, _, _)));
 
     // X509_check_ca: 1 for basicConstraints CA:TRUE, 3/4/5 for the lenient kinds, 0 for none.
-    let lenient = match (&bc, ku) {
+    let lenient = match (e.basic, e.cert_sign) {
         (_, Some(false)) => {
             broken.push(Rule::NotCa(
                 "keyUsage does not allow certificate signing (keyCertSign)".into(),
             ));
             None
         }
-        (Some(bc), _) if bc.ca => None,
+        (Some((true, _, _)), _) => None,
         (Some(_), _) => {
             broken.push(Rule::NotCa("basicConstraints CA:FALSE".into()));
             None
@@ -406,7 +534,7 @@ pub fn judge(cert: &X509Certificate<'_>, der: &[u8]) -> Judged {
             None
         }
         (None, Some(true)) => Some("a CA by keyUsage keyCertSign only"),
-        (None, None) if ns == Some(true) => Some("a CA by Netscape certificate type only"),
+        (None, None) if e.ns_ssl_ca == Some(true) => Some("a CA by Netscape certificate type only"),
         (None, None) => {
             broken.push(Rule::NotCa(
                 "no basicConstraints extension (CA:TRUE is required)".into(),
@@ -417,17 +545,17 @@ pub fn judge(cert: &X509Certificate<'_>, der: &[u8]) -> Judged {
     if let Some(what) = lenient {
         broken.push(Rule::NotStrictCa(what.to_owned()));
     }
-    if eku == Some(false) {
+    if e.server_auth == Some(false) {
         broken.push(Rule::EkuWithoutServerAuth);
     }
     let spki = cert.public_key();
-    let key_oid = spki.algorithm.algorithm.to_id_string();
+    let key_oid = spki.algorithm.algorithm.as_bytes();
     let params = spki.algorithm.parameters.as_ref();
-    if key_oid == "1.2.840.10045.2.1" && params.is_some_and(|p| p.header.tag().0 == 16) {
+    if key_oid == oid::EC && params.is_some_and(|p| p.header.tag().0 == 16) {
         broken.push(Rule::ExplicitEcParameters);
     }
     if let Some((algorithm, bits, minimum)) = key_strength(
-        &key_oid,
+        key_oid,
         params.map(|p| p.data),
         &spki.subject_public_key.data,
     ) && bits < minimum
@@ -439,18 +567,13 @@ pub fn judge(cert: &X509Certificate<'_>, der: &[u8]) -> Judged {
         });
     }
     // The strict checks, in x509_vfy.c's order, for a CA.
-    if bc.as_ref().is_some_and(|bc| bc.ca) && !bc_critical {
+    if let Some((true, _, false)) = e.basic {
         broken.push(Rule::BasicConstraintsNotCritical);
     }
-    if bc
-        .as_ref()
-        .is_some_and(|bc| bc.path_len_constraint.is_some())
-        && ku != Some(true)
-    {
+    if matches!(e.basic, Some((_, true, _))) && e.cert_sign != Some(true) {
         broken.push(Rule::PathLengthWithoutCertSign);
     }
-    let is_ca = bc.as_ref().is_some_and(|bc| bc.ca);
-    if is_ca && ku.is_none() {
+    if is_ca && e.cert_sign.is_none() {
         broken.push(Rule::NoKeyUsage);
     }
     if issuer.is_empty() {
@@ -463,18 +586,18 @@ pub fn judge(cert: &X509Certificate<'_>, der: &[u8]) -> Judged {
         broken.push(Rule::SignatureAlgorithmMismatch);
     }
     if cert.version() == X509Version::V3 {
-        if is_ca && ski.is_none() {
+        if is_ca && e.key_id.is_none() {
             broken.push(Rule::NoSubjectKeyIdentifier);
         }
-    } else if !cert.extensions().is_empty() {
+    } else if e.count > 0 {
         broken.push(Rule::ExtensionsInV1);
     }
     let link = Link {
         subject: subject.to_vec(),
         issuer: issuer.to_vec(),
         issuer_text: cert.issuer().to_string(),
-        key_id: ski,
-        issuer_key_id: aki,
+        key_id: e.key_id,
+        issuer_key_id: e.issuer_key_id,
         self_signed,
         weak_digest: weak_digest(cert),
         strict_ca: lenient.is_none() && is_ca,
@@ -489,23 +612,23 @@ const MIN_FFC_BITS: usize = 1963;
 
 /// The key's algorithm, size and security level 2's minimum for it, when known.
 fn key_strength(
-    oid: &str,
+    algorithm: &[u8],
     params: Option<&[u8]>,
     key: &[u8],
 ) -> Option<(&'static str, usize, usize)> {
-    match oid {
-        // rsaEncryption, RSASSA-PSS: RSAPublicKey ::= SEQUENCE { modulus INTEGER, ... }
-        "1.2.840.113549.1.1.1" | "1.2.840.113549.1.1.10" => {
+    match algorithm {
+        // RSAPublicKey ::= SEQUENCE { modulus INTEGER, ... }
+        oid::RSA | oid::RSA_PSS => {
             let (seq, _) = der::read(key).ok()?;
             let (modulus, _) = der::read(seq.content).ok()?;
             Some(("RSA", der::integer_bits(modulus.content), MIN_FFC_BITS))
         }
         // DSA: the parameters are SEQUENCE { p, q, g }; the key's size is p's.
-        "1.2.840.10040.4.1" => {
+        oid::DSA => {
             let (p, _) = der::read(params?).ok()?;
             Some(("DSA", der::integer_bits(p.content), MIN_FFC_BITS))
         }
-        "1.2.840.10045.2.1" => {
+        oid::EC => {
             let curve = params.filter(|p| !p.is_empty())?;
             let bits = match curve {
                 [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x01] => 192, // prime192v1
@@ -526,32 +649,30 @@ fn key_strength(
 /// The certificate's own signature digest, if security level 2 refuses it (SHA-1: 63 bits in
 /// OpenSSL 3, MD5 39).
 fn weak_digest(cert: &X509Certificate<'_>) -> Option<String> {
-    let name = match cert.signature_algorithm.algorithm.to_id_string().as_str() {
-        "1.2.840.113549.1.1.2" => "MD2",
-        "1.2.840.113549.1.1.3" => "MD4",
-        "1.2.840.113549.1.1.4" => "MD5",
-        "1.2.840.113549.1.1.5" | "1.2.840.10040.4.3" | "1.2.840.10045.4.1" => "SHA-1",
-        // RSASSA-PSS without a hashAlgorithm ([0]) means SHA-1.
-        "1.2.840.113549.1.1.10" => {
-            let params = cert.signature_algorithm.parameters.as_ref()?;
-            let first = der::children(params.data).next();
-            match first {
-                Some(Ok(tlv)) if tlv.tag == 0xa0 => return None,
-                _ => "SHA-1 (RSASSA-PSS default)",
-            }
+    const PKCS1: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
+    let algorithm = &cert.signature_algorithm;
+    let id = algorithm.algorithm.as_bytes();
+    let name = match id {
+        [0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x03] | [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x01] => {
+            "SHA-1"
         }
-        _ => return None,
+        _ => match id.strip_prefix(PKCS1) {
+            Some([2]) => "MD2",
+            Some([3]) => "MD4",
+            Some([4]) => "MD5",
+            Some([5]) => "SHA-1",
+            // RSASSA-PSS without a hashAlgorithm ([0]) means SHA-1.
+            Some([10]) => {
+                let params = algorithm.parameters.as_ref()?;
+                match der::children(params.data).next() {
+                    Some(Ok(tlv)) if tlv.tag == 0xa0 => return None,
+                    _ => "SHA-1 (RSASSA-PSS default)",
+                }
+            }
+            _ => return None,
+        },
     };
     Some(name.to_owned())
-}
-
-fn extension_name(oid: &str) -> String {
-    match oid {
-        "2.5.29.14" => "subjectKeyIdentifier, 2.5.29.14".into(),
-        "2.5.29.35" => "authorityKeyIdentifier, 2.5.29.35".into(),
-        "2.5.29.18" => "issuerAltName, 2.5.29.18".into(),
-        other => other.into(),
-    }
 }
 
 #[cfg(test)]
@@ -592,6 +713,33 @@ mod tests {
         }
         assert!(serde_json::from_str::<Rule>("[99,\"\"]").is_err());
         assert!(serde_json::from_str::<Rule>("[6,\"RSA x 1\"]").is_err());
+    }
+
+    #[test]
+    fn extension_values_read_as_openssl_reads_them() {
+        let bc = basic_constraints;
+        assert_eq!(bc(&[0x30, 0x03, 0x01, 0x01, 0xff]), Some((true, false)));
+        assert_eq!(bc(&[0x30, 0x00]), Some((false, false)));
+        assert_eq!(
+            bc(&[0x30, 0x06, 0x01, 0x01, 0xff, 0x02, 0x01, 0x00]),
+            Some((true, true))
+        );
+        // A negative path length, a field out of order, trailing bytes: invalid.
+        assert_eq!(bc(&[0x30, 0x06, 0x01, 0x01, 0xff, 0x02, 0x01, 0xff]), None);
+        assert_eq!(bc(&[0x30, 0x06, 0x02, 0x01, 0x00, 0x01, 0x01, 0xff]), None);
+        assert_eq!(bc(&[0x30, 0x03, 0x01, 0x01, 0xff, 0x00]), None);
+        assert_eq!(bits(&[0x03, 0x02, 0x01, 0x06]), Some(&[0x06][..]));
+        assert_eq!(bits(&[0x03, 0x02, 0x08, 0x06]), None);
+        assert_eq!(bits(&[0x04, 0x01, 0x06]), None);
+        let oids = sequence_of(&[0x30, 0x03, 0x06, 0x01, 0x2b], der::OID);
+        assert_eq!(oids, Some(vec![&[0x2b][..]]));
+        assert_eq!(sequence_of(&[0x30, 0x03, 0x04, 0x01, 0x2b], der::OID), None);
+        assert!(
+            supported_critical(oid::BASIC_CONSTRAINTS) && supported_critical(oid::NS_CERT_TYPE)
+        );
+        assert!(
+            !supported_critical(oid::SUBJECT_KEY_ID) && !supported_critical(oid::AUTHORITY_KEY_ID)
+        );
     }
 
     #[test]

@@ -11,7 +11,6 @@ use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::{self, PemObject, SectionKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::der;
 use super::rules::{self, Link, Profile, Rule};
@@ -380,10 +379,7 @@ fn check(der: Vec<u8>, index: usize, now: i64, profile: Profile) -> Result<Ca, R
             error: format!("it starts with 0x{first:02x}, not 0x30 (a DER SEQUENCE)"),
         });
     }
-    let (rest, cert) = X509Certificate::from_der(&der).map_err(|e| Reason::InvalidDer {
-        index,
-        error: e.to_string(),
-    })?;
+    let (rest, cert) = rules::parse(&der).map_err(|e| Reason::InvalidDer { index, error: e })?;
     if !rest.is_empty() {
         return Err(Reason::TrailingData {
             index,
@@ -442,7 +438,7 @@ fn check(der: Vec<u8>, index: usize, now: i64, profile: Profile) -> Result<Ca, R
     })
 }
 
-fn subject_name(cert: &X509Certificate<'_>) -> String {
+fn subject_name(cert: &x509_parser::prelude::X509Certificate<'_>) -> String {
     let cn = cert
         .subject()
         .iter_common_name()
