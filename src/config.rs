@@ -748,6 +748,71 @@ mod tests {
     }
 
     #[test]
+    fn tiangolos_variables_with_his_meaning() {
+        let tcp = |host: &str, port| {
+            Some(Bind::Tcp {
+                host: host.to_owned(),
+                port,
+            })
+        };
+        assert_eq!(parse_bind("127.0.0.1:9001"), tcp("127.0.0.1", Some(9001)));
+        assert_eq!(parse_bind("0.0.0.0"), tcp("0.0.0.0", None));
+        assert_eq!(parse_bind(":80"), tcp("0.0.0.0", Some(80)));
+        assert_eq!(parse_bind("[::1]:8080"), tcp("::1", Some(8080)));
+        assert_eq!(parse_bind("[::]"), tcp("::", None));
+        assert_eq!(
+            parse_bind("unix:/tmp/app.sock"),
+            Some(Bind::Unix(PathBuf::from("/tmp/app.sock")))
+        );
+        for bad in [
+            "a:b:c",
+            "h:0",
+            "h:+80",
+            "[::1",
+            "[nope]:80",
+            "unix:",
+            "a:80 b:81",
+            "a,b",
+        ] {
+            assert_eq!(parse_bind(bad), None, "{bad}");
+        }
+        let c = config(&[
+            ("LOG_LEVEL", "WARNING"),
+            ("ACCESS_LOG", ""),
+            ("KEEP_ALIVE", "5"),
+            ("MAX_WORKERS", "4"),
+            ("WORKERS_PER_CORE", "0.5"),
+            ("TIMEOUT", "120"),
+            ("HOST", "::"),
+        ])
+        .expect("valid");
+        let t = &c.tiangolo;
+        assert_eq!(t.log_level.as_deref(), Some("warning"));
+        assert_eq!(
+            t.access_log.as_deref(),
+            Some(""),
+            "set to empty is a value here"
+        );
+        assert_eq!((t.keep_alive, t.max_workers), (Some(5), Some(4)));
+        assert_eq!(t.workers_per_core, Some(0.5));
+        assert_eq!(t.gunicorn_only, ["TIMEOUT"]);
+        assert!(t.host_set && !t.port_set && !t.workers_set);
+        assert_eq!(config(&[]).map(|c| c.tiangolo), Ok(Tiangolo::default()));
+        for (name, value) in [
+            ("MAX_WORKERS", "0"),
+            ("WEB_CONCURRENCY", "-1"),
+            ("WORKERS_PER_CORE", "0"),
+            ("WORKERS_PER_CORE", "1e3"),
+            ("KEEP_ALIVE", "+5"),
+            ("VARDR_STOP_DELAY", "soon"),
+            ("VARDR_PRESTART_TIMEOUT", "-1"),
+            ("VARDR_PRESTART", "alembic 'upgrade"),
+        ] {
+            assert_eq!(rejected_names(&[(name, value)]), [name], "{name}={value}");
+        }
+    }
+
+    #[test]
     fn non_utf8_is_rejected_not_lossily_accepted() {
         use std::os::unix::ffi::OsStringExt;
         let rejected = Config::from_lookup(|name| {
