@@ -91,6 +91,10 @@ Environment (an empty value means the default):
   UVICORN_OPTS            more uvicorn arguments, split like a shell would (no shell is run)
   VARDR_STOP_TIMEOUT      seconds (at most 86400) after the first forwarded SIGTERM/SIGINT
                           before the child's process group gets SIGKILL (default 0: off)
+  VARDR_STOP_DELAY        seconds to serve on after SIGTERM before forwarding it
+  VARDR_PRESTART          command run before the app (or PRE_START_PATH, a file)
+  VARDR_PRESTART_TIMEOUT  seconds before the pre-start task gets SIGTERM (default 0: off)
+  LOG_LEVEL, BIND, ...    tiangolo's variables, mapped onto uvicorn (see --dry-run)
   VARDR_JSON_LOGS         true: JSON lines on stderr (default false: \"[Vardr] ...\" text)
   VARDR_LOG_LEVEL         error, warn, info or debug (default info)
 

@@ -88,13 +88,16 @@ pub fn run(command: Option<Vec<OsString>>) -> u8 {
         );
     }
     log_exports(&plan);
+    for warning in &plan.warnings {
+        warn!("{warning}");
+    }
     if let Some((code, problem)) = &plan.command_problem {
         error!("{problem}");
         return *code;
     }
     // The supervisor keeps nothing of the certificate pass, only what it launches.
-    let launch = plan.launch;
-    init::run(&launch, &signals)
+    let (launch, prestart) = (plan.launch, plan.prestart.map(|task| task.launch));
+    init::run(prestart.as_ref(), &launch, &signals)
 }
 
 /// `vardr-init --dry-run`: the plan on stdout; nothing written, nothing started.
@@ -188,6 +191,9 @@ pub fn health(url: Option<String>, timeout: Option<String>) -> u8 {
         },
         None => health::DEFAULT_TIMEOUT,
     };
+    if health::draining() {
+        return unhealthy("draining (VARDR_STOP_DELAY)".to_owned());
+    }
     health::run(&target, timeout)
 }
 

@@ -9,7 +9,7 @@
 //! allowed, and startup stops with exit 2 before anything runs. All bad variables are reported at
 //! once, so a user fixes them in one round.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
@@ -31,7 +31,67 @@ pub struct Config {
     pub app: AppSettings,
     /// `PATH`, where the Python interpreter is looked up.
     pub path: Option<OsString>,
+    pub lifecycle: Lifecycle,
+    pub tiangolo: Tiangolo,
 }
+
+/// What happens around the app: a task before it, a pause before stopping it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Lifecycle {
+    /// `VARDR_PRESTART`, split with shell word rules: a command run once before the app.
+    pub prestart: Vec<String>,
+    /// `PRE_START_PATH` (tiangolo's name): a file run before the app.
+    pub pre_start_path: Option<PathBuf>,
+    /// `VARDR_PRESTART_TIMEOUT`: `None` means off.
+    pub prestart_timeout: Option<Duration>,
+    /// `VARDR_STOP_DELAY`: how long to keep serving after the first SIGTERM; `None` means off.
+    pub stop_delay: Option<Duration>,
+}
+
+/// The variables of tiangolo's `uvicorn-gunicorn-fastapi` image, read with its meaning (its
+/// `gunicorn_conf.py` and `start-reload.sh`); the app side maps them onto uvicorn's flags.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tiangolo {
+    /// `LOG_LEVEL`: uvicorn's `--log-level`.
+    pub log_level: Option<String>,
+    /// `ACCESS_LOG`: `Some("")` when set to empty, which turns the access log off there.
+    pub access_log: Option<String>,
+    /// `KEEP_ALIVE`: seconds, uvicorn's `--timeout-keep-alive`.
+    pub keep_alive: Option<u32>,
+    /// `GRACEFUL_TIMEOUT`: seconds, uvicorn's `--timeout-graceful-shutdown`.
+    pub graceful_timeout: Option<u32>,
+    /// `BIND`: where to listen instead of `HOST`/`PORT`.
+    pub bind: Option<Bind>,
+    /// `MAX_WORKERS`, `WORKERS_PER_CORE`, `WEB_CONCURRENCY`: the worker count.
+    pub max_workers: Option<u32>,
+    pub workers_per_core: Option<f64>,
+    pub web_concurrency: Option<u32>,
+    /// Set variables that only gunicorn understood: each gets a warning.
+    pub gunicorn_only: Vec<&'static str>,
+    /// Whether `HOST`, `PORT` and `WORKERS` were set: ours win over `BIND` and the worker
+    /// variables above.
+    pub host_set: bool,
+    pub port_set: bool,
+    pub workers_set: bool,
+}
+
+/// gunicorn's `--bind` as tiangolo's `BIND` gives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Bind {
+    /// `HOST`, `HOST:PORT`, `[V6]:PORT`: the port is `None` when not given.
+    Tcp { host: String, port: Option<u16> },
+    /// `unix:PATH`: uvicorn's `--uds`.
+    Unix(PathBuf),
+}
+
+/// Variables only gunicorn read in tiangolo's image, and what to do instead.
+pub const GUNICORN_ONLY: [(&str, &str); 5] = [
+    ("TIMEOUT", "uvicorn has no worker timeout"),
+    ("WORKER_CLASS", "use UVICORN_OPTS=--loop/--http"),
+    ("GUNICORN_CONF", "use UVICORN_OPTS"),
+    ("GUNICORN_CMD_ARGS", "use UVICORN_OPTS"),
+    ("ERROR_LOG", "errors go to stderr"),
+];
 
 /// The certificate step's inputs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,6 +223,11 @@ const APP_MODULE_FORM: &str = "module:variable, such as main:app or app.main:api
 const PROFILE_FORM: &str = "auto, python3.N (such as python3.13) or openssl";
 const MODULE_FORM: &str = "a dotted Python module name, such as main or app.main";
 const VARIABLE_FORM: &str = "a Python name, such as app";
+const UVICORN_LEVEL_FORM: &str = "critical, error, warning, info, debug or trace";
+const SECONDS_FORM: &str = "a whole number of seconds, such as 5";
+const BIND_FORM: &str = "HOST[:PORT], [IPV6]:PORT or unix:PATH";
+const COUNT_FORM: &str = "a positive integer, such as 4";
+const PER_CORE_FORM: &str = "a positive number, such as 0.5";
 const OPTS_FORM: &str = "arguments split like a shell would (balanced quotes, no trailing backslash), such as \
      --root-path \"/my api\" --log-level debug";
 
@@ -218,6 +283,18 @@ impl Config {
                 uvicorn_opts: vars.parse("UVICORN_OPTS", OPTS_FORM, parse_opts, Vec::new()),
             },
             path: vars.os("PATH"),
+            lifecycle: Lifecycle {
+                prestart: vars.parse("VARDR_PRESTART", OPTS_FORM, parse_opts, Vec::new()),
+                pre_start_path: vars.os("PRE_START_PATH").map(PathBuf::from),
+                prestart_timeout: vars.parse(
+                    "VARDR_PRESTART_TIMEOUT",
+                    TIMEOUT_FORM,
+                    parse_stop_timeout,
+                    None,
+                ),
+                stop_delay: vars.parse("VARDR_STOP_DELAY", TIMEOUT_FORM, parse_stop_timeout, None),
+            },
+            tiangolo: tiangolo(&mut vars),
         };
         if vars.errors.is_empty() {
             Ok(config)
@@ -243,6 +320,32 @@ pub fn port_from_env() -> Result<u16, InvalidVar> {
     }
 }
 
+fn tiangolo<F: Fn(&str) -> Option<OsString>>(vars: &mut Vars<F>) -> Tiangolo {
+    let set = |vars: &Vars<F>, name| vars.os(name).is_some();
+    Tiangolo {
+        log_level: vars.parse("LOG_LEVEL", UVICORN_LEVEL_FORM, parse_uvicorn_level, None),
+        // tiangolo's `${ACCESS_LOG-"-"}`: set and empty is a value (no access log), the one
+        // variable where empty does not mean unset.
+        access_log: (vars.lookup)("ACCESS_LOG").map(|v| v.to_string_lossy().into_owned()),
+        keep_alive: vars.parse("KEEP_ALIVE", SECONDS_FORM, parse_some, None),
+        graceful_timeout: vars.parse("GRACEFUL_TIMEOUT", SECONDS_FORM, parse_some, None),
+        bind: vars.parse("BIND", BIND_FORM, |t| parse_bind(t).map(Some), None),
+        max_workers: vars.parse("MAX_WORKERS", COUNT_FORM, parse_count, None),
+        workers_per_core: vars
+            .parse("WORKERS_PER_CORE", PER_CORE_FORM, parse_per_core, None)
+            .map(|per_core| per_core.as_secs_f64()),
+        web_concurrency: vars.parse("WEB_CONCURRENCY", COUNT_FORM, parse_count, None),
+        gunicorn_only: GUNICORN_ONLY
+            .iter()
+            .map(|(name, _)| *name)
+            .filter(|name| set(vars, name))
+            .collect(),
+        host_set: set(vars, "HOST"),
+        port_set: set(vars, "PORT"),
+        workers_set: set(vars, "WORKERS"),
+    }
+}
+
 /// `APP_MODULE` wins over `MODULE_NAME` / `VARIABLE_NAME` (the names tiangolo's images used).
 fn app_target<F: Fn(&str) -> Option<OsString>>(vars: &mut Vars<F>) -> AppTarget {
     if let Some((module, variable)) =
@@ -263,6 +366,15 @@ fn app_target<F: Fn(&str) -> Option<OsString>>(vars: &mut Vars<F>) -> AppTarget 
     }
 }
 
+/// Records a bad value; apart from [`Vars::parse`], which is copied for each type it returns.
+fn reject(errors: &mut Vec<InvalidVar>, name: &'static str, expected: &'static str, raw: &OsStr) {
+    errors.push(InvalidVar {
+        name,
+        value: raw.to_string_lossy().into_owned(),
+        expected,
+    });
+}
+
 /// A lookup that collects every bad value instead of stopping at the first.
 struct Vars<F> {
     lookup: F,
@@ -274,7 +386,8 @@ impl<F: Fn(&str) -> Option<OsString>> Vars<F> {
         &mut self,
         name: &'static str,
         expected: &'static str,
-        parse: impl Fn(&str) -> Option<T>,
+        // A function pointer, not a generic: one copy of this per value type, not per parser.
+        parse: fn(&str) -> Option<T>,
         default: T,
     ) -> T {
         let Some(raw) = (self.lookup)(name) else {
@@ -286,11 +399,7 @@ impl<F: Fn(&str) -> Option<OsString>> Vars<F> {
             None => None,
         };
         parsed.unwrap_or_else(|| {
-            self.errors.push(InvalidVar {
-                name,
-                value: raw.to_string_lossy().into_owned(),
-                expected,
-            });
+            reject(&mut self.errors, name, expected, &raw);
             default
         })
     }
@@ -423,6 +532,66 @@ fn parse_variable(text: &str) -> Option<Option<String>> {
     let first = chars.next()?;
     ((first.is_alphabetic() || first == '_') && chars.all(|c| c.is_alphanumeric() || c == '_'))
         .then(|| Some(text.to_owned()))
+}
+
+/// A whole number written as digits only (`from_str` would also take a leading `+`).
+fn parse_some(text: &str) -> Option<Option<u32>> {
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok().map(Some)
+}
+
+/// A positive whole number.
+fn parse_count(text: &str) -> Option<Option<u32>> {
+    parse_some(text).filter(|&n| n != Some(0))
+}
+
+fn parse_uvicorn_level(text: &str) -> Option<Option<String>> {
+    let level = text.to_ascii_lowercase();
+    ["critical", "error", "warning", "info", "debug", "trace"]
+        .contains(&level.as_str())
+        .then_some(Some(level))
+}
+
+/// A positive decimal number up to 1024, read like seconds (exactly, no signs or exponents).
+fn parse_per_core(text: &str) -> Option<Option<Duration>> {
+    let per_core = parse_seconds(text)?;
+    (!per_core.is_zero() && per_core <= Duration::from_secs(1024)).then_some(Some(per_core))
+}
+
+/// gunicorn's bind forms, one address: `unix:PATH`, `[V6]:PORT`, `[V6]`, `HOST:PORT`, `HOST`.
+pub fn parse_bind(text: &str) -> Option<Bind> {
+    if let Some(path) = text.strip_prefix("unix:") {
+        return (!path.is_empty()).then(|| Bind::Unix(PathBuf::from(path)));
+    }
+    if text.contains([' ', ',', '\t']) {
+        return None;
+    }
+    let (host, port) = match text.strip_prefix('[') {
+        Some(rest) => {
+            let (v6, after) = rest.split_once(']')?;
+            v6.parse::<std::net::Ipv6Addr>().ok()?;
+            match after {
+                "" => (v6, None),
+                _ => (v6, Some(after.strip_prefix(':')?)),
+            }
+        }
+        None => match text.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        },
+    };
+    let port = match port {
+        Some(port) if port.bytes().all(|b| b.is_ascii_digit()) => Some(parse_port(port)?),
+        Some(_) => return None,
+        None => None,
+    };
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    Some(Bind::Tcp {
+        host: parse_host(host)?,
+        port,
+    })
 }
 
 /// Shell word rules without a shell: quotes and backslashes are honoured, nothing is expanded.
@@ -625,6 +794,71 @@ mod tests {
         let message = rejected.errors[1].to_string();
         assert!(message.contains("WORKERS=\"abc\""), "{message}");
         assert!(message.contains(WORKERS_FORM), "{message}");
+    }
+
+    #[test]
+    fn tiangolos_variables_with_his_meaning() {
+        let tcp = |host: &str, port| {
+            Some(Bind::Tcp {
+                host: host.to_owned(),
+                port,
+            })
+        };
+        assert_eq!(parse_bind("127.0.0.1:9001"), tcp("127.0.0.1", Some(9001)));
+        assert_eq!(parse_bind("0.0.0.0"), tcp("0.0.0.0", None));
+        assert_eq!(parse_bind(":80"), tcp("0.0.0.0", Some(80)));
+        assert_eq!(parse_bind("[::1]:8080"), tcp("::1", Some(8080)));
+        assert_eq!(parse_bind("[::]"), tcp("::", None));
+        assert_eq!(
+            parse_bind("unix:/tmp/app.sock"),
+            Some(Bind::Unix(PathBuf::from("/tmp/app.sock")))
+        );
+        for bad in [
+            "a:b:c",
+            "h:0",
+            "h:+80",
+            "[::1",
+            "[nope]:80",
+            "unix:",
+            "a:80 b:81",
+            "a,b",
+        ] {
+            assert_eq!(parse_bind(bad), None, "{bad}");
+        }
+        let c = config(&[
+            ("LOG_LEVEL", "WARNING"),
+            ("ACCESS_LOG", ""),
+            ("KEEP_ALIVE", "5"),
+            ("MAX_WORKERS", "4"),
+            ("WORKERS_PER_CORE", "0.5"),
+            ("TIMEOUT", "120"),
+            ("HOST", "::"),
+        ])
+        .expect("valid");
+        let t = &c.tiangolo;
+        assert_eq!(t.log_level.as_deref(), Some("warning"));
+        assert_eq!(
+            t.access_log.as_deref(),
+            Some(""),
+            "set to empty is a value here"
+        );
+        assert_eq!((t.keep_alive, t.max_workers), (Some(5), Some(4)));
+        assert_eq!(t.workers_per_core, Some(0.5));
+        assert_eq!(t.gunicorn_only, ["TIMEOUT"]);
+        assert!(t.host_set && !t.port_set && !t.workers_set);
+        assert_eq!(config(&[]).map(|c| c.tiangolo), Ok(Tiangolo::default()));
+        for (name, value) in [
+            ("MAX_WORKERS", "0"),
+            ("WEB_CONCURRENCY", "-1"),
+            ("WORKERS_PER_CORE", "0"),
+            ("WORKERS_PER_CORE", "1e3"),
+            ("KEEP_ALIVE", "+5"),
+            ("VARDR_STOP_DELAY", "soon"),
+            ("VARDR_PRESTART_TIMEOUT", "-1"),
+            ("VARDR_PRESTART", "alembic 'upgrade"),
+        ] {
+            assert_eq!(rejected_names(&[(name, value)]), [name], "{name}={value}");
+        }
     }
 
     #[test]

@@ -160,6 +160,12 @@ impl fmt::Display for Status {
     }
 }
 
+/// Whether vardr-init, as PID 1 of this container, is draining (`VARDR_STOP_DELAY`): it renames
+/// itself while it holds a SIGTERM (see [`crate::sys::DRAINING_NAME`]).
+pub fn draining() -> bool {
+    crate::sys::process_name(1).is_some_and(|name| name == crate::sys::DRAINING_NAME)
+}
+
 /// Probes `target` once and prints the verdict: one line on stdout when healthy, on stderr when
 /// not. Returns the exit code, 0 or 1.
 pub fn run(target: &Target, timeout: Duration) -> u8 {

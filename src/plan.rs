@@ -22,6 +22,13 @@ use crate::config::Config;
 use crate::events;
 use crate::init::{ExitPolicy, Launch};
 
+/// The pre-start task's launch and the variable that asked for it.
+#[derive(Debug)]
+pub struct Prestart {
+    pub launch: Launch,
+    pub source: &'static str,
+}
+
 #[derive(Debug)]
 pub struct Plan {
     pub certs_dir: PathBuf,
@@ -38,6 +45,10 @@ pub struct Plan {
     /// Whose certificate verifier the verdicts match: the Python the command starts.
     pub runtime: Runtime,
     pub launch: Launch,
+    /// The pre-start task, run before `launch` with the same environment.
+    pub prestart: Option<Prestart>,
+    /// Said before a run starts (and by the dry run): variables read but not (all) used.
+    pub warnings: Vec<String>,
     /// Why a run would not start: exit 2.
     pub errors: Vec<String>,
     /// Why the command cannot be started: a run exits with this code (127 or 126).
@@ -107,10 +118,18 @@ impl Plan {
                 .collect(),
             unset_env: unset.clone(),
             stop_timeout: config.stop_timeout,
+            stop_delay: config.lifecycle.stop_delay,
+            run_timeout: None,
             policy,
         };
+        let (prestart, mut warnings) =
+            Plan::prestart(config, uvicorn.as_ref(), &launch, &mut errors);
+        warnings.extend(uvicorn.iter().flat_map(|u| u.warnings.iter().cloned()));
         let command_problem = if errors.is_empty() {
-            crate::init::foresee(&launch.program, config.path.as_deref()).err()
+            let programs = prestart.iter().map(|p| &p.launch.program);
+            programs
+                .chain([&launch.program])
+                .find_map(|program| crate::init::foresee(program, config.path.as_deref()).err())
         } else {
             None
         };
@@ -123,6 +142,8 @@ impl Plan {
             uvicorn,
             runtime,
             launch,
+            prestart,
+            warnings,
             errors,
             command_problem,
         };
@@ -133,6 +154,47 @@ impl Plan {
                 .insert(0, format!("VARDR_CERTS_STRICT=true and {problem}"));
         }
         plan
+    }
+
+    /// The pre-start task, with the app's environment and Python.
+    fn prestart(
+        config: &Config,
+        uvicorn: Option<&Uvicorn>,
+        main: &Launch,
+        errors: &mut Vec<String>,
+    ) -> (Option<Prestart>, Vec<String>) {
+        let life = &config.lifecycle;
+        let path = life.pre_start_path.as_deref();
+        let python = match uvicorn {
+            Some(u) => Some(u.python.clone()),
+            None => app::find_python(config.path.as_deref()),
+        };
+        let shell = Path::new("/bin/sh");
+        let task = match app::prestart::task(&life.prestart, path, python.as_deref(), shell) {
+            Ok(task) => task,
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        let prestart = task.map(|task| {
+            let mut words = task.argv.into_iter();
+            Prestart {
+                launch: Launch {
+                    program: words.next().unwrap_or_default(),
+                    args: words.collect(),
+                    set_env: main.set_env.clone(),
+                    unset_env: main.unset_env.clone(),
+                    stop_timeout: main.stop_timeout,
+                    stop_delay: None,
+                    run_timeout: life.prestart_timeout,
+                    policy: ExitPolicy::Status,
+                },
+                source: task.source,
+            }
+        });
+        // The warnings start here: the uvicorn side's are added after.
+        (prestart, Vec::new())
     }
 
     /// Why the custom CAs will not reach the child although some were accepted (or the worker
@@ -243,6 +305,31 @@ impl Plan {
         if let Some(u) = &self.uvicorn {
             let _ = writeln!(out, "App: {}:{} ({})", u.module, u.variable, u.source);
         }
+        if let Some(u) = &self.uvicorn {
+            let _ = writeln!(out, "uvicorn options (UVICORN_OPTS wins):");
+            for flag in &u.flags {
+                let value = flag
+                    .value
+                    .as_deref()
+                    .map_or(String::new(), |v| format!(" {v}"));
+                let _ = writeln!(out, "  {}{value}  ({})", flag.option, flag.source);
+            }
+        }
+        for warning in &self.warnings {
+            let _ = writeln!(out, "  warning: {warning}");
+        }
+        if let Some(task) = &self.prestart {
+            let limit = match task.launch.run_timeout {
+                Some(t) => format!("SIGTERM after {}s", events::seconds(t)),
+                None => "no time limit".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "Pre-start ({}): {} ({limit})",
+                task.source,
+                task.launch.command_line()
+            );
+        }
         if self.errors.is_empty() {
             let _ = writeln!(out, "Command: {}", self.launch.command_line());
         }
@@ -251,6 +338,11 @@ impl Plan {
             None => "off (the child takes as long as it needs)".to_owned(),
         };
         let _ = writeln!(out, "Stop timeout: {stop}");
+        let delay = match self.launch.stop_delay {
+            Some(t) => format!("{}s after the first SIGTERM", events::seconds(t)),
+            None => "off".to_owned(),
+        };
+        let _ = writeln!(out, "Stop delay: {delay}");
         for error in self.reasons_not_to_start() {
             let _ = writeln!(out, "Error: {error}");
         }
@@ -324,9 +416,20 @@ impl Plan {
                 python: Some(&u.python),
                 workers: u.workers,
                 timeout_graceful_shutdown: u.graceful_timeout,
+                flags: &u.flags,
             }),
             argv,
             stop_timeout: self.launch.stop_timeout.map(|t| t.as_secs_f64()),
+            stop_delay: self.launch.stop_delay.map(|t| t.as_secs_f64()),
+            prestart: self.prestart.as_ref().map(|task| PrestartJson {
+                argv: std::iter::once(&task.launch.program)
+                    .chain(&task.launch.args)
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect(),
+                source: task.source,
+                timeout: task.launch.run_timeout.map(|t| t.as_secs_f64()),
+            }),
+            warnings: &self.warnings,
         })
     }
 }
@@ -350,6 +453,16 @@ struct PlanEvent<'a> {
     app: Option<AppJson<'a>>,
     argv: Vec<String>,
     stop_timeout: Option<f64>,
+    stop_delay: Option<f64>,
+    prestart: Option<PrestartJson>,
+    warnings: &'a [String],
+}
+
+#[derive(Serialize)]
+struct PrestartJson {
+    argv: Vec<String>,
+    source: &'static str,
+    timeout: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -384,4 +497,6 @@ struct AppJson<'a> {
     python: Option<&'a Path>,
     workers: u32,
     timeout_graceful_shutdown: Option<u64>,
+    /// Each option vardr-init passes and the variable it came from.
+    flags: &'a [crate::app::Flag],
 }

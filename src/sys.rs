@@ -341,6 +341,77 @@ pub fn release_code_pages() {
     }
 }
 
+/// PID 1's name (`/proc/1/comm`) while it drains: `vardr-init health` reads it. A process name
+/// needs no writable file system, dies with the process (nothing stale after a restart) and is
+/// seen by every process of the container's PID namespace, a `docker exec` probe included.
+pub const DRAINING_NAME: &str = "vardr-draining";
+
+/// Sets this thread's name (`/proc/self/comm`, what `ps` shows), at most 15 bytes.
+pub fn set_process_name(name: &str) {
+    let mut buffer = [0u8; 16];
+    let len = name.len().min(15);
+    buffer[..len].copy_from_slice(&name.as_bytes()[..len]);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes from a valid buffer.
+    unsafe { libc::prctl(libc::PR_SET_NAME, buffer.as_ptr() as libc::c_ulong, 0, 0, 0) };
+}
+
+/// The name (`comm`) of process `pid` as `/proc` shows it, without the trailing newline.
+pub fn process_name(pid: Pid) -> Option<String> {
+    let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(name.trim_end_matches('\n').to_owned())
+}
+
+/// Every live process whose chain of parents leads to `ancestor`, with its name, from `/proc`
+/// (empty without it). Zombies are left out: they are dead, and reaping takes them.
+pub fn descendants(ancestor: Pid) -> Vec<(Pid, Pid, String)> {
+    // (pid, parent, name) of each process; one that ends meanwhile is simply missing.
+    let mut all: Vec<(Pid, Pid, String)> = Vec::new();
+    let mut path = std::path::PathBuf::from("/proc");
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        path.push(entry.file_name());
+        path.push("stat");
+        let stat = std::fs::read(&path).unwrap_or_default();
+        path.pop();
+        path.pop();
+        // "PID (comm) STATE PPID ...": comm may hold spaces and ')', so split at the last ')'.
+        let (Some(open), Some(close)) = (
+            stat.iter().position(|&b| b == b'('),
+            stat.iter().rposition(|&b| b == b')'),
+        ) else {
+            continue;
+        };
+        let number = |field: &[u8]| {
+            let digits = field.iter().take_while(|b| b.is_ascii_digit());
+            digits.fold(0, |n: Pid, &b| {
+                n.wrapping_mul(10).wrapping_add(Pid::from(b - b'0'))
+            })
+        };
+        // After ") ": the state letter, a space, the parent's pid.
+        let (Some(&state), Some(parent), Some(name)) = (
+            stat.get(close + 2),
+            stat.get(close + 4..),
+            stat.get(open + 1..close),
+        ) else {
+            continue;
+        };
+        let pid = number(&stat);
+        if state != b'Z' && state != b'X' && pid != ancestor {
+            let name = String::from_utf8_lossy(name).into_owned();
+            all.push((pid, number(parent), name));
+        }
+    }
+    // Moved to the front a generation at a time: first the ancestor's children, then theirs.
+    let mut found = 0;
+    while let Some(at) = (found..all.len())
+        .find(|&i| all[i].1 == ancestor || all[..found].iter().any(|p| p.0 == all[i].1))
+    {
+        all.swap(found, at);
+        found += 1;
+    }
+    all.truncate(found);
+    all
+}
+
 /// Makes orphaned descendants re-parent to this process instead of the real init.
 pub fn become_child_subreaper() -> io::Result<()> {
     // SAFETY: prctl with integer arguments only.

@@ -32,6 +32,29 @@ fn an_app_exiting_0_at_import_is_a_failure_not_a_clean_stop() {
 }
 
 #[test]
+fn uvicorns_exit_3_is_reported_as_a_start_up_failure_and_kept() {
+    // uvicorn 0.50 and later exit 3 on its start-up failures: here the variable is not in the
+    // module, and then the port is taken. (An exception raised by the app's own import is
+    // Python's exit 1, as before.)
+    let Some(world) = World::venv() else { return };
+    let mut command = world.command(any_mode(), &test_app("service"), &[]);
+    command.env("VARIABLE_NAME", "no_such_app");
+    let missing = finish(command);
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", world.port)).expect("take the port");
+    let bound = finish(world.command(any_mode(), &test_app("service"), &[]));
+    for (done, cause) in [(missing, "no_such_app"), (bound, "address already in use")] {
+        done.assert_code(3, cause);
+        assert!(
+            done.stderr
+                .contains("uvicorn exited with status 3: the app failed to start (see above)"),
+            "{}",
+            done.describe()
+        );
+        assert!(done.stderr.contains(cause), "{cause}: {}", done.describe());
+    }
+}
+
+#[test]
 fn with_two_workers_an_app_uvicorn_cannot_resolve_ends_with_exit_1() {
     // uvicorn 0.54 --workers: a worker that cannot find the module or the variable exits 3, and
     // the parent stops with status 0. (It notices between worker health checks: 1 s instead of

@@ -15,6 +15,8 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// The worker count for `WORKERS=auto`: the cgroup CPU limit rounded up, at most the CPUs this
 /// process may run on, at least 1; without a limit, the CPUs this process may run on.
+// Called from two places: one copy of the cgroup walk, not one inlined into each.
+#[inline(never)]
 pub fn auto_workers() -> NonZeroU32 {
     let limit = fs::read_to_string("/proc/self/cgroup")
         .ok()

@@ -1,11 +1,14 @@
 //! The default command: which app, which interpreter, and the uvicorn argv that runs it.
 //!
 //! `PYTHON -m uvicorn MODULE:VAR --host HOST --port PORT [--workers N] [--app-dir DIR]
-//! [--timeout-graceful-shutdown S] UVICORN_OPTS...`: `UVICORN_OPTS` comes last so that any
-//! option the user repeats there wins (uvicorn keeps the last value of an option).
+//! [--timeout-graceful-shutdown S] [tiangolo's options] UVICORN_OPTS...`: `UVICORN_OPTS` comes
+//! last so that any option the user repeats there wins (uvicorn keeps the last value of an
+//! option); an option it repeats is not passed by vardr-init at all, so the argv says it once.
+//! Each option passed is a [`Flag`] that names the variable it came from (`--dry-run` shows it).
 
 pub mod cpus;
 pub mod discover;
+pub mod prestart;
 pub mod runtime;
 
 use std::ffi::OsString;
@@ -13,7 +16,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::{Config, Workers};
+use crate::config::{Bind, Config, GUNICORN_ONLY, Workers};
 use crate::init::ExitPolicy;
 
 /// uvicorn's exit conventions, for the supervisor: a server that runs until it is stopped.
@@ -33,7 +36,19 @@ pub struct Uvicorn {
     pub app_dir: Option<PathBuf>,
     pub workers: u32,
     pub graceful_timeout: Option<u64>,
+    /// The options vardr-init passes before `UVICORN_OPTS`, with where each came from.
+    pub flags: Vec<Flag>,
+    /// Variables read but not (all) used: said before the run and in the dry run.
+    pub warnings: Vec<String>,
     pub argv: Vec<OsString>,
+}
+
+/// One uvicorn option vardr-init passes, and the variable (or rule) it came from.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Flag {
+    pub option: &'static str,
+    pub value: Option<String>,
+    pub source: &'static str,
 }
 
 /// Builds the uvicorn command, or every reason it cannot be built.
@@ -84,37 +99,50 @@ pub fn uvicorn(config: &Config) -> Result<Uvicorn, Vec<String>> {
         return Err(errors);
     };
 
-    let workers = match config.workers {
-        Workers::Count(n) => n.get(),
-        Workers::Auto => cpus::auto_workers().get(),
-    };
     let opts = &config.app.uvicorn_opts;
-    let graceful_timeout = config
-        .stop_timeout
-        .filter(|_| !has_option(opts, "--timeout-graceful-shutdown"))
-        .and_then(graceful_timeout);
+    let mut flags = Flags {
+        opts,
+        list: Vec::new(),
+        warnings: Vec::new(),
+    };
+    listen(config, &mut flags);
+    let (workers, from) = workers(config);
+    // WEB_CONCURRENCY reaches uvicorn too, which reads it when --workers is not given.
+    if workers > 1 || config.tiangolo.web_concurrency.is_some() {
+        flags.push("--workers", Some(workers.to_string()), from);
+    }
+    if let Some(dir) = &app_dir {
+        flags.push(
+            "--app-dir",
+            Some(dir.display().to_string()),
+            "the app's location",
+        );
+    }
+    let graceful = match (config.stop_timeout, config.tiangolo.graceful_timeout) {
+        (Some(stop), _) => graceful_timeout(stop).map(|s| (s, "VARDR_STOP_TIMEOUT")),
+        (None, Some(seconds)) => Some((u64::from(seconds), "GRACEFUL_TIMEOUT")),
+        (None, None) => None,
+    };
+    let graceful_timeout = graceful.and_then(|(seconds, from)| {
+        flags
+            .push(
+                "--timeout-graceful-shutdown",
+                Some(seconds.to_string()),
+                from,
+            )
+            .then_some(seconds)
+    });
+    tiangolo(config, &mut flags);
 
     let mut argv: Vec<OsString> = vec![
         python.clone().into(),
         "-m".into(),
         "uvicorn".into(),
         format!("{module}:{variable}").into(),
-        "--host".into(),
-        config.host.clone().into(),
-        "--port".into(),
-        config.port.to_string().into(),
     ];
-    if workers > 1 {
-        argv.extend(["--workers".into(), workers.to_string().into()]);
-    }
-    if let Some(dir) = &app_dir {
-        argv.extend(["--app-dir".into(), dir.clone().into()]);
-    }
-    if let Some(seconds) = graceful_timeout {
-        argv.extend([
-            "--timeout-graceful-shutdown".into(),
-            seconds.to_string().into(),
-        ]);
+    for flag in &flags.list {
+        argv.push(flag.option.into());
+        argv.extend(flag.value.iter().map(OsString::from));
     }
     argv.extend(opts.iter().map(OsString::from));
     Ok(Uvicorn {
@@ -125,8 +153,124 @@ pub fn uvicorn(config: &Config) -> Result<Uvicorn, Vec<String>> {
         app_dir,
         workers,
         graceful_timeout,
+        flags: flags.list,
+        warnings: flags.warnings,
         argv,
     })
+}
+
+/// The options being collected: one that `UVICORN_OPTS` also gives is left to it.
+struct Flags<'a> {
+    opts: &'a [String],
+    list: Vec<Flag>,
+    warnings: Vec<String>,
+}
+
+impl Flags<'_> {
+    /// Adds the option unless `UVICORN_OPTS` has it; says whether it was added.
+    fn push(&mut self, option: &'static str, value: Option<String>, source: &'static str) -> bool {
+        // --access-log and --no-access-log are one setting.
+        let repeated = has_option(self.opts, option)
+            || (option == "--no-access-log" && has_option(self.opts, "--access-log"));
+        if !repeated {
+            self.list.push(Flag {
+                option,
+                value,
+                source,
+            });
+        }
+        !repeated
+    }
+}
+
+/// `--host`/`--port` from `HOST`/`PORT`, else tiangolo's `BIND` (`--uds` for `unix:PATH`).
+fn listen(config: &Config, flags: &mut Flags<'_>) {
+    let t = &config.tiangolo;
+    let ours = |set: bool, name: &'static str| if set { name } else { "default" };
+    if t.bind.is_some() && (t.host_set || t.port_set) {
+        let note = "BIND ignored: HOST or PORT is set";
+        flags.warnings.push(note.to_owned());
+    }
+    let (bind_host, bind_port) = match &t.bind {
+        Some(Bind::Unix(path)) if !t.host_set && !t.port_set => {
+            flags.push("--uds", Some(path.display().to_string()), "BIND");
+            return;
+        }
+        Some(Bind::Tcp { host, port }) => (Some(host), *port),
+        _ => (None, None),
+    };
+    let (host, from) = match bind_host.filter(|_| !t.host_set) {
+        Some(host) => (host.clone(), "BIND"),
+        None => (config.host.clone(), ours(t.host_set, "HOST")),
+    };
+    flags.push("--host", Some(host), from);
+    let (port, from) = match bind_port.filter(|_| !t.port_set) {
+        Some(port) => (port, "BIND"),
+        None => (config.port, ours(t.port_set, "PORT")),
+    };
+    flags.push("--port", Some(port.to_string()), from);
+}
+
+/// The worker count and where it came from: `WORKERS`, else tiangolo's `WEB_CONCURRENCY`, else
+/// his formula when `WORKERS_PER_CORE` or `MAX_WORKERS` is set: `max(int(per_core * CPUs), 2)`,
+/// at most `MAX_WORKERS`. CPUs are counted as `WORKERS=auto` counts them (the cgroup limit),
+/// where his `multiprocessing.cpu_count()` saw the host's.
+fn workers(config: &Config) -> (u32, &'static str) {
+    let t = &config.tiangolo;
+    match (config.workers, t.workers_set) {
+        (Workers::Auto, true) => return (cpus::auto_workers().get(), "WORKERS=auto"),
+        (Workers::Count(n), true) => return (n.get(), "WORKERS"),
+        _ => {}
+    }
+    if let Some(n) = t.web_concurrency {
+        return (n, "WEB_CONCURRENCY");
+    }
+    if t.workers_per_core.is_none() && t.max_workers.is_none() {
+        return (1, "default");
+    }
+    let cpus = f64::from(cpus::auto_workers().get());
+    // Truncated like Python's int(); the product is at most 1024 * u32::MAX, and `as` saturates.
+    let by_cores = (t.workers_per_core.unwrap_or(1.0) * cpus) as u32;
+    let count = by_cores.max(2);
+    match t.max_workers {
+        Some(max) => (count.min(max), "WORKERS_PER_CORE, MAX_WORKERS"),
+        None => (count, "WORKERS_PER_CORE"),
+    }
+}
+
+/// tiangolo's remaining variables, and a warning for each that only gunicorn understood.
+fn tiangolo(config: &Config, flags: &mut Flags<'_>) {
+    let t = &config.tiangolo;
+    if let Some(level) = &t.log_level {
+        flags.push("--log-level", Some(level.clone()), "LOG_LEVEL");
+    }
+    match t.access_log.as_deref() {
+        Some("") => {
+            flags.push("--no-access-log", None, "ACCESS_LOG");
+        }
+        None | Some("-") => {}
+        Some(path) => flags.warnings.push(format!(
+            "ACCESS_LOG={path:?} ignored: uvicorn logs access to stdout"
+        )),
+    }
+    if let Some(seconds) = t.keep_alive {
+        flags.push(
+            "--timeout-keep-alive",
+            Some(seconds.to_string()),
+            "KEEP_ALIVE",
+        );
+    }
+    if config.stop_timeout.is_some() && t.graceful_timeout.is_some() {
+        let note = "GRACEFUL_TIMEOUT ignored: VARDR_STOP_TIMEOUT wins";
+        flags.warnings.push(note.to_owned());
+    }
+    for (name, instead) in GUNICORN_ONLY {
+        if t.gunicorn_only.contains(&name) {
+            flags
+                .warnings
+                .push(format!("{name} is gunicorn's, ignored: {instead}"));
+        }
+    }
 }
 
 /// uvicorn's own graceful shutdown, a little inside vardr-init's hard deadline, so connections

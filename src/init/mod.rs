@@ -11,7 +11,12 @@
 //!    child's group once the stop deadline passes, until the child itself has been reaped.
 //! 4. [`run`] turns the child's end into the exit status through the launch's [`ExitPolicy`]:
 //!    its own status, or 128+N; for a server (the app side says which child is one), a re-raised
-//!    stop signal after a graceful shutdown is 0, and exit 0 nobody asked for is 1.
+//!    stop signal after a graceful shutdown is 0, exit 0 nobody asked for is 1, and uvicorn's
+//!    exit 3 is named a start-up failure.
+//! 5. `clean_up`: what the child left running in vardr-init's tree gets SIGTERM, then SIGKILL.
+//!
+//! A pre-start task goes through steps 2 and 3 as a launch of its own before the main one; the
+//! main one starts only if it exited 0 and no stop was asked for meanwhile.
 //!
 //! The supervisor takes only what it must launch ([`Launch`]): it knows nothing of certificates,
 //! plans or uvicorn.
@@ -42,8 +47,18 @@ pub struct Launch {
     pub unset_env: Vec<&'static str>,
     /// Hard-kill deadline after the first forwarded SIGTERM/SIGINT.
     pub stop_timeout: Option<Duration>,
+    /// `VARDR_STOP_DELAY`: the first SIGTERM is held this long (the child keeps serving) before
+    /// it is forwarded; a second SIGTERM or a SIGINT goes through at once.
+    pub stop_delay: Option<Duration>,
+    /// `VARDR_PRESTART_TIMEOUT`: after this long the child gets SIGTERM as if one had been sent,
+    /// then SIGKILL at the stop timeout (or [`SHORT_STOP`] without one).
+    pub run_timeout: Option<Duration>,
     pub policy: ExitPolicy,
 }
+
+/// How long leftovers, and a task past its `VARDR_PRESTART_TIMEOUT`, get between SIGTERM and
+/// SIGKILL when `VARDR_STOP_TIMEOUT` is off.
+pub const SHORT_STOP: Duration = Duration::from_secs(5);
 
 /// How the child's end becomes vardr-init's exit status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,8 +155,57 @@ impl Signals {
 /// arriving before the child started means it is not started.
 const STOP_SIGNALS: [i32; 2] = [libc::SIGTERM, libc::SIGINT];
 
-/// Runs the launch to completion and returns vardr-init's exit code.
-pub fn run(launch: &Launch, signals: &Signals) -> u8 {
+/// Runs the pre-start task, if any, then the launch, to completion; cleans up what they left
+/// running; returns vardr-init's exit code.
+pub fn run(prestart: Option<&Launch>, launch: &Launch, signals: &Signals) -> u8 {
+    let reaper = become_reaper();
+    let code = run_in_turn(prestart, launch, signals);
+    if reaper {
+        clean_up(launch.stop_timeout, signals);
+    }
+    code
+}
+
+/// Whether orphans come to vardr-init: as PID 1, or once registered as child subreaper.
+fn become_reaper() -> bool {
+    let pid = sys::getpid();
+    if pid == 1 {
+        return true;
+    }
+    // Without this, orphans re-parent to the real init and nobody here reaps them.
+    match sys::become_child_subreaper() {
+        Ok(()) => {
+            debug!("not PID 1 (pid {pid}): registered as child subreaper");
+            true
+        }
+        Err(e) => {
+            warn!(
+                "not PID 1 and cannot become child subreaper ({e}): orphans of the child will be reaped by the host's init, not vardr-init"
+            );
+            false
+        }
+    }
+}
+
+fn run_in_turn(prestart: Option<&Launch>, launch: &Launch, signals: &Signals) -> u8 {
+    if let Some(task) = prestart {
+        info!("pre-start task first: {}", task.command_line());
+        let ended = match supervise_child(task, signals) {
+            Ok(ended) => ended,
+            Err(code) => {
+                error!("pre-start task not run: app not started; exiting {code}");
+                return code;
+            }
+        };
+        let code = task.policy.exit_code(&ended);
+        if code != 0 || ended.stop_signal.is_some() {
+            // A stop asked for meanwhile ends the run too, whatever the task made of it.
+            let stop = ended.stop_signal.map(signal_name).unwrap_or_default();
+            error!("pre-start task ended ({stop} exit {code}): app not started; exiting {code}");
+            return code;
+        }
+        info!("pre-start task done: starting {}", launch.command_line());
+    }
     match supervise_child(launch, signals) {
         Ok(ended) => launch.policy.exit_code(&ended),
         Err(code) => code,
@@ -151,16 +215,6 @@ pub fn run(launch: &Launch, signals: &Signals) -> u8 {
 /// Starts the child and supervises it until it has been reaped: how it ended, or the exit code
 /// when it could not be started (or was not, a stop having arrived first).
 pub fn supervise_child(launch: &Launch, signals: &Signals) -> Result<Ended, u8> {
-    let pid = sys::getpid();
-    if pid != 1 {
-        // Without this, orphans re-parent to the real init and nobody here reaps them.
-        match sys::become_child_subreaper() {
-            Ok(()) => debug!("not PID 1 (pid {pid}): registered as child subreaper"),
-            Err(e) => warn!(
-                "not PID 1 and cannot become child subreaper ({e}): orphans of the child will be reaped by the host's init, not vardr-init"
-            ),
-        }
-    }
     // A stop requested while the certificates were handled: the command has not started, so
     // there is nothing to stop gracefully. Starting it only to kill it mid-import is not better.
     if let Some(signal) = signals.stop_pending() {
@@ -175,7 +229,7 @@ pub fn supervise_child(launch: &Launch, signals: &Signals) -> Result<Ended, u8> 
     let terminal = sys::stdin_is_foreground_tty();
     let child = spawn(launch, terminal, signals.non_default)?;
     info!("Running {} (pid {child})", launch.command_line());
-    supervise(child, launch.stop_timeout, signals, terminal)
+    supervise(child, launch, signals, terminal)
 }
 
 impl ExitPolicy {
@@ -202,6 +256,12 @@ impl ExitPolicy {
                      exited at import, or with --workers it could not be found): exiting 1"
                 );
                 exit::FAILURE
+            }
+            (Some(3), _) if ended.stop_signal.is_none() => {
+                // uvicorn 0.50 and later exit 3 on every start-up failure: the import, the
+                // lifespan start-up, binding the socket (earlier ones for some of these).
+                error!("{name} exited with status 3: the app failed to start (see above)");
+                3
             }
             (None, Some(signal)) if Some(signal) == ended.stop_signal && !ended.killed => {
                 // After a graceful shutdown uvicorn re-raises the signal it caught.
@@ -334,18 +394,50 @@ fn check_file(file: &Path) -> Result<(), i32> {
     }
 }
 
+/// The variable a stop deadline comes from, for the logs.
+const STOP_TIMEOUT: &str = "VARDR_STOP_TIMEOUT";
+
 /// How long after the start PID 1 drops the mappings of its start-up code
 /// ([`sys::release_code_pages`]).
 const SETTLE: Duration = Duration::from_millis(100);
 
 /// Where the child is in being stopped.
+#[derive(Clone, Copy)]
 enum Stop {
     /// No SIGTERM/SIGINT forwarded yet.
     NotRequested,
-    /// Forwarded; SIGKILL the group at this instant (only with a stop timeout).
-    Deadline(Instant),
+    /// A SIGTERM came and is held until this instant (`VARDR_STOP_DELAY`): the child serves on.
+    Draining(Instant),
+    /// Forwarded; SIGKILL the group at this instant, this long after the signal, as the
+    /// variable named says.
+    Deadline(Instant, Duration, &'static str),
     /// Forwarded, and either there is no deadline or SIGKILL has been sent.
     Requested,
+}
+
+impl Stop {
+    /// After a stop signal is forwarded at `sent`: a deadline `timeout` later, if there is one.
+    fn forwarded(child: Pid, timeout: Option<Duration>, sent: Instant, why: &'static str) -> Stop {
+        // Config caps the timeout at a day; checked_add keeps PID 1 panic-free anyway.
+        match timeout.and_then(|timeout| Some((timeout, sent.checked_add(timeout)?))) {
+            Some((timeout, at)) => {
+                info!(
+                    "child pid {child} has {}s to exit before SIGKILL ({why})",
+                    crate::events::seconds(timeout)
+                );
+                Stop::Deadline(at, timeout, why)
+            }
+            None => Stop::Requested,
+        }
+    }
+
+    /// The next instant something is due.
+    fn due(self) -> Option<Instant> {
+        match self {
+            Stop::Draining(at) | Stop::Deadline(at, ..) => Some(at),
+            Stop::NotRequested | Stop::Requested => None,
+        }
+    }
 }
 
 /// How the child ended, and what vardr-init had done to it by then.
@@ -362,14 +454,11 @@ pub struct Ended {
 }
 
 /// The main loop: returns once the child has been reaped, or the exit code if it was lost.
-fn supervise(
-    child: Pid,
-    stop_timeout: Option<Duration>,
-    signals: &Signals,
-    terminal: bool,
-) -> Result<Ended, u8> {
+fn supervise(child: Pid, launch: &Launch, signals: &Signals, terminal: bool) -> Result<Ended, u8> {
+    let started = Instant::now();
     let mut stop = Stop::NotRequested;
-    let mut settled = Instant::now().checked_add(SETTLE);
+    let mut settled = started.checked_add(SETTLE);
+    let mut expires = launch.run_timeout.and_then(|t| started.checked_add(t));
     let mut stop_signal = None;
     let mut killed = false;
     loop {
@@ -389,15 +478,9 @@ fn supervise(
                 return Err(exit::FAILURE);
             }
         }
-        let deadline = match stop {
-            Stop::Deadline(at) => Some(at),
-            Stop::NotRequested | Stop::Requested => None,
-        };
-        // The next moment to wake without a signal: the stop deadline, or the release below.
-        let wake = match (deadline, settled) {
-            (Some(at), Some(release)) => Some(at.min(release)),
-            (at, release) => at.or(release),
-        };
+        // The next moment to wake without a signal: a deadline, the drain's end, the task's
+        // time limit, or the release below.
+        let wake = [stop.due(), settled, expires].into_iter().flatten().min();
         let timeout = wake.map(|at| at.saturating_duration_since(Instant::now()));
         match signals.waited.wait(timeout) {
             Ok(Some(libc::SIGCHLD)) => {} // reaped at the top of the loop
@@ -405,22 +488,31 @@ fn supervise(
                 // The deadline counts from the signal, not from the end of its log line (a slow
                 // stderr may hold a log write up to half a second).
                 let sent = Instant::now();
-                forward(child, signal);
-                if STOP_SIGNALS.contains(&signal) && matches!(stop, Stop::NotRequested) {
-                    stop_signal = Some(signal);
-                    // Config caps the timeout at a day; checked_add keeps PID 1 panic-free anyway.
-                    let deadline = stop_timeout
-                        .and_then(|timeout| Some((timeout, sent.checked_add(timeout)?)));
-                    stop = match deadline {
-                        Some((timeout, at)) => {
-                            info!(
-                                "child pid {child} has {}s to exit before SIGKILL (VARDR_STOP_TIMEOUT)",
-                                crate::events::seconds(timeout)
-                            );
-                            Stop::Deadline(at)
+                let draining = matches!(stop, Stop::Draining(_));
+                let delay = launch.stop_delay.filter(|_| signal == libc::SIGTERM);
+                match (stop, delay.and_then(|d| Some((d, sent.checked_add(d)?)))) {
+                    (Stop::NotRequested, Some((delay, until))) => {
+                        stop = Stop::Draining(until);
+                        sys::set_process_name(sys::DRAINING_NAME);
+                        info!(
+                            "SIGTERM: draining, forwarded in {}s (VARDR_STOP_DELAY)",
+                            crate::events::seconds(delay)
+                        );
+                        continue;
+                    }
+                    _ if draining && STOP_SIGNALS.contains(&signal) => {
+                        forward(child, signal);
+                        info!("{} while draining: forwarded now", signal_name(signal));
+                        stop_signal = Some(signal);
+                        stop = Stop::forwarded(child, launch.stop_timeout, sent, STOP_TIMEOUT);
+                    }
+                    _ => {
+                        forward(child, signal);
+                        if STOP_SIGNALS.contains(&signal) && matches!(stop, Stop::NotRequested) {
+                            stop_signal = Some(signal);
+                            stop = Stop::forwarded(child, launch.stop_timeout, sent, STOP_TIMEOUT);
                         }
-                        None => Stop::Requested,
-                    };
+                    }
                 }
             }
             Ok(None) => {} // timed out (the deadline) or interrupted
@@ -436,11 +528,36 @@ fn supervise(
             settled = None;
         }
         // After every wake-up, not only on timeout: a stream of signals (SIGCHLD from orphans,
-        // SIGWINCH) must not postpone the kill.
-        if let Stop::Deadline(at) = stop
-            && Instant::now() >= at
+        // SIGWINCH) must not postpone what is due.
+        let now = Instant::now();
+        if let Stop::Draining(until) = stop
+            && now >= until
         {
-            kill_at_deadline(child, stop_timeout.unwrap_or_default());
+            forward(child, libc::SIGTERM);
+            info!("VARDR_STOP_DELAY over: SIGTERM forwarded");
+            stop_signal = Some(libc::SIGTERM);
+            stop = Stop::forwarded(child, launch.stop_timeout, now, STOP_TIMEOUT);
+        }
+        if expires.is_some_and(|at| now >= at) {
+            expires = None;
+            if matches!(stop, Stop::NotRequested) {
+                forward(child, libc::SIGTERM);
+                warn!(
+                    "child pid {child} still running after {}s (VARDR_PRESTART_TIMEOUT): sent SIGTERM",
+                    crate::events::seconds(launch.run_timeout.unwrap_or_default())
+                );
+                stop_signal = Some(libc::SIGTERM);
+                let (grace, why) = match launch.stop_timeout {
+                    Some(timeout) => (timeout, STOP_TIMEOUT),
+                    None => (SHORT_STOP, "5s by default"),
+                };
+                stop = Stop::forwarded(child, Some(grace), now, why);
+            }
+        }
+        if let Stop::Deadline(at, timeout, why) = stop
+            && now >= at
+        {
+            kill_at_deadline(child, timeout, why);
             stop = Stop::Requested;
             killed = true;
         }
@@ -465,15 +582,67 @@ fn forward(child: Pid, signal: i32) {
     }
 }
 
-fn kill_at_deadline(child: Pid, timeout: Duration) {
+fn kill_at_deadline(child: Pid, timeout: Duration, why: &str) {
     warn!(
-        "child pid {child} still running {}s after the stop signal (VARDR_STOP_TIMEOUT): sending SIGKILL to its process group",
+        "child pid {child} still running {}s after the stop signal ({why}): sending SIGKILL to its process group",
         crate::events::seconds(timeout)
     );
     // The group takes the grandchildren with it; the direct kill covers a child that left the
     // group (setsid). ESRCH means it is already gone.
     let _ = sys::kill_group(child, libc::SIGKILL);
     let _ = sys::kill(child, libc::SIGKILL);
+}
+
+/// The whole-tree clean-up once the child has ended: every process still alive in vardr-init's
+/// tree (daemons the app started, orphans it left) gets SIGTERM, then SIGKILL when the stop
+/// timeout (or [`SHORT_STOP`]) has passed, each logged with its pid and name. Only run as PID 1
+/// or subreaper, where orphans come to vardr-init, and only for its descendants: processes that
+/// entered the container from outside (`docker exec`) are not in its tree.
+fn clean_up(stop_timeout: Option<Duration>, signals: &Signals) {
+    // Nothing left to wait for: the common case costs one system call.
+    if matches!(sys::reap_one(), Ok(Reaped::NoChildren) | Err(_)) {
+        return;
+    }
+    let grace = stop_timeout.unwrap_or(SHORT_STOP);
+    for signal in [libc::SIGTERM, libc::SIGKILL] {
+        let left = sys::descendants(sys::getpid());
+        for (pid, ..) in &left {
+            let _ = sys::kill(*pid, signal);
+        }
+        for (pid, _, name) in &left {
+            warn!(
+                "pid {pid} ({name}) left running by the child: sent {}",
+                signal_name(signal)
+            );
+        }
+        // SIGKILL cannot be refused; a process stuck in the kernel is not waited for long.
+        let limit = if signal == libc::SIGTERM {
+            grace
+        } else {
+            SHORT_STOP
+        };
+        if wait_for_no_children(limit, signals) {
+            return;
+        }
+    }
+}
+
+/// Reaps until vardr-init has no children left (true), or `limit` has passed (false).
+fn wait_for_no_children(limit: Duration, signals: &Signals) -> bool {
+    let until = Instant::now().checked_add(limit);
+    loop {
+        match sys::reap_one() {
+            Ok(Reaped::NoChildren) | Err(_) => return true,
+            Ok(Reaped::Child(..)) => continue,
+            Ok(Reaped::NoneReady) => {}
+        }
+        let now = Instant::now();
+        let Some(left) = until.filter(|&at| at > now).map(|at| at - now) else {
+            return false;
+        };
+        // SIGCHLD wakes this; other signals change nothing now.
+        let _ = signals.waited.wait(Some(left));
+    }
 }
 
 /// Reaps every zombie there is; returns the child's wait status once the child was among them.
@@ -552,6 +721,8 @@ mod tests {
             set_env: Vec::new(),
             unset_env: Vec::new(),
             stop_timeout: None,
+            stop_delay: None,
+            run_timeout: None,
             policy: ExitPolicy::Status,
         };
         assert_eq!(

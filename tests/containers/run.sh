@@ -287,7 +287,7 @@ VARDR_WRITE_CORPUS="$work/corpus" VARDR_CORPUS_MOUNT=/corpus \
     cargo test --quiet --locked --test tls_verdicts write_the_container_corpus -- --ignored >&2
 chmod -R a+rX "$work/corpus"
 mkdir -p "$work/app"
-cp "$here/app/main.py" "$work/app/"
+cp "$here/app/main.py" "$here/app/migrate.py" "$work/app/"
 chmod -R a+rX "$work/app"
 
 # Each container gets the next free port in $p (host networking: the app listens on the host).
@@ -436,6 +436,26 @@ for v in "${variants[@]}"; do
     [ "$status" = 502 ] || fail "$v: without the CA the HTTPS call gave $status, not 502"
     echo "without the CA: 502 $(cat "$work/noca.json")"
     pm rm -f -t 0 "vt-$v-noca" >/dev/null
+    if [ "${distroless[$v]}" = true ]; then
+        # A pre-start migration where there is no shell: PRE_START_PATH names a .py, run with
+        # the image's Python before the app, with the bundle exported (it calls the HTTPS server).
+        out=$(pm run --rm "${run_flags[@]}" --read-only --user 65532 -v "$work/certs:/certs:ro" \
+            -v "$work/app:/app:ro" --tmpfs /tmp -e PRE_START_PATH=/app/migrate.py \
+            -e MIGRATE_URL="$upstream" "$deps_image" \
+            -- python3 -c 'print("app sees: " + open("/tmp/migrated").read())' 2>"$work/migrate.err") ||
+            { cat "$work/migrate.err" >&2; fail "$v: the pre-start migration run failed"; }
+        echo "$out"
+        grep -qx 'app sees: migrated over TLS: 200' <<<"$out" || fail "$v: the app did not see the migration"
+        grep -q 'pre-start task done' "$work/migrate.err" || fail "$v: no pre-start log line"
+        # Failing: the app never starts, the status is the migration's.
+        code=0
+        pm run --rm "${run_flags[@]}" --read-only --user 65532 -v "$work/app:/app:ro" --tmpfs /tmp \
+            -e PRE_START_PATH=/app/migrate.py -e MIGRATE_URL="$upstream" "$deps_image" \
+            -- python3 -c 'print("app started")' >"$work/migrate.out" 2>&1 || code=$?
+        [ "$code" = 3 ] || fail "$v: a failing migration gave exit $code, not 3"
+        grep -q 'app started' "$work/migrate.out" && fail "$v: the app started after a failed migration"
+        echo "pre-start migration (no shell): ran over TLS before the app; without the CA it exits 3 and nothing starts"
+    fi
     # The test app mounted over /app: what PID 1 is from inside, and an orphan to reap.
     next_port
     containers+=("vt-$v-app")

@@ -1,0 +1,234 @@
+//! A home for the users of tiangolo's `uvicorn-gunicorn-fastapi` image: each of its variables
+//! becomes the uvicorn flag or worker count it meant there (its `gunicorn_conf.py` and
+//! `start-reload.sh`), checked in the argv of `--dry-run --json`; our own variables and
+//! `UVICORN_OPTS` win; gunicorn-only variables get a warning.
+
+mod common;
+
+use serde_json::Value;
+
+use common::app::{World, example};
+use common::{Mode, finish};
+
+/// The argv after `PYTHON -m uvicorn MODULE:VAR`, as strings.
+fn uvicorn_options(plan: &Value) -> Vec<String> {
+    let argv = plan["argv"]
+        .as_array()
+        .unwrap_or_else(|| panic!("argv: {plan:#}"));
+    argv.iter()
+        .skip(4)
+        .map(|a| a.as_str().expect("string").to_owned())
+        .collect()
+}
+
+/// The source the plan names for `option`.
+fn source(plan: &Value, option: &str) -> String {
+    let flags = plan["app"]["flags"].as_array().expect("flags");
+    let flag = flags.iter().find(|f| f["option"] == option);
+    let flag = flag.unwrap_or_else(|| panic!("no {option}: {plan:#}"));
+    flag["source"].as_str().expect("source").to_owned()
+}
+
+/// The plan for the basic example with `env`, `HOST` and `PORT` unset unless `env` sets them.
+fn plan_for(env: &[(&str, &str)]) -> Value {
+    let world = World::fake_python();
+    let mut command = world.command(Mode::Subreaper, &example("basic"), &["--dry-run", "--json"]);
+    command.env_remove("HOST").env_remove("PORT");
+    command.envs(env.iter().copied());
+    let done = finish(command);
+    done.assert_code(0, &format!("{env:?}"));
+    serde_json::from_str(done.stdout.trim()).expect("the plan is JSON")
+}
+
+fn after<'a>(options: &'a [String], option: &str) -> Option<&'a str> {
+    let at = options.iter().position(|o| o == option)?;
+    options.get(at + 1).map(String::as_str)
+}
+
+#[test]
+fn every_tiangolo_variable_becomes_its_uvicorn_flag() {
+    let plan = plan_for(&[
+        ("LOG_LEVEL", "DEBUG"),
+        ("ACCESS_LOG", ""),
+        ("KEEP_ALIVE", "7"),
+        ("GRACEFUL_TIMEOUT", "20"),
+        ("BIND", "127.0.0.1:9001"),
+        ("WORKERS_PER_CORE", "8"),
+        ("MAX_WORKERS", "3"),
+    ]);
+    let options = uvicorn_options(&plan);
+    for (option, value, from) in [
+        ("--host", Some("127.0.0.1"), "BIND"),
+        ("--port", Some("9001"), "BIND"),
+        ("--workers", Some("3"), "MAX_WORKERS"),
+        ("--log-level", Some("debug"), "LOG_LEVEL"),
+        ("--timeout-keep-alive", Some("7"), "KEEP_ALIVE"),
+        (
+            "--timeout-graceful-shutdown",
+            Some("20"),
+            "GRACEFUL_TIMEOUT",
+        ),
+        ("--no-access-log", None, "ACCESS_LOG"),
+    ] {
+        assert!(options.iter().any(|o| o == option), "{option}: {options:?}");
+        if let Some(value) = value {
+            assert_eq!(
+                after(&options, option),
+                Some(value),
+                "{option}: {options:?}"
+            );
+        }
+        assert!(source(&plan, option).contains(from), "{option}: {plan:#}");
+    }
+    assert_eq!(plan["app"]["workers"], 3, "{plan:#}");
+
+    // tiangolo's formula: max(int(per_core * CPUs), 2), here below 2 on any machine.
+    let few = plan_for(&[("WORKERS_PER_CORE", "0.01")]);
+    assert_eq!(
+        after(&uvicorn_options(&few), "--workers"),
+        Some("2"),
+        "{few:#}"
+    );
+    // WEB_CONCURRENCY is taken as is, and MAX_WORKERS does not cap it (as there).
+    let web = plan_for(&[("WEB_CONCURRENCY", "5"), ("MAX_WORKERS", "2")]);
+    assert_eq!(
+        after(&uvicorn_options(&web), "--workers"),
+        Some("5"),
+        "{web:#}"
+    );
+    assert_eq!(source(&web, "--workers"), "WEB_CONCURRENCY", "{web:#}");
+    // ACCESS_LOG="-" is the access log on stdout: uvicorn's default, nothing passed.
+    let dash = plan_for(&[("ACCESS_LOG", "-")]);
+    assert!(
+        !uvicorn_options(&dash)
+            .iter()
+            .any(|o| o.contains("access-log")),
+        "{dash:#}"
+    );
+    // A unix socket.
+    let uds = plan_for(&[("BIND", "unix:/tmp/app.sock")]);
+    assert_eq!(
+        uvicorn_options(&uds)[..2],
+        ["--uds", "/tmp/app.sock"],
+        "{uds:#}"
+    );
+    assert!(
+        !uvicorn_options(&uds).iter().any(|o| o == "--host"),
+        "{uds:#}"
+    );
+    // IPv6 in brackets, no port: the port stays ours (8000).
+    let v6 = plan_for(&[("BIND", "[::1]")]);
+    assert_eq!(
+        uvicorn_options(&v6)[..4],
+        ["--host", "::1", "--port", "8000"],
+        "{v6:#}"
+    );
+}
+
+#[test]
+fn our_variables_and_uvicorn_opts_win_over_tiangolos() {
+    let plan = plan_for(&[
+        ("HOST", "0.0.0.0"),
+        ("PORT", "8080"),
+        ("BIND", "127.0.0.1:9001"),
+        ("WORKERS", "2"),
+        ("WEB_CONCURRENCY", "6"),
+        ("VARDR_STOP_TIMEOUT", "10"),
+        ("GRACEFUL_TIMEOUT", "120"),
+        ("LOG_LEVEL", "debug"),
+        ("UVICORN_OPTS", "--log-level warning"),
+    ]);
+    let options = uvicorn_options(&plan);
+    assert_eq!(after(&options, "--host"), Some("0.0.0.0"), "{options:?}");
+    assert_eq!(after(&options, "--port"), Some("8080"), "{options:?}");
+    assert_eq!(after(&options, "--workers"), Some("2"), "{options:?}");
+    assert_eq!(source(&plan, "--workers"), "WORKERS", "{plan:#}");
+    assert_eq!(
+        after(&options, "--timeout-graceful-shutdown"),
+        Some("9"),
+        "{options:?}"
+    );
+    // UVICORN_OPTS repeats --log-level: vardr-init leaves it out, so the argv says it once.
+    let levels: Vec<_> = options.iter().filter(|o| *o == "--log-level").collect();
+    assert_eq!(levels.len(), 1, "{options:?}");
+    assert_eq!(
+        options.last().map(String::as_str),
+        Some("warning"),
+        "{options:?}"
+    );
+    let warnings = plan["warnings"].to_string();
+    for needle in [
+        "BIND ignored: HOST or PORT is set",
+        "GRACEFUL_TIMEOUT ignored: VARDR_STOP_TIMEOUT wins",
+    ] {
+        assert!(warnings.contains(needle), "{needle}: {warnings}");
+    }
+}
+
+#[test]
+fn with_web_concurrency_set_the_worker_count_is_always_passed() {
+    // uvicorn reads WEB_CONCURRENCY itself when --workers is absent: WORKERS=1 must say so.
+    let plan = plan_for(&[("WORKERS", "1"), ("WEB_CONCURRENCY", "4")]);
+    assert_eq!(
+        after(&uvicorn_options(&plan), "--workers"),
+        Some("1"),
+        "{plan:#}"
+    );
+}
+
+#[test]
+fn gunicorn_only_variables_are_warned_about_and_bad_values_stop_the_run() {
+    let world = World::fake_python();
+    let mut command = world.command(Mode::Subreaper, &example("basic"), &["--dry-run"]);
+    for name in [
+        "TIMEOUT",
+        "WORKER_CLASS",
+        "GUNICORN_CONF",
+        "GUNICORN_CMD_ARGS",
+        "ERROR_LOG",
+    ] {
+        command.env(name, "x");
+    }
+    command.env("ACCESS_LOG", "/var/log/access.log");
+    let done = finish(command);
+    done.assert_code(0, "warnings only");
+    for name in [
+        "TIMEOUT",
+        "WORKER_CLASS",
+        "GUNICORN_CONF",
+        "GUNICORN_CMD_ARGS",
+        "ERROR_LOG",
+    ] {
+        let needle = format!("warning: {name} is gunicorn's, ignored: ");
+        assert!(
+            done.stdout.contains(&needle),
+            "{needle}: {}",
+            done.describe()
+        );
+    }
+    assert!(
+        done.stdout
+            .contains("ACCESS_LOG=\"/var/log/access.log\" ignored")
+    );
+
+    for (name, value) in [
+        ("LOG_LEVEL", "loud"),
+        ("KEEP_ALIVE", "-1"),
+        ("GRACEFUL_TIMEOUT", "soon"),
+        ("BIND", "a:b:c"),
+        ("BIND", "0.0.0.0:80 0.0.0.0:81"),
+        ("MAX_WORKERS", "0"),
+        ("WORKERS_PER_CORE", "0"),
+        ("WEB_CONCURRENCY", "many"),
+    ] {
+        let mut command = world.command(Mode::Subreaper, &example("basic"), &["--dry-run"]);
+        command.env(name, value);
+        let done = finish(command);
+        done.assert_code(2, &format!("{name}={value}"));
+        assert!(
+            done.stderr.contains(&format!("invalid {name}=")),
+            "{name}={value}: {}",
+            done.describe()
+        );
+    }
+}
