@@ -511,6 +511,11 @@ fn parse_host(text: &str) -> Option<String> {
     (!text.chars().any(char::is_whitespace)).then(|| text.to_owned())
 }
 
+/// `module:variable` as `APP_MODULE` takes it (also for `[tool.fastapi] entrypoint`).
+pub fn split_app_module(text: &str) -> Option<(String, String)> {
+    parse_app_module(text).flatten()
+}
+
 fn parse_app_module(text: &str) -> Option<Option<(String, String)>> {
     let (module, variable) = text.split_once(':')?;
     // uvicorn accepts an attribute path after the colon (`main:app.api`).

@@ -1,9 +1,13 @@
 //! A home for the users of tiangolo's `uvicorn-gunicorn-fastapi` image: each of its variables
 //! becomes the uvicorn flag or worker count it meant there (its `gunicorn_conf.py` and
 //! `start-reload.sh`), checked in the argv of `--dry-run --json`; our own variables and
-//! `UVICORN_OPTS` win; gunicorn-only variables get a warning.
+//! `UVICORN_OPTS` win; gunicorn-only variables get a warning. And `[tool.fastapi] entrypoint` in
+//! `pyproject.toml`, as fastapi-cli reads it, between `APP_MODULE` and discovery.
 
 mod common;
+
+use std::fs;
+use std::path::Path;
 
 use serde_json::Value;
 
@@ -230,5 +234,122 @@ fn gunicorn_only_variables_are_warned_about_and_bad_values_stop_the_run() {
             "{name}={value}: {}",
             done.describe()
         );
+    }
+}
+
+/// An app directory with a `pyproject.toml` naming `pkg.server:api`, and a `main.py` that
+/// discovery alone would pick.
+fn project(dir: &Path, pyproject: &str) {
+    fs::create_dir_all(dir.join("pkg")).expect("mkdir pkg");
+    fs::write(dir.join("pkg/__init__.py"), "").expect("write");
+    fs::write(
+        dir.join("pkg/server.py"),
+        "from fastapi import FastAPI\napi = FastAPI()\n\n@api.get('/health')\ndef health():\n    return {'from': 'pyproject'}\n",
+    )
+    .expect("write");
+    fs::write(
+        dir.join("main.py"),
+        "from fastapi import FastAPI\napp = FastAPI()\n",
+    )
+    .expect("write");
+    fs::write(dir.join("pyproject.toml"), pyproject).expect("write");
+}
+
+#[test]
+fn the_pyproject_entrypoint_comes_between_app_module_and_discovery() {
+    let world = World::fake_python();
+    let dir = world.tmp.path().join("project");
+    project(
+        &dir,
+        "[project]\nname = \"x\"\ndependencies = [\n  \"fastapi\",\n]\n\n[tool.fastapi]\nentrypoint = \"pkg.server:api\"\n",
+    );
+    let (code, plan) = world.plan(&dir, &[]);
+    assert_eq!(code, 0, "{plan:#}");
+    assert_eq!(plan["argv"][3], "pkg.server:api", "{plan:#}");
+    let source = plan["app"]["source"].as_str().expect("source");
+    assert!(source.contains("pyproject.toml"), "{plan:#}");
+    assert_eq!(
+        plan["app"]["app_dir"],
+        dir.to_str().expect("utf8"),
+        "imported from pyproject.toml's directory, as fastapi-cli does from its cwd"
+    );
+    // APP_MODULE wins.
+    let (_, plan) = world.plan(&dir, &[("APP_MODULE", "main:app")]);
+    assert_eq!(plan["argv"][3], "main:app", "{plan:#}");
+    // Not module:variable: the run would not start, and says where.
+    fs::write(
+        dir.join("pyproject.toml"),
+        "[tool.fastapi]\nentrypoint = \"pkg.server\"\n",
+    )
+    .expect("write");
+    let (code, plan) = world.plan(&dir, &[]);
+    assert_eq!(code, 2, "{plan:#}");
+    assert!(
+        plan["errors"].to_string().contains("pyproject.toml"),
+        "{plan:#}"
+    );
+    // No [tool.fastapi]: discovery.
+    fs::write(
+        dir.join("pyproject.toml"),
+        "[tool.ruff]\nline-length = 100\n",
+    )
+    .expect("write");
+    let (_, plan) = world.plan(&dir, &[]);
+    assert_eq!(plan["argv"][3], "main:app", "{plan:#}");
+}
+
+#[test]
+fn uvicorn_serves_the_pyproject_entrypoint() {
+    let Some(world) = World::venv() else { return };
+    let dir = world.tmp.path().join("project");
+    project(&dir, "[tool.fastapi]\nentrypoint = 'pkg.server:api'\n");
+    let mut command = world.command(Mode::Subreaper, &dir, &[]);
+    command.current_dir(world.tmp.path());
+    let running = common::start(command, Mode::Subreaper);
+    common::app::wait_until_serving(world.port);
+    let (code, body) = common::app::get(world.port, "/health").expect("GET");
+    assert_eq!((code, body.as_str()), (200, r#"{"from":"pyproject"}"#));
+    running.signal(libc::SIGTERM);
+    let (status, stderr) = running.wait();
+    assert_eq!(status.code(), Some(0), "{stderr:#?}");
+}
+
+/// The reader against Python's own `tomllib`, on documents that put the key in every place TOML
+/// allows and hide look-alikes where a line-by-line reader would fall for them.
+#[test]
+fn the_toml_reader_agrees_with_tomllib() {
+    let Some(python) = common::venv_python() else {
+        return;
+    };
+    let world = World::fake_python();
+    let dir = world.tmp.path().join("project");
+    let documents = [
+        "[tool.fastapi]\nentrypoint = \"pkg.server:api\"\n",
+        "tool.fastapi.entrypoint = 'pkg.server:api'\n",
+        "[tool]\nfastapi = { entrypoint = \"pkg.server:api\" }\n",
+        "[ tool . \"fastapi\" ]\n'entrypoint' = \"\"\"pkg.server:api\"\"\"\n",
+        "[tool.other]\ndoc = \"\"\"\n[tool.fastapi]\nentrypoint = \"main:app\"\n\"\"\"\n",
+        "[tool.other]\nx = [\n  \"]\",\n  [1, 2], # [tool.fastapi]\n]\n[tool.fastapi]\nentrypoint = \"pkg.server:api\"\n",
+        "[[tool.fastapi]]\nentrypoint = \"main:app\"\n",
+        "[tool.fastapi.sub]\nentrypoint = \"main:app\"\n",
+        "# [tool.fastapi]\n# entrypoint = 'pkg.server:api'\n[project]\nname = 'x'\n",
+    ];
+    for document in documents {
+        project(&dir, document);
+        let expected = std::process::Command::new(&python)
+            .args([
+                "-c",
+                "import sys, tomllib; t = tomllib.load(open(sys.argv[1], 'rb')); \
+                 print(t.get('tool', {}).get('fastapi', {}).get('entrypoint', 'main:app') \
+                 if isinstance(t.get('tool', {}).get('fastapi'), dict) else 'main:app')",
+            ])
+            .arg(dir.join("pyproject.toml"))
+            .output()
+            .expect("tomllib");
+        assert!(expected.status.success(), "tomllib: {document}");
+        let expected = String::from_utf8_lossy(&expected.stdout).trim().to_owned();
+        let (code, plan) = world.plan(&dir, &[]);
+        assert_eq!(code, 0, "{document}: {plan:#}");
+        assert_eq!(plan["argv"][3], expected.as_str(), "{document}: {plan:#}");
     }
 }

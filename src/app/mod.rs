@@ -5,10 +5,14 @@
 //! last so that any option the user repeats there wins (uvicorn keeps the last value of an
 //! option); an option it repeats is not passed by vardr-init at all, so the argv says it once.
 //! Each option passed is a [`Flag`] that names the variable it came from (`--dry-run` shows it).
+//!
+//! The app: `APP_MODULE` (or `MODULE_NAME`), else `[tool.fastapi] entrypoint` in
+//! `VARDR_APP_DIR/pyproject.toml` ([`pyproject`]), else discovery ([`discover`]).
 
 pub mod cpus;
 pub mod discover;
 pub mod prestart;
+pub mod pyproject;
 pub mod runtime;
 
 use std::ffi::OsString;
@@ -82,17 +86,33 @@ pub fn uvicorn(config: &Config) -> Result<Uvicorn, Vec<String>> {
                 (dir.is_dir() && not_cwd(dir)).then(|| dir.clone()),
             ))
         }
-        _ => match discover::discover(&config.app.dir, target.variable.as_deref()) {
-            Ok(found) => Some((
-                found.module,
-                found.variable,
-                format!("discovered in {}", found.file.display()),
-                not_cwd(&found.sys_path).then_some(found.sys_path),
-            )),
+        _ => match pyproject::entrypoint(&config.app.dir) {
+            Ok(Some(entry)) => {
+                // fastapi-cli imports it from the directory of pyproject.toml (its cwd).
+                let dir = &config.app.dir;
+                Some((
+                    entry.module,
+                    entry.variable,
+                    format!("entrypoint in {} [tool.fastapi]", entry.file.display()),
+                    not_cwd(dir).then(|| dir.clone()),
+                ))
+            }
             Err(e) => {
-                errors.push(e.to_string());
+                errors.push(e);
                 None
             }
+            Ok(None) => match discover::discover(&config.app.dir, target.variable.as_deref()) {
+                Ok(found) => Some((
+                    found.module,
+                    found.variable,
+                    format!("discovered in {}", found.file.display()),
+                    not_cwd(&found.sys_path).then_some(found.sys_path),
+                )),
+                Err(e) => {
+                    errors.push(e.to_string());
+                    None
+                }
+            },
         },
     };
     let (Some(python), Some((module, variable, source, app_dir))) = (python, app) else {
