@@ -797,6 +797,18 @@ def pid1_figures(args, runner, work, outputs, cert_dirs, small, large, memory_ru
     return r
 
 
+def start_table(c):
+    """The start figures of one case: wall and CPU time of each command, as ratios to tini-static."""
+    lines = ["| command | wall time, ms | / tini-static | CPU time (user + sys), ms | / tini-static |",
+             "|---|---|---|---|---|"]
+    for name, row in c.items():
+        over = row["time_ms"]["median"] / c["tini-static"]["time_ms"]["median"]
+        cpu_over = ratio(row["cpu_ms"]["median"], c["tini-static"]["cpu_ms"]["median"])
+        lines.append(f"| {name} | {fmt_ms(row['time_ms'], 2)} | {over:.2f}x | {fmt_ms(row['cpu_ms'], 2)} | "
+                     f"{f'{cpu_over:.2f}x' if cpu_over else '-'} |")
+    return lines
+
+
 def render_pid1(r):
     meta, p = r["meta"], r["pid1"]
     m, (label, start), b = p["supervising"], next(iter(p["start"].items())), p["sizes"]
@@ -816,25 +828,13 @@ def render_pid1(r):
                  f"as child subreaper too), wall time in ms, "
                  f"alternating runs of each: {c['tini-static']['time_ms']['n']}; "
                  "each vardr-init with its own bundle, checked unwritten by the timed runs:\n")
-    lines.append("| command | wall time, ms | / tini-static | CPU time (user + sys), ms | / tini-static |")
-    lines.append("|---|---|---|---|---|")
-    for name, row in c.items():
-        over = row["time_ms"]["median"] / c["tini-static"]["time_ms"]["median"]
-        cpu_over = ratio(row["cpu_ms"]["median"], c["tini-static"]["cpu_ms"]["median"])
-        lines.append(f"| {name} | {fmt_ms(row['time_ms'], 2)} | {over:.2f}x | {fmt_ms(row['cpu_ms'], 2)} | "
-                     f"{f'{cpu_over:.2f}x' if cpu_over else '-'} |")
+    lines.extend(start_table(c))
     label_py, start_py = next(iter(p.get("start_python", {}).items()), (None, None))
     if start_py:
         c = start_py["commands"]
         lines.append(f"\n**2b. Start, {label_py}**: `INIT -- .../python3` where `python3 -> python3.12` is "
                      "/bin/true renamed: the verdicts' runtime is found from the path (tini-static runs /bin/true):\n")
-        lines.append("| command | wall time, ms | / tini-static | CPU time (user + sys), ms | / tini-static |")
-        lines.append("|---|---|---|---|---|")
-        for name, row in c.items():
-            over = row["time_ms"]["median"] / c["tini-static"]["time_ms"]["median"]
-            cpu_over = ratio(row["cpu_ms"]["median"], c["tini-static"]["cpu_ms"]["median"])
-            lines.append(f"| {name} | {fmt_ms(row['time_ms'], 2)} | {over:.2f}x | {fmt_ms(row['cpu_ms'], 2)} | "
-                         f"{f'{cpu_over:.2f}x' if cpu_over else '-'} |")
+        lines.extend(start_table(c))
     lines.append("\nThe target is on the wall-time medians. CPU time (wait4's rusage: the init's and /bin/true's "
                  "run time on a CPU) moves less with other load on the machine; when the two ratios disagree, the "
                  "machine was busy: run again, both builds in one run.")

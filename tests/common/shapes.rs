@@ -472,13 +472,14 @@ fn key(dir: &Path, key: Key, file: &str) {
 
 fn config(dir: &Path, ext: &str) -> PathBuf {
     let path = dir.join("ext.cnf");
-    // The leaf names its issuer's key only when the issuer has a key identifier to name.
+    // The leaf names its issuer's key when the issuer has a key identifier to name, else its
+    // issuer and serial (strict verifiers want an authority key identifier on the leaf).
     let aki = if ext.contains("subjectKeyIdentifier=hash")
         || ext.contains("subjectKeyIdentifier=critical,hash")
     {
         "authorityKeyIdentifier=keyid\n"
     } else {
-        ""
+        "authorityKeyIdentifier=issuer:always\n"
     };
     let text = format!(
         "[req]\ndistinguished_name = dn\n[dn]\n[ca]\n{ext}\n[leaf]\n\
@@ -490,123 +491,84 @@ fn config(dir: &Path, ext: &str) -> PathBuf {
     path
 }
 
+/// `openssl req -new`: a request for `subject`, signed with `key`, to `out`.
+fn request(dir: &Path, key: &str, subject: &str, cnf: &str, out: &str) {
+    let args = [
+        "req", "-new", "-key", key, "-subj", subject, "-out", out, "-config", cnf,
+    ];
+    openssl(dir, &args);
+}
+
+/// `openssl x509 -req`: the request `csr` signed `by` (`-signkey KEY`: self-signed; `-CA PEM
+/// -CAkey KEY`), to `out`, with `more` arguments (extensions, days, digest).
+fn sign(dir: &Path, csr: &str, by: &[&str], out: &str, serial: &str, more: &[&str]) {
+    let mut args = vec![
+        "x509",
+        "-req",
+        "-in",
+        csr,
+        "-out",
+        out,
+        "-set_serial",
+        serial,
+    ];
+    args.extend(by);
+    args.extend(more);
+    openssl(dir, &args);
+}
+
 /// Makes one shape in `dir` (a fresh directory).
 pub fn make(shape: &Shape, dir: &Path) -> Made {
     std::fs::create_dir_all(dir).expect("shape dir");
-    let cnf = config(dir, shape.ext);
-    let cnf = cnf.to_str().expect("utf-8 path");
     key(dir, shape.key, "ca.key");
     let subject = format!("/CN={}/O=vardr differential", shape.name);
-    let digest: Vec<&str> = shape.digest.map(|d| vec![d]).unwrap_or_default();
-    let digest: Vec<String> = digest.iter().map(|d| format!("-{d}")).collect();
-    let dates = ["-days".to_string(), "3650".to_string()];
-    let ca_ext: Vec<&str> = if shape.ext.is_empty() {
-        vec![]
-    } else {
-        vec!["-extfile", cnf, "-extensions", "ca"]
-    };
+    let digest = shape.digest.map(|d| format!("-{d}"));
     let mut chain_root = None;
-    match shape.place {
-        Place::Root => {
-            openssl(
-                dir,
-                &[
-                    "req", "-new", "-key", "ca.key", "-subj", &subject, "-out", "ca.csr",
-                    "-config", cnf,
-                ],
-            );
-            let mut args = vec![
-                "x509",
-                "-req",
-                "-in",
-                "ca.csr",
-                "-signkey",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-set_serial",
-                shape.serial,
-            ];
-            args.extend(dates.iter().map(String::as_str));
-            args.extend(digest.iter().map(String::as_str));
-            if !shape.v1 {
-                args.extend(&ca_ext);
-            }
-            openssl(dir, &args);
-        }
-        Place::Alone | Place::WithRoot => {
-            key(dir, Key::Rsa(2048), "root.key");
-            let root_subject = format!("/CN={} root", shape.name);
-            let root_cnf = config(dir, GOOD_EXT);
-            let root_cnf = root_cnf.to_str().expect("utf-8");
-            openssl(
-                dir,
-                &[
-                    "req",
-                    "-new",
-                    "-key",
-                    "root.key",
-                    "-subj",
-                    &root_subject,
-                    "-out",
-                    "root.csr",
-                    "-config",
-                    root_cnf,
-                ],
-            );
-            let mut args = vec![
-                "x509",
-                "-req",
-                "-in",
-                "root.csr",
-                "-signkey",
-                "root.key",
-                "-out",
-                "root.pem",
-                "-sha256",
-                "-set_serial",
-                "7",
-                "-extfile",
-                root_cnf,
-                "-extensions",
-                "ca",
-            ];
-            args.extend(["-days", "3650"]);
-            openssl(dir, &args);
-            // config() wrote ext.cnf for the root; write the intermediate's again.
-            let cnf = config(dir, shape.ext);
-            let cnf = cnf.to_str().expect("utf-8");
-            openssl(
-                dir,
-                &[
-                    "req", "-new", "-key", "ca.key", "-subj", &subject, "-out", "ca.csr",
-                    "-config", cnf,
-                ],
-            );
-            let mut args = vec![
-                "x509",
-                "-req",
-                "-in",
-                "ca.csr",
-                "-CA",
-                "root.pem",
-                "-CAkey",
-                "root.key",
-                "-out",
-                "ca.pem",
-                "-set_serial",
-                shape.serial,
-                "-extfile",
-                cnf,
-                "-extensions",
-                "ca",
-            ];
-            args.extend(dates.iter().map(String::as_str));
-            args.extend(digest.iter().map(String::as_str));
-            openssl(dir, &args);
-            chain_root = Some(std::fs::read(dir.join("root.pem")).expect("root"));
-        }
+    if shape.place != Place::Root {
+        // A good root first, then the shape as its intermediate.
+        key(dir, Key::Rsa(2048), "root.key");
+        let root_cnf = config(dir, GOOD_EXT);
+        let root_cnf = root_cnf.to_str().expect("utf-8");
+        request(
+            dir,
+            "root.key",
+            &format!("/CN={} root", shape.name),
+            root_cnf,
+            "root.csr",
+        );
+        let more = [
+            "-sha256",
+            "-extfile",
+            root_cnf,
+            "-extensions",
+            "ca",
+            "-days",
+            "3650",
+        ];
+        sign(
+            dir,
+            "root.csr",
+            &["-signkey", "root.key"],
+            "root.pem",
+            "7",
+            &more,
+        );
+        chain_root = Some(std::fs::read(dir.join("root.pem")).expect("root"));
     }
+    let cnf = config(dir, shape.ext);
+    let cnf = cnf.to_str().expect("utf-8 path");
+    request(dir, "ca.key", &subject, cnf, "ca.csr");
+    let mut more = vec!["-days", "3650"];
+    more.extend(digest.as_deref());
+    // No extension section at all makes `x509 -req` write a v1 certificate.
+    if !shape.v1 && !shape.ext.is_empty() {
+        more.extend(["-extfile", cnf, "-extensions", "ca"]);
+    }
+    let by: &[&str] = match shape.place {
+        Place::Root => &["-signkey", "ca.key"],
+        Place::Alone | Place::WithRoot => &["-CA", "root.pem", "-CAkey", "root.key"],
+    };
+    sign(dir, "ca.csr", by, "ca.pem", shape.serial, &more);
     let edit = || {
         if shape.mutate.is_some() || shape.days != base("").days {
             // Edited after signing: the anchor's own signature is never checked. Validity too, as
@@ -635,50 +597,16 @@ pub fn make(shape: &Shape, dir: &Path) -> Made {
         .output()
         .is_ok_and(|out| out.status.success());
     let signer = if readable { "ca.pem" } else { "ca.orig.pem" };
-    // The leaf: a well-formed server certificate, EC P-256, signed by the CA.
-    let cnf = config(dir, shape.ext);
-    let cnf = cnf.to_str().expect("utf-8");
+    // The leaf: a well-formed server certificate, EC P-256, signed by the CA. A leaf under a CA
+    // that is not valid now is still made valid now: the CA is what is judged.
     key(dir, Key::Ec("prime256v1"), "leaf.key");
-    openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-key",
-            "leaf.key",
-            "-subj",
-            "/CN=localhost",
-            "-out",
-            "leaf.csr",
-            "-config",
-            cnf,
-        ],
-    );
-    let mut args = vec![
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        signer,
-        "-CAkey",
-        "ca.key",
-        "-out",
-        "leaf.pem",
-        "-set_serial",
-        "99",
-        "-extfile",
-        cnf,
-        "-extensions",
-        "leaf",
-        "-days",
-        "30",
-    ];
+    request(dir, "leaf.key", "/CN=localhost", cnf, "leaf.csr");
+    let mut more = vec!["-extfile", cnf, "-extensions", "leaf", "-days", "30"];
     if !matches!(shape.key, Key::Ed25519 | Key::Ed448) {
-        args.push("-sha256");
+        more.push("-sha256");
     }
-    // A leaf under a CA that is not valid now is still made valid now: the CA is what is judged.
-    openssl(dir, &args);
+    let by = ["-CA", signer, "-CAkey", "ca.key"];
+    sign(dir, "leaf.csr", &by, "leaf.pem", "99", &more);
     let mut mounted = std::fs::read(dir.join("ca.pem")).expect("ca");
     if shape.place == Place::WithRoot {
         mounted.extend(chain_root.expect("root"));
