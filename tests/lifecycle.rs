@@ -428,8 +428,13 @@ fn a_second_sigterm_while_draining_forwards_at_once() {
 
 #[test]
 fn what_the_child_left_running_is_stopped_and_the_status_is_the_childs() {
-    // As subreaper the test sees the leftovers' PIDs; as PID 1 the logs say the same.
-    let mut modes = vec![Mode::Subreaper];
+    // As subreaper the test sees the leftovers' PIDs; as PID 1 the logs say the same. Under
+    // qemu-user (scripts/test-arm64.sh) prctl(PR_SET_CHILD_SUBREAPER) fails with EINVAL: there
+    // only PID 1 can clean up, and only PID 1 is tested.
+    let mut modes = Vec::new();
+    if std::env::var_os("VARDR_TEST_EMULATOR").is_none() {
+        modes.push(Mode::Subreaper);
+    }
     if pid_namespaces() {
         modes.push(Mode::Pid1);
     }
