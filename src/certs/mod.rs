@@ -529,6 +529,51 @@ mod tests {
         );
     }
 
+    /// For Python 3.12 an intermediate needs its root in the bundle: found in the system bundle
+    /// (read for it), or mounted beside it; alone, it is refused saying so. 3.13 takes it alone.
+    #[test]
+    fn an_intermediate_is_trusted_by_python_3_12_only_with_its_root() {
+        use rcgen::{DistinguishedName, DnType, Issuer, KeyUsagePurpose};
+        let named = |name: &str| {
+            let mut params = CertificateParams::default();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+            params.distinguished_name = DistinguishedName::new();
+            params.distinguished_name.push(DnType::CommonName, name);
+            params
+        };
+        let root_key = KeyPair::generate().expect("key");
+        let root_params = named("chain root");
+        let root = root_params.self_signed(&root_key).expect("root");
+        let issuer = Issuer::new(root_params, root_key);
+        let inter_key = KeyPair::generate().expect("key");
+        let inter = named("chain intermediate")
+            .signed_by(&inter_key, &issuer)
+            .expect("inter");
+        let (dir, s) = scratch();
+        let system = dir.path().join("system.pem");
+        std::fs::write(s.dir.join("inter.pem"), inter.pem()).expect("write");
+        let now = SystemTime::now();
+        let accepted = |profile| prepare(&s, profile, now).successful() == 1;
+        let p12 = Profile::Python { minor: 12 };
+        std::fs::write(&system, "").expect("write");
+        let alone = prepare(&s, p12, now);
+        assert!(
+            matches!(&alone.results[0].verdict, FileVerdict::Rejected(r) if r.to_string().contains("mount its root CA")),
+            "{alone:?}"
+        );
+        assert!(accepted(Profile::Python { minor: 13 }));
+        std::fs::write(&system, root.pem()).expect("write");
+        assert!(accepted(p12), "the root in the system bundle");
+        std::fs::write(&system, "").expect("write");
+        std::fs::write(s.dir.join("root.pem"), root.pem()).expect("write");
+        assert_eq!(
+            prepare(&s, p12, now).successful(),
+            2,
+            "the root mounted beside it"
+        );
+    }
+
     /// The verdicts are a runtime's: another runtime means another pass, not a reuse.
     #[test]
     fn another_runtime_profile_rebuilds() {
