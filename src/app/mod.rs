@@ -312,17 +312,25 @@ fn has_option(opts: &[String], name: &str) -> bool {
 
 /// `python3`, then `python`, in the directories of `PATH`: the first executable regular file.
 pub fn find_python(path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+    ["python3", "python"]
+        .iter()
+        .find_map(|name| in_path(name.as_ref(), path))
+}
+
+/// The first executable regular file named `name` in `PATH`'s absolute directories (`PATH`
+/// unset: [`DEFAULT_PATH`]).
+fn in_path(name: &std::ffi::OsStr, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
     let path = path.unwrap_or(DEFAULT_PATH.as_ref());
-    ["python3", "python"].iter().find_map(|name| {
-        std::env::split_paths(path)
-            .filter(|dir| dir.is_absolute())
-            .map(|dir| dir.join(name))
-            .find(|candidate| {
-                candidate
-                    .metadata()
-                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            })
-    })
+    std::env::split_paths(path)
+        .filter(|dir| dir.is_absolute())
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable_file(candidate))
+}
+
+/// A regular file with an execute bit.
+fn is_executable_file(path: &Path) -> bool {
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(test)]

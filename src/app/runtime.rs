@@ -12,7 +12,6 @@
 use std::ffi::OsStr;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -114,19 +113,11 @@ fn is_python_name(name: &OsStr) -> bool {
 /// `program` as `execvp` would find it: a path with a slash as is, else the first executable
 /// regular file of that name in `PATH`'s absolute directories.
 fn which(program: &OsStr, path: Option<&OsStr>) -> Option<PathBuf> {
-    let executable = |p: &Path| {
-        p.metadata()
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
     if program.as_bytes().contains(&b'/') {
         let p = PathBuf::from(program);
-        return executable(&p).then_some(p);
+        return super::is_executable_file(&p).then_some(p);
     }
-    let path = path.unwrap_or(super::DEFAULT_PATH.as_ref());
-    std::env::split_paths(path)
-        .filter(|dir| dir.is_absolute())
-        .map(|dir| dir.join(program))
-        .find(|p| executable(p))
+    super::in_path(program, path)
 }
 
 /// The minor version of the Python 3 at `python` and how it was told.
@@ -180,7 +171,7 @@ fn minor_of_name(name: &OsStr) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
+    use std::os::unix::fs::{PermissionsExt, symlink};
 
     fn exe(path: &Path, text: &str) {
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");

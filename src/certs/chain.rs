@@ -100,7 +100,7 @@ fn links(system: Option<&[u8]>) -> Vec<Link> {
     bundle::certificates(bytes)
         .filter_map(|der| {
             let (_, cert) = rules::parse(&der).ok()?;
-            Some(rules::judge(&cert, &der).link)
+            Some(rules::link(&cert, &der))
         })
         .collect()
 }

@@ -504,12 +504,8 @@ pub fn judge(cert: &X509Certificate<'_>, der: &[u8]) -> Judged {
             .map(|name| Rule::InvalidExtension((*name).to_owned())),
     );
     broken.extend(e.unhandled.iter().cloned().map(Rule::UnhandledCritical));
-    let (subject, issuer) = parts.map_or((&[][..], &[][..]), |p| (p.subject, p.issuer));
-    let self_signed = subject == issuer
-        && match (&e.issuer_key_id, &e.key_id) {
-            (Some(aki), Some(ski)) => aki == ski,
-            _ => true,
-        };
+    let link = link_of(cert, parts, &e);
+    let self_signed = link.self_signed;
     let v1 = cert.version() == X509Version::V1;
     let is_ca = matches!(e.basic, Some((true, _, _)));
 
@@ -576,10 +572,10 @@ pub fn judge(cert: &X509Certificate<'_>, der: &[u8]) -> Judged {
     if is_ca && e.cert_sign.is_none() {
         broken.push(Rule::NoKeyUsage);
     }
-    if issuer.is_empty() {
+    if link.issuer.is_empty() {
         broken.push(Rule::EmptyIssuer);
     }
-    if subject.is_empty() {
+    if link.subject.is_empty() {
         broken.push(Rule::EmptySubject);
     }
     if parts.is_some_and(|p| p.inner_algorithm != p.outer_algorithm) {
@@ -592,17 +588,35 @@ pub fn judge(cert: &X509Certificate<'_>, der: &[u8]) -> Judged {
     } else if e.count > 0 {
         broken.push(Rule::ExtensionsInV1);
     }
-    let link = Link {
+    Judged { broken, link }
+}
+
+/// What chain building needs of a certificate, and nothing else (the system bundle's are read
+/// for it only when a custom CA needs an issuer: see `chain`).
+pub fn link(cert: &X509Certificate<'_>, der: &[u8]) -> Link {
+    link_of(cert, Parts::of(der), &Extensions::read(cert))
+}
+
+fn link_of(cert: &X509Certificate<'_>, parts: Option<Parts<'_>>, e: &Extensions) -> Link {
+    let (subject, issuer) = parts.map_or((&[][..], &[][..]), |p| (p.subject, p.issuer));
+    Link {
         subject: subject.to_vec(),
         issuer: issuer.to_vec(),
         issuer_text: cert.issuer().to_string(),
-        key_id: e.key_id,
-        issuer_key_id: e.issuer_key_id,
-        self_signed,
+        key_id: e.key_id.clone(),
+        issuer_key_id: e.issuer_key_id.clone(),
+        // OpenSSL's self-signed: the same names, and an authority key id (if both are there)
+        // naming its own key; the signature is not checked.
+        self_signed: subject == issuer
+            && match (&e.issuer_key_id, &e.key_id) {
+                (Some(aki), Some(ski)) => aki == ski,
+                _ => true,
+            },
         weak_digest: weak_digest(cert),
-        strict_ca: lenient.is_none() && is_ca,
-    };
-    Judged { broken, link }
+        // X509_check_ca returns 1: basicConstraints CA:TRUE, and a keyUsage (if any) that
+        // allows certificate signing.
+        strict_ca: matches!(e.basic, Some((true, _, _))) && e.cert_sign != Some(false),
+    }
 }
 
 /// The smallest RSA modulus (DSA prime) OpenSSL 3 rates at 112 bits of security: its estimate
