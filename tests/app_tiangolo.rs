@@ -180,29 +180,26 @@ fn with_web_concurrency_set_the_worker_count_is_always_passed() {
     );
 }
 
+/// tiangolo's variables that only gunicorn read.
+const GUNICORN_ONLY: [&str; 5] = [
+    "TIMEOUT",
+    "WORKER_CLASS",
+    "GUNICORN_CONF",
+    "GUNICORN_CMD_ARGS",
+    "ERROR_LOG",
+];
+
 #[test]
 fn gunicorn_only_variables_are_warned_about_and_bad_values_stop_the_run() {
     let world = World::fake_python();
     let mut command = world.command(Mode::Subreaper, &example("basic"), &["--dry-run"]);
-    for name in [
-        "TIMEOUT",
-        "WORKER_CLASS",
-        "GUNICORN_CONF",
-        "GUNICORN_CMD_ARGS",
-        "ERROR_LOG",
-    ] {
+    for name in GUNICORN_ONLY {
         command.env(name, "x");
     }
     command.env("ACCESS_LOG", "/var/log/access.log");
     let done = finish(command);
     done.assert_code(0, "warnings only");
-    for name in [
-        "TIMEOUT",
-        "WORKER_CLASS",
-        "GUNICORN_CONF",
-        "GUNICORN_CMD_ARGS",
-        "ERROR_LOG",
-    ] {
+    for name in GUNICORN_ONLY {
         let needle = format!("warning: {name} is gunicorn's, ignored: ");
         assert!(
             done.stdout.contains(&needle),

@@ -263,12 +263,12 @@ pub fn csr_pem(name: &str) -> String {
 }
 
 /// Runs `openssl ARGS` in `dir`, failing the test on error.
-fn openssl(dir: &Path, args: &[&str]) {
+pub fn openssl(dir: &Path, args: &[&str]) {
     let output = scrub(&mut Command::new("openssl"))
         .args(args)
         .current_dir(dir)
         .output()
-        .expect("the openssl CLI is needed for v1 and TRUSTED CERTIFICATE fixtures");
+        .expect("the openssl CLI is needed for v1, TRUSTED CERTIFICATE and CA shape fixtures");
     assert!(
         output.status.success(),
         "openssl {args:?}: {}",

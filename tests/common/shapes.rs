@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::der::{Node, path};
+use super::pki::openssl;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Key {
@@ -50,10 +51,19 @@ pub struct Shape {
     pub encoding: bool,
 }
 
-pub const GOOD_EXT: &str = "basicConstraints=critical,CA:TRUE\n\
-    keyUsage=critical,keyCertSign,cRLSign\n\
-    subjectKeyIdentifier=hash\n\
-    authorityKeyIdentifier=keyid:always\n";
+/// A CA's basicConstraints (critical, CA:TRUE) and keyUsage (critical, keyCertSign and
+/// cRLSign), then the extension lines `$rest`: the shapes that vary what follows.
+macro_rules! ca_with {
+    ($rest:literal) => {
+        concat!(
+            "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n",
+            $rest
+        )
+    };
+}
+
+pub const GOOD_EXT: &str =
+    ca_with!("subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid:always\n");
 
 fn base(name: &'static str) -> Shape {
     Shape {
@@ -123,8 +133,9 @@ pub fn all() -> Vec<Shape> {
             ..s("rsa1963")
         },
         Shape {
-            ext: "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n\
-                  subjectKeyIdentifier=hash\nauthorityKeyIdentifier=critical,keyid:always\n",
+            ext: ca_with!(
+                "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=critical,keyid:always\n"
+            ),
             ..s("aki_critical")
         },
         Shape {
@@ -172,8 +183,7 @@ pub fn all() -> Vec<Shape> {
             ..s("intermediate_with_root")
         },
         Shape {
-            ext: "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n\
-                  subjectKeyIdentifier=hash\n",
+            ext: ca_with!("subjectKeyIdentifier=hash\n"),
             place: Place::Alone,
             ..s("intermediate_without_aki")
         },
@@ -188,13 +198,11 @@ pub fn all() -> Vec<Shape> {
             ..s("no_key_usage")
         },
         Shape {
-            ext: "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n\
-                  subjectKeyIdentifier=none\nauthorityKeyIdentifier=none\n",
+            ext: ca_with!("subjectKeyIdentifier=none\nauthorityKeyIdentifier=none\n"),
             ..s("no_ski")
         },
         Shape {
-            ext: "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n\
-                  subjectKeyIdentifier=hash\nauthorityKeyIdentifier=none\n",
+            ext: ca_with!("subjectKeyIdentifier=hash\nauthorityKeyIdentifier=none\n"),
             ..s("no_aki")
         },
         Shape {
@@ -234,55 +242,53 @@ pub fn all() -> Vec<Shape> {
             ..s("pathlen_without_key_usage")
         },
         Shape {
-            ext: "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n\
-                  subjectKeyIdentifier=hash\nextendedKeyUsage=clientAuth\n",
+            ext: ca_with!("subjectKeyIdentifier=hash\nextendedKeyUsage=clientAuth\n"),
             ..s("eku_client_only")
         },
         Shape {
-            ext: "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n\
-                  subjectKeyIdentifier=hash\nextendedKeyUsage=critical,serverAuth,clientAuth\n",
+            ext: ca_with!(
+                "subjectKeyIdentifier=hash\nextendedKeyUsage=critical,serverAuth,clientAuth\n"
+            ),
             ..s("eku_critical_server")
         },
         Shape {
-            ext: "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n\
-                  subjectKeyIdentifier=hash\nextendedKeyUsage=anyExtendedKeyUsage\n",
+            ext: ca_with!("subjectKeyIdentifier=hash\nextendedKeyUsage=anyExtendedKeyUsage\n"),
             ..s("eku_any_only")
         },
         Shape {
-            ext: "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n\
-                  subjectKeyIdentifier=hash\n1.3.6.1.4.1.55555.1=critical,ASN1:NULL\n",
+            ext: ca_with!("subjectKeyIdentifier=hash\n1.3.6.1.4.1.55555.1=critical,ASN1:NULL\n"),
             ..s("unknown_critical_extension")
         },
         Shape {
-            ext: "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n\
-                  subjectKeyIdentifier=hash\n1.3.6.1.4.1.55555.1=ASN1:NULL\n",
+            ext: ca_with!("subjectKeyIdentifier=hash\n1.3.6.1.4.1.55555.1=ASN1:NULL\n"),
             ..s("unknown_noncritical_extension")
         },
         Shape {
-            ext: "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n\
-                  subjectKeyIdentifier=critical,hash\n",
+            ext: ca_with!("subjectKeyIdentifier=critical,hash\n"),
             ..s("ski_critical")
         },
         Shape {
-            ext: "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n\
-                  subjectKeyIdentifier=hash\nissuerAltName=critical,DNS:ca.test\n",
+            ext: ca_with!("subjectKeyIdentifier=hash\nissuerAltName=critical,DNS:ca.test\n"),
             ..s("issuer_alt_name_critical")
         },
         Shape {
-            ext: "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n\
-                  subjectKeyIdentifier=hash\n\
-                  nameConstraints=critical,permitted;DNS:localhost,permitted;IP:127.0.0.0/255.0.0.0\n",
+            ext: ca_with!(
+                "subjectKeyIdentifier=hash\n\
+                  nameConstraints=critical,permitted;DNS:localhost,permitted;IP:127.0.0.0/255.0.0.0\n"
+            ),
             ..s("name_constraints_permit")
         },
         Shape {
-            ext: "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n\
-                  subjectKeyIdentifier=hash\nnameConstraints=critical,excluded;DNS:other.test\n",
+            ext: ca_with!(
+                "subjectKeyIdentifier=hash\nnameConstraints=critical,excluded;DNS:other.test\n"
+            ),
             ..s("name_constraints_exclude_other")
         },
         Shape {
-            ext: "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n\
-                  subjectKeyIdentifier=hash\n\
-                  certificatePolicies=critical,2.5.29.32.0\n",
+            ext: ca_with!(
+                "subjectKeyIdentifier=hash\n\
+                  certificatePolicies=critical,2.5.29.32.0\n"
+            ),
             ..s("policies_critical_any")
         },
         Shape {
@@ -404,19 +410,6 @@ pub struct Made {
     pub mounted: Vec<u8>,
     pub leaf_cert: PathBuf,
     pub leaf_key: PathBuf,
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn key(dir: &Path, key: Key, file: &str) {
