@@ -9,8 +9,8 @@ use crate::{error, info, warn};
 
 use crate::app::runtime::Runtime;
 use crate::certs::summary::{self, SummaryEvent};
-use crate::certs::worker;
 use crate::certs::{Mode, Outcome, Report};
+use crate::certs::{watch, worker};
 use crate::cli::UsageError;
 use crate::config::{self, Config};
 use crate::init::{self, Signals};
@@ -65,7 +65,7 @@ pub fn run(command: Option<Vec<OsString>>) -> u8 {
     // The worker logged the pass (verdicts, summary); a worker that failed did not.
     if let Err(e) = &plan.certs {
         error!("{e}");
-        summary::log_summary(None, Outcome::Failed, &plan.bundle);
+        summary::log_summary(None, Outcome::Failed, &plan.bundle, None);
     }
     if !plan.errors.is_empty() {
         for e in &plan.errors {
@@ -95,9 +95,50 @@ pub fn run(command: Option<Vec<OsString>>) -> u8 {
         error!("{problem}");
         return *code;
     }
+    let reloads = watch(&config, &plan, &signals);
     // The supervisor keeps nothing of the certificate pass, only what it launches.
     let (launch, prestart) = (plan.launch, plan.prestart.map(|task| task.launch));
-    init::run(prestart.as_ref(), &launch, &signals)
+    init::run(prestart.as_ref(), &launch, &signals, reloads)
+}
+
+/// `VARDR_CERTS_WATCH=true`: the watcher process, and what PID 1 does when it rebuilds the
+/// bundle. Only a bundle the child was given can be kept up to date.
+fn watch(config: &Config, plan: &Plan, signals: &Signals) -> Option<init::Reloads> {
+    if !config.watch.enabled {
+        return None;
+    }
+    let report = match &plan.certs {
+        Ok(report) if report.exported() => report,
+        _ => {
+            warn!(
+                "VARDR_CERTS_WATCH=true, but no CA bundle was given to the app (see above): \
+                 not watching {}",
+                config.certs.dir.display()
+            );
+            return None;
+        }
+    };
+    let reloads = watch::start(&config.certs, plan.runtime.profile, config.watch, report).and_then(
+        |watcher| {
+            let pid = watcher.pid;
+            init::Reloads::new(watcher.rebuilt, pid, config.watch.reload, signals).inspect_err(
+                |_| {
+                    let _ = crate::sys::kill(pid, libc::SIGKILL);
+                },
+            )
+        },
+    );
+    match reloads {
+        Ok(reloads) => Some(reloads),
+        Err(e) => {
+            error!(
+                "cannot start the certificate watcher: {e}; the CA bundle will not follow \
+                 changes in {}",
+                config.certs.dir.display()
+            );
+            None
+        }
+    }
 }
 
 /// `vardr-init --dry-run`: the plan on stdout; nothing written, nothing started.
@@ -160,10 +201,13 @@ pub fn certs(json: bool) -> u8 {
     let outcome = report.map_or(Outcome::Failed, Report::outcome);
     let bundle = &config.certs.bundle;
     let printed = if json {
-        let event = SummaryEvent::new(report, outcome, bundle, events::timestamp(now));
+        let event = SummaryEvent::new(report, outcome, bundle, None, events::timestamp(now));
         output(&format!("{}\n", events::line(&event)))
     } else {
-        output(&format!("{}\n", summary::text(report, outcome, bundle)))
+        output(&format!(
+            "{}\n",
+            summary::text(report, outcome, bundle, None)
+        ))
     };
     code.max(printed)
 }

@@ -33,6 +33,54 @@ pub struct Config {
     pub path: Option<OsString>,
     pub lifecycle: Lifecycle,
     pub tiangolo: Tiangolo,
+    pub watch: WatchSettings,
+}
+
+/// Live trust: whether the bundle follows the certificates after start, and what the app gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WatchSettings {
+    /// `VARDR_CERTS_WATCH`.
+    pub enabled: bool,
+    /// `VARDR_CERTS_RELOAD`.
+    pub reload: Reload,
+    /// `VARDR_CERTS_DEBOUNCE`: quiet time after the last change before a pass (a Kubernetes
+    /// swap is several events within milliseconds).
+    pub debounce: Duration,
+    /// `VARDR_CERTS_RECHECK`: a pass at this interval whatever inotify says (`None`: off), for
+    /// volumes where inotify is silent (network and FUSE file systems, some bind mounts).
+    pub recheck: Option<Duration>,
+}
+
+impl Default for WatchSettings {
+    fn default() -> Self {
+        WatchSettings {
+            enabled: false,
+            reload: Reload::None,
+            debounce: Duration::from_millis(250),
+            recheck: Some(Duration::from_secs(60)),
+        }
+    }
+}
+
+/// `VARDR_CERTS_RELOAD`: what the app gets after the bundle was rebuilt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reload {
+    /// The file only: code that builds new TLS contexts reads it.
+    None,
+    /// SIGHUP to the child (uvicorn with `--workers` rolls its workers).
+    Hup,
+    /// The child is stopped gracefully and started again.
+    Restart,
+}
+
+impl Reload {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reload::None => "none",
+            Reload::Hup => "hup",
+            Reload::Restart => "restart",
+        }
+    }
 }
 
 /// What happens around the app: a task before it, a pause before stopping it.
@@ -111,6 +159,10 @@ pub struct CertSettings {
     /// `VARDR_TLS_PROFILE`: whose verifier the verdicts match; `None` (`auto`) means the runtime
     /// the command starts (see [`crate::app::runtime`]).
     pub tls_profile: Option<TlsProfile>,
+    /// A run that watches (`VARDR_CERTS_WATCH=true`) builds the bundle even with no custom CA
+    /// accepted: the child gets a path whose content follows the certificates directory, so
+    /// CAs mounted later reach it too.
+    pub keep_bundle: bool,
 }
 
 /// Variables vardr-init points at the bundle: always the first three, the rest with
@@ -228,6 +280,10 @@ const SECONDS_FORM: &str = "a whole number of seconds, such as 5";
 const BIND_FORM: &str = "HOST[:PORT], [IPV6]:PORT or unix:PATH";
 const COUNT_FORM: &str = "a positive integer, such as 4";
 const PER_CORE_FORM: &str = "a positive number, such as 0.5";
+const RELOAD_FORM: &str = "none, hup or restart";
+const DEBOUNCE_FORM: &str = "a number of seconds from 0 to 60, such as 0.25";
+const RECHECK_FORM: &str =
+    "a number of seconds from 1 to 86400, such as 60 (0 turns the re-check off)";
 const OPTS_FORM: &str = "arguments split like a shell would (balanced quotes, no trailing backslash), such as \
      --root-path \"/my api\" --log-level debug";
 
@@ -254,6 +310,27 @@ impl Config {
             json: vars.parse("VARDR_JSON_LOGS", BOOL_FORM, parse_bool, false),
             level: vars.parse("VARDR_LOG_LEVEL", LEVEL_FORM, parse_level, Level::INFO),
         };
+        let watch = WatchSettings {
+            enabled: vars.parse("VARDR_CERTS_WATCH", BOOL_FORM, parse_bool, false),
+            reload: vars.parse(
+                "VARDR_CERTS_RELOAD",
+                RELOAD_FORM,
+                parse_reload,
+                Reload::None,
+            ),
+            debounce: vars.parse(
+                "VARDR_CERTS_DEBOUNCE",
+                DEBOUNCE_FORM,
+                parse_debounce,
+                WatchSettings::default().debounce,
+            ),
+            recheck: vars.parse(
+                "VARDR_CERTS_RECHECK",
+                RECHECK_FORM,
+                parse_recheck,
+                WatchSettings::default().recheck,
+            ),
+        };
         let config = Config {
             log,
             stop_timeout: vars.parse("VARDR_STOP_TIMEOUT", TIMEOUT_FORM, parse_stop_timeout, None),
@@ -276,6 +353,7 @@ impl Config {
                     .filter_map(|&name| vars.os(name).map(|value| (name, value)))
                     .collect(),
                 tls_profile: vars.parse("VARDR_TLS_PROFILE", PROFILE_FORM, parse_profile, None),
+                keep_bundle: watch.enabled,
             },
             app: AppSettings {
                 dir: vars.path("VARDR_APP_DIR", "/app"),
@@ -295,6 +373,7 @@ impl Config {
                 stop_delay: vars.parse("VARDR_STOP_DELAY", TIMEOUT_FORM, parse_stop_timeout, None),
             },
             tiangolo: tiangolo(&mut vars),
+            watch,
         };
         if vars.errors.is_empty() {
             Ok(config)
@@ -416,7 +495,9 @@ impl<F: Fn(&str) -> Option<OsString>> Vars<F> {
 
 /// Whose certificate verifier the verdicts promise to match (`VARDR_TLS_PROFILE`; the rules are
 /// in `certs::rules`).
+/// It crosses the pipe as its name (`python3.13`): string code the binary has anyway.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum TlsProfile {
     /// CPython 3.`minor` with OpenSSL 3 and `ssl.create_default_context()`.
     Python { minor: u8 },
@@ -434,6 +515,20 @@ impl TlsProfile {
         (8..=99)
             .contains(&minor)
             .then_some(TlsProfile::Python { minor })
+    }
+}
+
+impl From<TlsProfile> for String {
+    fn from(profile: TlsProfile) -> String {
+        profile.to_string()
+    }
+}
+
+impl TryFrom<String> for TlsProfile {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<TlsProfile, String> {
+        TlsProfile::parse(&name).ok_or(name)
     }
 }
 
@@ -494,6 +589,29 @@ pub fn parse_seconds(text: &str) -> Option<Duration> {
 fn parse_stop_timeout(text: &str) -> Option<Option<Duration>> {
     let timeout = parse_seconds(text).filter(|t| *t <= MAX_STOP_TIMEOUT)?;
     Some((!timeout.is_zero()).then_some(timeout))
+}
+
+fn parse_reload(text: &str) -> Option<Reload> {
+    match text.to_ascii_lowercase().as_str() {
+        "none" => Some(Reload::None),
+        "hup" => Some(Reload::Hup),
+        "restart" => Some(Reload::Restart),
+        _ => None,
+    }
+}
+
+fn parse_debounce(text: &str) -> Option<Duration> {
+    parse_seconds(text).filter(|d| *d <= Duration::from_secs(60))
+}
+
+/// At least a second: a re-check is a fork and a read of every input, not a busy loop.
+fn parse_recheck(text: &str) -> Option<Option<Duration>> {
+    let every = parse_seconds(text).filter(|t| *t <= MAX_STOP_TIMEOUT)?;
+    match every {
+        Duration::ZERO => Some(None),
+        every if every < Duration::from_secs(1) => None,
+        every => Some(Some(every)),
+    }
 }
 
 fn parse_port(text: &str) -> Option<u16> {
@@ -777,9 +895,43 @@ mod tests {
             ("VARIABLE_NAME", "2app"),
             ("UVICORN_OPTS", "--root-path \"/my api"),
             ("UVICORN_OPTS", "--reload \\"),
+            ("VARDR_CERTS_WATCH", "maybe"),
+            ("VARDR_CERTS_RELOAD", "sighup"),
+            ("VARDR_CERTS_DEBOUNCE", "61"),
+            ("VARDR_CERTS_DEBOUNCE", "-1"),
+            ("VARDR_CERTS_RECHECK", "0.5"),
+            ("VARDR_CERTS_RECHECK", "86401"),
+            ("VARDR_CERTS_RECHECK", "1m"),
         ] {
             assert_eq!(rejected_names(&[(name, value)]), [name], "{name}={value}");
         }
+    }
+
+    #[test]
+    fn watch_settings() {
+        let c = config(&[]).expect("defaults");
+        assert_eq!(c.watch, WatchSettings::default());
+        assert!(!c.watch.enabled && !c.certs.keep_bundle);
+        assert_eq!(c.watch.reload, Reload::None);
+        let c = config(&[
+            ("VARDR_CERTS_WATCH", "true"),
+            ("VARDR_CERTS_RELOAD", "HUP"),
+            ("VARDR_CERTS_DEBOUNCE", "0.1"),
+            ("VARDR_CERTS_RECHECK", "0"),
+        ])
+        .expect("valid");
+        // A watching run keeps its bundle even with no custom CA accepted.
+        assert!(c.watch.enabled && c.certs.keep_bundle);
+        assert_eq!(c.watch.reload, Reload::Hup);
+        assert_eq!(c.watch.debounce, Duration::from_millis(100));
+        assert_eq!(c.watch.recheck, None);
+        let c = config(&[
+            ("VARDR_CERTS_RELOAD", "restart"),
+            ("VARDR_CERTS_RECHECK", "1.5"),
+        ]);
+        let c = c.expect("valid");
+        assert_eq!(c.watch.reload, Reload::Restart);
+        assert_eq!(c.watch.recheck, Some(Duration::from_millis(1500)));
     }
 
     #[test]

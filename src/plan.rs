@@ -18,7 +18,7 @@ use crate::certs::exports::{self, Export};
 use crate::certs::summary::{lossy, verdict_map};
 use crate::certs::worker::{self, Reporting, WorkerError};
 use crate::certs::{BundleStatus, FileVerdict, Mode, Planned, Report};
-use crate::config::Config;
+use crate::config::{Config, Reload, WatchSettings};
 use crate::events;
 use crate::init::{ExitPolicy, Launch};
 
@@ -53,6 +53,8 @@ pub struct Plan {
     pub errors: Vec<String>,
     /// Why the command cannot be started: a run exits with this code (127 or 126).
     pub command_problem: Option<(u8, String)>,
+    /// Live trust: whether the bundle is kept up to date after start, and the reload policy.
+    pub watch: WatchSettings,
 }
 
 impl Plan {
@@ -78,6 +80,9 @@ impl Plan {
                 }
             },
         };
+        if config.watch.enabled {
+            errors.extend(reload_problem(config, &argv));
+        }
         let starts = errors.is_empty();
         let settings = &config.certs;
         let program = argv.first().map(OsString::as_os_str);
@@ -86,7 +91,7 @@ impl Plan {
         let certs = match mode {
             // A run: the worker logs the pass itself; PID 1 gets only what decides the launch.
             // One that will not start (the app cannot be found) writes nothing either.
-            Mode::Write => {
+            Mode::Write | Mode::Refresh => {
                 let mode = if starts { Mode::Write } else { Mode::Check };
                 worker::run_as(settings, profile, now, mode, Reporting::Logged { starts })
             }
@@ -125,6 +130,12 @@ impl Plan {
         let (prestart, mut warnings) =
             Plan::prestart(config, uvicorn.as_ref(), &launch, &mut errors);
         warnings.extend(uvicorn.iter().flat_map(|u| u.warnings.iter().cloned()));
+        if config.watch.reload != Reload::None && !config.watch.enabled {
+            warnings.push(format!(
+                "VARDR_CERTS_RELOAD={} does nothing without VARDR_CERTS_WATCH=true",
+                config.watch.reload.as_str()
+            ));
+        }
         let command_problem = if errors.is_empty() {
             let programs = prestart.iter().map(|p| &p.launch.program);
             programs
@@ -146,6 +157,7 @@ impl Plan {
             warnings,
             errors,
             command_problem,
+            watch: config.watch,
         };
         if settings.strict
             && let Some(problem) = plan.bundle_problem()
@@ -154,6 +166,11 @@ impl Plan {
                 .insert(0, format!("VARDR_CERTS_STRICT=true and {problem}"));
         }
         plan
+    }
+
+    /// The watched directories, as the worker found them.
+    fn watched(&self) -> &[PathBuf] {
+        self.certs.as_ref().map_or(&[], |r| &r.watch)
     }
 
     /// The pre-start task, with the app's environment and Python.
@@ -266,7 +283,7 @@ impl Plan {
                     "reuse {bundle} (inputs unchanged: {} system + {} custom certificates)",
                     c.system_certificates, c.custom_certificates
                 ),
-                Planned::Build => format!(
+                Planned::Build | Planned::Same => format!(
                     "build {bundle}: {} system + {} custom certificates ({} duplicates dropped)",
                     c.system_certificates, c.custom_certificates, c.duplicates
                 ),
@@ -343,6 +360,27 @@ impl Plan {
             None => "off".to_owned(),
         };
         let _ = writeln!(out, "Stop delay: {delay}");
+        let watch = &self.watch;
+        if watch.enabled {
+            let every = match watch.recheck {
+                Some(every) => format!("every {}s", events::seconds(every)),
+                None => "off".to_owned(),
+            };
+            let dirs: Vec<String> = self
+                .watched()
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect();
+            let _ = writeln!(
+                out,
+                "Certificates watch: on, reload {}, debounce {}s, re-check {every}: {}",
+                watch.reload.as_str(),
+                events::seconds(watch.debounce),
+                dirs.join(", ")
+            );
+        } else {
+            let _ = writeln!(out, "Certificates watch: off");
+        }
         for error in self.reasons_not_to_start() {
             let _ = writeln!(out, "Error: {error}");
         }
@@ -430,8 +468,35 @@ impl Plan {
                 timeout: task.launch.run_timeout.map(|t| t.as_secs_f64()),
             }),
             warnings: &self.warnings,
+            watch: WatchJson {
+                enabled: self.watch.enabled,
+                reload: self.watch.reload.as_str(),
+                debounce: self.watch.debounce.as_secs_f64(),
+                recheck: self.watch.recheck.map(|t| t.as_secs_f64()),
+                dirs: self
+                    .watched()
+                    .iter()
+                    .map(|d| d.to_string_lossy().into_owned())
+                    .collect(),
+            },
         })
     }
+}
+
+/// Why `VARDR_CERTS_RELOAD=hup` cannot work with this command: a single uvicorn process (no
+/// `--workers` above 1, or `--reload`) handles only SIGINT and SIGTERM, and dies of SIGHUP.
+fn reload_problem(config: &Config, argv: &[OsString]) -> Option<String> {
+    if config.watch.reload != Reload::Hup {
+        return None;
+    }
+    let workers = app::uvicorn_workers(argv, config.tiangolo.web_concurrency)?;
+    (workers <= 1).then(|| {
+        "VARDR_CERTS_RELOAD=hup needs uvicorn with more than one worker, and this one runs a \
+         single process (WORKERS=1, or --reload): it would die of the SIGHUP, as uvicorn \
+         without --workers handles only SIGINT and SIGTERM; set WORKERS=2 or more, or use \
+         VARDR_CERTS_RELOAD=restart"
+            .to_owned()
+    })
 }
 
 /// `vardr-init --dry-run --json`: `"type":"plan"` first, like every event.
@@ -456,6 +521,17 @@ struct PlanEvent<'a> {
     stop_delay: Option<f64>,
     prestart: Option<PrestartJson>,
     warnings: &'a [String],
+    watch: WatchJson,
+}
+
+/// Live trust's settings, and what a run would watch.
+#[derive(Serialize)]
+struct WatchJson {
+    enabled: bool,
+    reload: &'static str,
+    debounce: f64,
+    recheck: Option<f64>,
+    dirs: Vec<String>,
 }
 
 #[derive(Serialize)]

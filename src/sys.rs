@@ -8,8 +8,11 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::num::NonZeroU32;
+use std::os::fd::AsFd;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
 use std::ptr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub type Pid = libc::pid_t;
 
@@ -181,6 +184,26 @@ pub fn pidfd_open(pid: Pid) -> io::Result<std::os::fd::OwnedFd> {
     owned_fd(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })
 }
 
+/// Sends `signal` to the process behind `pidfd`: never to another process that took its PID
+/// after it was reaped.
+pub fn pidfd_send_signal(pidfd: std::os::fd::BorrowedFd<'_>, signal: i32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid descriptor, a null siginfo (the kernel fills in a kill()'s), no flags.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if result < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// The descriptor a raw `syscall` returned, owned; or its error.
 fn owned_fd(result: libc::c_long) -> io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
@@ -191,6 +214,35 @@ fn owned_fd(result: libc::c_long) -> io::Result<std::os::fd::OwnedFd> {
         libc::c_int::try_from(result).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
     // SAFETY: the kernel just returned this descriptor to us and nothing else owns it.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Reaps child `pid`: its status, or `None` if it is still running at `until` (or a short grace
+/// after a kill, which takes effect at once).
+pub fn reap_within(pid: Pid, until: Instant) -> Option<ExitStatus> {
+    let until = until.max(Instant::now() + Duration::from_secs(1));
+    // A worker exits right after closing its pipe. Its pidfd says when, without polling; on a
+    // kernel without pidfds (before 5.3), waits that start short and double.
+    let pidfd = pidfd_open(pid).ok();
+    let mut pause = Duration::from_micros(50);
+    loop {
+        match wait_pid(pid, false) {
+            Ok(Some(raw)) => return Some(ExitStatus::from_raw(raw)),
+            Ok(None) if Instant::now() < until => {
+                let left = until.saturating_duration_since(Instant::now());
+                match &pidfd {
+                    Some(fd) => {
+                        let _ = wait_readable(fd.as_fd(), left);
+                    }
+                    None => {
+                        std::thread::sleep(pause.min(left));
+                        pause = (pause * 2).min(Duration::from_millis(10));
+                    }
+                }
+            }
+            // Still running at the deadline, or lost (reaped elsewhere): nothing more to wait for.
+            Ok(None) | Err(_) => return None,
+        }
+    }
 }
 
 /// Which side of a [`fork`] this is.
@@ -224,23 +276,103 @@ pub fn exit_now(code: i32) -> ! {
 /// Waits up to `timeout` for `fd` to be readable (data, end of file or an error); `false` when
 /// the time passed first or a signal interrupted the wait.
 pub fn wait_readable(fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
+    Ok(poll_readable(&[fd], Some(timeout))? != 0)
+}
+
+/// Waits up to `timeout` (`None`: for ever) until one of `fds` is readable (data, end of file,
+/// an error). Returns a bit per descriptor, in order (at most 8); 0 when the time passed or a
+/// signal interrupted the wait.
+pub fn poll_readable(
+    fds: &[std::os::fd::BorrowedFd<'_>],
+    timeout: Option<Duration>,
+) -> io::Result<u8> {
     use std::os::fd::AsRawFd;
-    let mut poll = libc::pollfd {
-        fd: fd.as_raw_fd(),
+    let mut polls = [libc::pollfd {
+        fd: -1,
         events: libc::POLLIN,
         revents: 0,
+    }; 8];
+    let count = fds.len().min(polls.len());
+    for (poll, fd) in polls.iter_mut().zip(fds) {
+        poll.fd = fd.as_raw_fd();
+    }
+    // Rounded up: a wait that ends a millisecond early only to wait again is a busy loop.
+    let millis = timeout.map_or(-1, |t| {
+        let ms = t.as_nanos().div_ceil(1_000_000);
+        libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
+    });
+    // SAFETY: `count` valid pollfds in a live array, for the duration of the call.
+    let ready = unsafe { libc::poll(polls.as_mut_ptr(), count as libc::nfds_t, millis) };
+    if ready < 0 {
+        let error = io::Error::last_os_error();
+        return match error.raw_os_error() {
+            Some(libc::EINTR) => Ok(0),
+            _ => Err(error),
+        };
+    }
+    let mut bits = 0;
+    for (i, poll) in polls[..count].iter().enumerate() {
+        if poll.revents != 0 {
+            bits |= 1 << i;
+        }
+    }
+    Ok(bits)
+}
+
+/// A descriptor that is readable while one of `set`'s (blocked) signals is pending: the
+/// supervisor polls it beside other descriptors, then takes the signal with [`SigSet::wait`].
+pub fn signalfd(set: &SigSet) -> io::Result<std::os::fd::OwnedFd> {
+    // SAFETY: a valid set pointer; -1 asks for a new descriptor.
+    let fd = unsafe { libc::signalfd(-1, &set.0, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
+    owned_fd(fd.into())
+}
+
+/// An inotify instance (close-on-exec, non-blocking).
+pub fn inotify_init() -> io::Result<std::os::fd::OwnedFd> {
+    // SAFETY: plain system call with flag arguments.
+    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
+    owned_fd(fd.into())
+}
+
+/// Watches `path` (a directory, followed if a symlink) for `mask`; the watch descriptor.
+pub fn inotify_add_watch(
+    inotify: std::os::fd::BorrowedFd<'_>,
+    path: &std::path::Path,
+    mask: u32,
+) -> io::Result<i32> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: a valid descriptor and a NUL-terminated path that outlives the call.
+    let wd = unsafe { libc::inotify_add_watch(inotify.as_raw_fd(), path.as_ptr(), mask) };
+    if wd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(wd)
+}
+
+pub fn inotify_rm_watch(inotify: std::os::fd::BorrowedFd<'_>, wd: i32) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain system call; a stale watch descriptor only returns EINVAL.
+    unsafe { libc::inotify_rm_watch(inotify.as_raw_fd(), wd) };
+}
+
+/// Makes the kernel send this process SIGKILL when its parent ends: a watcher or worker never
+/// outlives the vardr-init that started it. Returns false if the parent has already gone.
+pub fn die_with_parent(parent: Pid) -> bool {
+    // SAFETY: plain prctl with integer arguments.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
     };
-    let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    // SAFETY: one valid pollfd, for the duration of the call.
-    let ready = unsafe { libc::poll(&mut poll, 1, millis) };
-    if ready >= 0 {
-        return Ok(ready > 0);
-    }
-    let error = io::Error::last_os_error();
-    match error.raw_os_error() {
-        Some(libc::EINTR) => Ok(false),
-        _ => Err(error),
-    }
+    // SAFETY: cannot fail.
+    unsafe { libc::getppid() == parent }
 }
 
 /// Whether this process may create files in `dir` (`faccessat` with the effective ids): what a

@@ -170,6 +170,7 @@ fn setup(root: &Path, system: &[u8], inputs: &[Input], order: &[usize]) -> CertS
         extra_vars: false,
         inherited: Vec::new(),
         tls_profile: None,
+        keep_bundle: false,
     };
     fs::create_dir(&settings.dir).expect("mkdir certs");
     fs::create_dir(root.join("out")).expect("mkdir out");

@@ -146,6 +146,7 @@ fuzz_target!(|data: &[u8]| {
         extra_vars: false,
         inherited: Vec::new(),
         tls_profile: None,
+        keep_bundle: false,
     };
     let now = UNIX_EPOCH + Duration::from_secs(NOW as u64);
 

@@ -310,6 +310,45 @@ fn has_option(opts: &[String], name: &str) -> bool {
     })
 }
 
+/// How many worker processes the command's uvicorn runs, read from its command line: `None`
+/// when it is not uvicorn (`uvicorn ...`, `python -m uvicorn ...`) nor `fastapi run|dev`.
+/// `--reload` (and `fastapi dev`) is one process whatever `--workers` says; without
+/// `--workers`, uvicorn reads `WEB_CONCURRENCY`. What the SIGHUP policy needs: a single uvicorn
+/// process exits on SIGHUP, its `--workers` manager rolls the workers.
+pub fn uvicorn_workers(argv: &[OsString], web_concurrency: Option<u32>) -> Option<u32> {
+    let words: Vec<String> = argv
+        .iter()
+        .map(|w| w.to_string_lossy().into_owned())
+        .collect();
+    let program = Path::new(argv.first()?).file_name()?;
+    // The module or script, and the arguments after it.
+    let (tool, args) = if runtime::is_python_name(program) {
+        let at = words.iter().position(|w| w == "-m")?;
+        (words.get(at + 1)?.as_str(), words.get(at + 2..)?)
+    } else {
+        (program.to_str()?, &words[1..])
+    };
+    let reload = match tool {
+        "uvicorn" => false,
+        "fastapi" => args.first().is_none_or(|sub| sub != "run"),
+        _ => return None,
+    };
+    if reload || has_option(args, "--reload") {
+        return Some(1);
+    }
+    let mut workers = web_concurrency;
+    let mut it = args.iter();
+    while let Some(word) = it.next() {
+        let value = match word.strip_prefix("--workers") {
+            Some("") => it.next().map(String::as_str),
+            Some(v) => v.strip_prefix('='),
+            None => continue,
+        };
+        workers = value.and_then(|v| v.parse().ok()).or(workers);
+    }
+    Some(workers.unwrap_or(1))
+}
+
 /// `python3`, then `python`, in the directories of `PATH`: the first executable regular file.
 pub fn find_python(path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
     ["python3", "python"]
@@ -336,6 +375,42 @@ fn is_executable_file(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `VARDR_CERTS_RELOAD=hup` is checked against: uvicorn's process count, from argv.
+    #[test]
+    fn uvicorn_workers_from_the_command_line() {
+        let workers = |argv: &str, web: Option<u32>| {
+            let argv: Vec<OsString> = argv.split(' ').map(OsString::from).collect();
+            uvicorn_workers(&argv, web)
+        };
+        assert_eq!(workers("uvicorn main:app", None), Some(1));
+        assert_eq!(
+            workers("/venv/bin/uvicorn main:app --workers 4", None),
+            Some(4)
+        );
+        assert_eq!(workers("uvicorn main:app --workers=3", None), Some(3));
+        assert_eq!(workers("uvicorn main:app", Some(2)), Some(2));
+        assert_eq!(workers("uvicorn main:app --workers 1", Some(2)), Some(1));
+        assert_eq!(
+            workers("uvicorn main:app --workers 4 --reload", None),
+            Some(1)
+        );
+        assert_eq!(workers("python3 -m uvicorn m:a --workers 2", None), Some(2));
+        assert_eq!(workers("/usr/bin/python3.13 -m uvicorn m:a", None), Some(1));
+        assert_eq!(workers("fastapi run --workers 2", None), Some(2));
+        assert_eq!(workers("fastapi run", None), Some(1));
+        assert_eq!(workers("fastapi dev --workers 2", None), Some(1));
+        assert_eq!(
+            workers("python -m fastapi run main.py --workers 3", None),
+            Some(3)
+        );
+        assert_eq!(
+            workers("gunicorn -k uvicorn.workers.UvicornWorker m:a", None),
+            None
+        );
+        assert_eq!(workers("python3 -m http.server", None), None);
+        assert_eq!(workers("python3 app.py", None), None);
+    }
 
     #[test]
     fn graceful_timeout_is_inside_the_deadline() {

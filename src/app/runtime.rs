@@ -102,7 +102,7 @@ fn interpreter(program: &OsStr, path: Option<&OsStr>) -> Option<PathBuf> {
 }
 
 /// `python`, `python3`, `python3.13`, `python3.13t`.
-fn is_python_name(name: &OsStr) -> bool {
+pub fn is_python_name(name: &OsStr) -> bool {
     let Some(rest) = name.as_bytes().strip_prefix(b"python") else {
         return false;
     };

@@ -31,6 +31,10 @@ pub fn key(
     field(settings.bundle.as_os_str().as_encoded_bytes());
     // The verdicts are the runtime's: another runtime, another pass.
     field(profile.to_string().as_bytes());
+    // A watching run keeps a bundle with no custom CA; another run has none to reuse then.
+    if settings.keep_bundle {
+        field(b"keep");
+    }
     match system {
         Some(path) => field(path.as_os_str().as_encoded_bytes()),
         None => field(b"no system bundle"),

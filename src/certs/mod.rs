@@ -22,6 +22,7 @@ pub mod store;
 pub mod summary;
 pub mod system;
 pub mod verdict;
+pub mod watch;
 pub mod worker;
 
 use std::fmt::Write as _;
@@ -41,7 +42,13 @@ use verdict::{Reason, Verdict};
 pub enum Mode {
     Check,
     Write,
+    /// A re-check while the app runs: a bundle that already holds the new bytes is left alone
+    /// (only its cache record is written), so nothing is replaced and nothing reloaded.
+    Refresh,
 }
+
+/// At most this many directories are watched: beyond, the periodic re-check covers the rest.
+pub const MAX_WATCHED: usize = 256;
 
 /// What [`prepare`] read and decided, bundle bytes included: this stays in the worker.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +63,11 @@ pub struct Pass {
     pub custom_certificates: usize,
     pub duplicates: usize,
     pub action: Action,
+    /// The first moment a verdict could change (Unix seconds): an accepted CA expires, a
+    /// rejected one becomes valid.
+    pub valid_until: i64,
+    /// Where what was read lives, for a run that watches it (empty otherwise).
+    pub watch: Vec<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,7 +84,7 @@ pub enum Action {
 /// a bundle path that cannot take the bundle are found here, for a dry run and a run alike.
 pub fn pass(settings: &CertSettings, profile: Profile, now: SystemTime, mode: Mode) -> Report {
     let mut pass = prepare(settings, profile, now);
-    let planned = match pass.action {
+    let mut planned = match pass.action {
         Action::Nothing => Planned::Nothing,
         Action::Reuse => Planned::Reuse,
         Action::Build { .. } => Planned::Build,
@@ -105,9 +117,21 @@ pub fn pass(settings: &CertSettings, profile: Profile, now: SystemTime, mode: Mo
             Err(problem) => BundleStatus::Problem(problem),
             Ok(warning) => {
                 pass.warnings.extend(warning);
+                if mode == Mode::Refresh
+                    && let Action::Build { bytes, record } = &pass.action
+                    && store::holds(&pass.bundle, bytes)
+                {
+                    planned = Planned::Same;
+                    let cache = store::cache_path(&pass.bundle);
+                    if let Err(e) = store::write_atomic(&cache, record.as_bytes(), |_| Ok(())) {
+                        pass.warnings
+                            .push(format!("cannot update the cache record: {e}"));
+                    }
+                    pass.action = Action::Reuse;
+                }
                 match mode {
                     Mode::Check => BundleStatus::Ready,
-                    Mode::Write => match pass.write() {
+                    Mode::Write | Mode::Refresh => match pass.write() {
                         Ok(warnings) => {
                             pass.warnings.extend(warnings);
                             BundleStatus::Ready
@@ -129,6 +153,8 @@ pub fn pass(settings: &CertSettings, profile: Profile, now: SystemTime, mode: Mo
         bundle,
         refusals,
         profile,
+        next_change: (pass.valid_until != i64::MAX).then_some(pass.valid_until),
+        watch: pass.watch,
     }
 }
 
@@ -145,6 +171,8 @@ impl Pass {
             custom_certificates: 0,
             duplicates: 0,
             action: Action::Nothing,
+            valid_until: i64::MAX,
+            watch: Vec::new(),
         }
     }
 
@@ -212,15 +240,24 @@ pub fn prepare(settings: &CertSettings, profile: Profile, now: SystemTime) -> Pa
     let now_secs = unix_seconds(now);
     // Our own outputs are never inputs, should the bundle be pointed into the certs directory.
     let outputs = [settings.bundle.clone(), store::cache_path(&settings.bundle)];
-    let inputs = scan::scan(&settings.dir, &outputs);
+    let scanned = scan::scan(&settings.dir, &outputs);
+    let inputs = scanned.inputs;
     let mut pass = Pass::empty(settings);
-    if inputs.is_empty() {
+    if inputs.is_empty() && !settings.keep_bundle {
         // No custom CAs: the system bundle is not even read (the common case, kept cheap).
         return pass;
     }
     // The cache first, comparing the bundle with the system bundle in pieces as they are read
     // (see `system::first_candidate`): a reuse reads both once and holds neither.
     let first = system::first_candidate(settings);
+    if settings.keep_bundle {
+        pass.watch = watch_points(
+            &settings.dir,
+            &scanned.dirs,
+            &scanned.linked,
+            first.as_deref(),
+        );
+    }
     let first_key = cache::key(settings, profile, first.as_deref(), &inputs);
     let mut compared = None;
     if let Some(path) = &first
@@ -265,7 +302,6 @@ pub fn prepare(settings: &CertSettings, profile: Profile, now: SystemTime) -> Pa
         chain::require_roots(&mut verdicts, system_bytes, profile);
     }
     let mut accepted = Vec::new();
-    // The first moment a verdict could change: an accepted CA expires, a rejected one starts.
     let mut valid_until = i64::MAX;
     for (input, verdict) in inputs.iter().zip(verdicts) {
         let name = input.display_name();
@@ -295,7 +331,8 @@ pub fn prepare(settings: &CertSettings, profile: Profile, now: SystemTime) -> Pa
             warnings,
         });
     }
-    if accepted.is_empty() {
+    pass.valid_until = valid_until;
+    if accepted.is_empty() && (!settings.keep_bundle || system.is_none()) {
         if let Some((_, bytes)) = &system {
             pass.system_certificates = bundle::certificates(bytes).count();
         }
@@ -323,6 +360,10 @@ pub fn prepare(settings: &CertSettings, profile: Profile, now: SystemTime) -> Pa
         pass.system = None;
         merged = bundle::merge(None, &accepted);
         unused = Some(bytes);
+        if accepted.is_empty() {
+            // Kept for a watching run, but nothing to keep: no bundle.
+            return pass;
+        }
     }
     let system_len = merged.system_len;
     pass.system_certificates = merged.system_certificates;
@@ -383,6 +424,7 @@ fn reuse(
 impl Reused {
     fn into_pass(self, mut pass: Pass) -> Pass {
         let record = self.record;
+        pass.valid_until = record.valid_until;
         pass.system = self.system;
         pass.results = record.results;
         pass.system_certificates = record.system_certificates;
@@ -402,6 +444,44 @@ impl Reused {
         }
         pass
     }
+}
+
+/// The directories to watch for a change of what the pass read: the certificates directory and
+/// every directory under it (a missing one: its nearest existing ancestor, where it would
+/// appear), the directories the symlinked inputs resolve into, and the system bundle's, as named
+/// and as resolved. inotify reports renames and writes of a directory's entries, so a watched
+/// directory also sees a file replaced by rename and a Kubernetes `..data` swap.
+fn watch_points(
+    dir: &Path,
+    dirs: &[PathBuf],
+    linked: &[PathBuf],
+    system: Option<&Path>,
+) -> Vec<PathBuf> {
+    let mut points: Vec<PathBuf> = Vec::new();
+    let mut add = |path: &Path| {
+        if points.len() < MAX_WATCHED && !points.iter().any(|p| p == path) {
+            points.push(path.to_owned());
+        }
+    };
+    if dirs.is_empty() {
+        let existing = dir.ancestors().find(|d| d.is_dir());
+        add(existing.unwrap_or(dir));
+    }
+    for walked in dirs {
+        add(walked);
+    }
+    let resolved = |path: &Path| std::fs::canonicalize(path).ok();
+    for file in linked.iter().map(PathBuf::as_path).chain(system) {
+        for path in [Some(file.to_owned()), resolved(file)]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                add(parent);
+            }
+        }
+    }
+    points
 }
 
 fn unix_seconds(time: SystemTime) -> i64 {
@@ -433,6 +513,7 @@ mod tests {
             extra_vars: false,
             inherited: Vec::new(),
             tls_profile: None,
+            keep_bundle: false,
         }
     }
 
@@ -451,6 +532,46 @@ mod tests {
         let mut params = CertificateParams::default();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         (params, KeyPair::generate().expect("key"))
+    }
+
+    /// A watching run keeps a bundle with no custom CA (the system part alone); a re-check
+    /// replaces it only when its bytes change, and strict mode keeps it on a rejected file.
+    #[test]
+    fn a_watching_run_keeps_its_bundle_and_a_refresh_replaces_only_what_changed() {
+        use std::os::unix::fs::MetadataExt;
+        let (dir, mut s) = scratch();
+        s.keep_bundle = true;
+        let (params, key) = ca_maker();
+        let system_ca = params.self_signed(&key).expect("cert").pem();
+        std::fs::write(dir.path().join("system.pem"), &system_ca).expect("write");
+        let now = SystemTime::now();
+        let refresh = |s: &CertSettings| pass(s, Profile::OpenSsl, now, Mode::Refresh);
+        let report = pass(&s, Profile::OpenSsl, now, Mode::Write);
+        assert_eq!(report.planned, Planned::Build, "{report:?}");
+        assert!(report.exported(), "{report:?}");
+        assert!(report.watch.contains(&s.dir), "{report:?}");
+        let inode = || std::fs::metadata(&s.bundle).expect("bundle").ino();
+        let first = inode();
+
+        assert_eq!(refresh(&s).refresh_outcome(), Outcome::Reused);
+        std::fs::write(s.dir.join("junk.pem"), "not a certificate").expect("write");
+        let report = refresh(&s);
+        assert_eq!(report.refresh_outcome(), Outcome::Unchanged, "{report:?}");
+        assert_eq!(inode(), first, "an identical bundle is not replaced");
+        assert_eq!(refresh(&s).refresh_outcome(), Outcome::Reused);
+
+        let custom = params.self_signed(&key).expect("cert").pem();
+        std::fs::write(s.dir.join("ca.pem"), &custom).expect("write");
+        let report = refresh(&s);
+        assert_eq!(report.refresh_outcome(), Outcome::Rebuilt, "{report:?}");
+        assert_ne!(inode(), first);
+        let rebuilt = std::fs::read(&s.bundle).expect("read");
+
+        s.strict = true;
+        std::fs::write(s.dir.join("junk2.pem"), "still not one").expect("write");
+        let report = refresh(&s);
+        assert_eq!(report.refresh_outcome(), Outcome::Kept, "{report:?}");
+        assert_eq!(std::fs::read(&s.bundle).expect("read"), rebuilt);
     }
 
     /// The cache holds only until the first verdict could change: here, an accepted CA expiring.

@@ -65,12 +65,23 @@ pub fn escape_name(name: &[u8]) -> String {
     out
 }
 
+/// What a walk read: the inputs, and where they came from (for watching them).
+#[derive(Debug, Default)]
+pub struct Scanned {
+    pub inputs: Vec<Input>,
+    /// Every directory listed, as walked (through symlinks).
+    pub dirs: Vec<PathBuf>,
+    /// Files reached through a symlink (a Kubernetes `name -> ..data/name`): what they point at
+    /// may change without any of `dirs` changing.
+    pub linked: Vec<PathBuf>,
+}
+
 /// Reads every input under `dir`, except the files at `exclude` (vardr-init's own outputs). A
 /// missing directory has no inputs; an unreadable one is a single rejected input named `.`, so
 /// strict mode and the summary both see it.
-pub fn scan(dir: &Path, exclude: &[PathBuf]) -> Vec<Input> {
+pub fn scan(dir: &Path, exclude: &[PathBuf]) -> Scanned {
     let mut walk = Walk {
-        inputs: Vec::new(),
+        scanned: Scanned::default(),
         visited: Vec::new(),
         excluded: exclude
             .iter()
@@ -82,7 +93,7 @@ pub fn scan(dir: &Path, exclude: &[PathBuf]) -> Vec<Input> {
         stopped: false,
     };
     match fs::metadata(dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Scanned::default(),
         Err(e) => walk.reject(b".".to_vec(), reason_for(&e)),
         Ok(meta) if meta.is_dir() => walk.dir(dir, Vec::new(), &meta, 0),
         Ok(_) => walk.reject(
@@ -90,12 +101,15 @@ pub fn scan(dir: &Path, exclude: &[PathBuf]) -> Vec<Input> {
             Reason::NotRegular("not a directory".to_owned()),
         ),
     }
-    walk.inputs.sort_by(|a, b| a.name.cmp(&b.name));
-    walk.inputs
+    // Names are distinct (a path each), so an unstable sort gives the one order.
+    walk.scanned
+        .inputs
+        .sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    walk.scanned
 }
 
 struct Walk {
-    inputs: Vec<Input>,
+    scanned: Scanned,
     visited: Vec<(u64, u64)>,
     excluded: Vec<(u64, u64)>,
     dirs: usize,
@@ -112,12 +126,12 @@ impl Walk {
     /// by `MAX_FILES + 1` names however the tree is made. The first name past the limit is
     /// reported as such and the walk stops.
     fn full(&mut self, name: &[u8]) -> bool {
-        if self.inputs.len() < MAX_FILES {
+        if self.scanned.inputs.len() < MAX_FILES {
             return false;
         }
         if !self.stopped {
             self.stopped = true;
-            self.inputs.push(Input {
+            self.scanned.inputs.push(Input {
                 name: name.to_vec(),
                 content: Content::Unusable(Reason::TooManyFiles { limit: MAX_FILES }),
             });
@@ -127,7 +141,7 @@ impl Walk {
 
     fn reject(&mut self, name: Vec<u8>, reason: Reason) {
         if !self.full(&name) {
-            self.inputs.push(Input {
+            self.scanned.inputs.push(Input {
                 name,
                 content: Content::Unusable(reason),
             });
@@ -154,7 +168,10 @@ impl Walk {
             return;
         }
         let entries = match fs::read_dir(path) {
-            Ok(entries) => entries,
+            Ok(entries) => {
+                self.scanned.dirs.push(path.to_owned());
+                entries
+            }
             Err(e) => return self.reject(dir_name(name), reason_for(&e)),
         };
         let mut children: Vec<(Vec<u8>, PathBuf, bool)> = Vec::new();
@@ -171,7 +188,8 @@ impl Walk {
                 Err(e) => return self.reject(dir_name(name), reason_for(&e)),
             }
         }
-        children.sort();
+        // Names are unique in a directory: by name alone (no `Path` comparison code).
+        children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (file_name, child, regular) in children {
             if self.stopped {
                 return;
@@ -217,6 +235,9 @@ impl Walk {
         if !meta.is_file() {
             return self.reject(name, Reason::NotRegular(kind_of(&meta).to_owned()));
         }
+        if !listed_regular {
+            self.scanned.linked.push(path.to_owned());
+        }
         self.file(path, name, &meta, None);
     }
 
@@ -248,7 +269,7 @@ impl Walk {
             }
             Err(reason) => Content::Unusable(reason),
         };
-        self.inputs.push(Input { name, content });
+        self.scanned.inputs.push(Input { name, content });
     }
 }
 

@@ -131,6 +131,12 @@ pub fn read_own(path: &Path, limit: u64) -> Option<Vec<u8>> {
     (bytes.len() as u64 <= limit).then_some(bytes)
 }
 
+/// Whether `path` is our own regular file holding exactly `bytes`: a re-check after start then
+/// leaves an unchanged bundle alone (same inode, nothing for a client to notice).
+pub fn holds(path: &Path, bytes: &[u8]) -> bool {
+    matches!(read_back(path, bytes), Some(Ok(_)))
+}
+
 /// Whether `path` holds exactly `expected`: `Ok(expected)`, or `Err(n)` with the `n` bytes it
 /// holds instead; `None` where [`read_own`] has nothing (a file longer than `expected` included).
 /// Compared as it is read, so a bundle of thousands of CAs is not held twice.
@@ -212,7 +218,10 @@ pub fn check_target(target: &Path, is_system: bool, reuse: bool) -> Result<Optio
     let dir = parent(target);
     if is_system {
         return Err(format!(
-            "VARDR_CA_BUNDLE={} is a system CA bundle: vardr-init would overwrite it, and the next              start would take the merged file for the system trust (a removed custom CA would              stay trusted); point VARDR_CA_BUNDLE at a file of its own, such as              /tmp/custom_ca_bundle.pem",
+            "VARDR_CA_BUNDLE={} is a system CA bundle: vardr-init would overwrite it, and the next \
+             start would take the merged file for the system trust (a removed custom CA would \
+             stay trusted); point VARDR_CA_BUNDLE at a file of its own, such as \
+             /tmp/custom_ca_bundle.pem",
             target.display()
         ));
     }

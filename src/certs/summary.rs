@@ -73,6 +73,9 @@ pub enum Planned {
     Reuse,
     /// A new bundle (and cache record).
     Build,
+    /// A re-check after start found new inputs, but the bundle on disk already holds what they
+    /// make: only the cache record was written.
+    Same,
 }
 
 impl Planned {
@@ -82,6 +85,7 @@ impl Planned {
             Planned::Nothing => "none",
             Planned::Reuse => "reuse",
             Planned::Build => "build",
+            Planned::Same => "unchanged",
         }
     }
 }
@@ -110,6 +114,13 @@ pub enum Outcome {
     /// The bundle could not be written or verified, strict mode refused the inputs, or the
     /// worker failed.
     Failed,
+    /// After start: the bundle was replaced by one built from changed inputs.
+    Rebuilt,
+    /// After start: the inputs changed, the bundle they make did not; nothing replaced.
+    Unchanged,
+    /// After start: the new inputs were refused (strict mode), the bundle could not be written,
+    /// or the worker failed: the previous bundle stays.
+    Kept,
 }
 
 impl Outcome {
@@ -119,6 +130,30 @@ impl Outcome {
             Outcome::Reused => "reused",
             Outcome::None => "none",
             Outcome::Failed => "failed",
+            Outcome::Rebuilt => "rebuilt",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Kept => "kept",
+        }
+    }
+}
+
+/// Why a pass ran after start: the summary's `trigger`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// inotify saw a watched directory change.
+    Change,
+    /// The periodic re-check (`VARDR_CERTS_RECHECK`).
+    Recheck,
+    /// An accepted CA expired, or a rejected one became valid.
+    Validity,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Change => "change",
+            Trigger::Recheck => "recheck",
+            Trigger::Validity => "validity",
         }
     }
 }
@@ -141,6 +176,11 @@ pub struct Report {
     pub refusals: Vec<String>,
     /// Whose verifier the verdicts match.
     pub profile: crate::config::TlsProfile,
+    /// When a verdict changes by itself (Unix seconds): the next CA to expire or become valid.
+    pub next_change: Option<i64>,
+    /// For a run that watches: the directories to watch (see `certs::watch`).
+    #[serde(with = "os_paths")]
+    pub watch: Vec<PathBuf>,
 }
 
 /// How many of `results` were accepted: the summary's `successful_imports`.
@@ -161,10 +201,20 @@ impl Report {
     pub fn outcome(&self) -> Outcome {
         match (&self.bundle, self.planned) {
             (BundleStatus::NotNeeded, _) => Outcome::None,
-            (BundleStatus::Ready, Planned::Reuse) => Outcome::Reused,
+            (BundleStatus::Ready, Planned::Reuse | Planned::Same) => Outcome::Reused,
             (BundleStatus::Ready, Planned::Build) => Outcome::Built,
             (BundleStatus::Ready, Planned::Nothing) => Outcome::None,
             (BundleStatus::Withheld | BundleStatus::Problem(_), _) => Outcome::Failed,
+        }
+    }
+
+    /// The summary's `action` for a pass after start; `Reused` means nothing changed at all.
+    pub fn refresh_outcome(&self) -> Outcome {
+        match (&self.bundle, self.planned) {
+            (BundleStatus::Ready, Planned::Build) => Outcome::Rebuilt,
+            (BundleStatus::Ready, Planned::Same) => Outcome::Unchanged,
+            (BundleStatus::Ready, Planned::Reuse) => Outcome::Reused,
+            _ => Outcome::Kept,
         }
     }
 
@@ -175,19 +225,35 @@ impl Report {
 }
 
 /// The summary for people: `vardr-init certs` without `--json`, and the run's text log.
-/// `report` is `None` when the worker failed.
-pub fn text(report: Option<&Report>, outcome: Outcome, bundle: &Path) -> String {
+/// `report` is `None` when the worker failed; `trigger` is `Some` after start.
+pub fn text(
+    report: Option<&Report>,
+    outcome: Outcome,
+    bundle: &Path,
+    trigger: Option<Trigger>,
+) -> String {
     let Some(report) = report else {
-        return "Certificate import: failed (the certificate worker did not finish); no bundle \
-                written"
-            .to_owned();
+        let kept = match trigger {
+            Some(_) => "the previous bundle is kept",
+            None => "no bundle written",
+        };
+        return format!(
+            "Certificate import: failed (the certificate worker did not finish); {kept}"
+        );
     };
-    let what = match outcome {
-        Outcome::Built => format!("built {}", bundle.display()),
-        Outcome::Reused => format!("reused {} (unchanged)", bundle.display()),
+    let bundle = bundle.display();
+    let mut what = match outcome {
+        Outcome::Built => format!("built {bundle}"),
+        Outcome::Reused => format!("reused {bundle} (unchanged)"),
         Outcome::Failed => "no bundle written".to_owned(),
         Outcome::None => "no bundle needed (no accepted custom CA)".to_owned(),
+        Outcome::Rebuilt => format!("rebuilt {bundle}"),
+        Outcome::Unchanged => format!("{bundle} unchanged (the same certificates)"),
+        Outcome::Kept => format!("kept the previous bundle {bundle}"),
     };
+    if let Some(trigger) = trigger {
+        what = format!("{what} (trigger: {})", trigger.as_str());
+    }
     format!(
         "Certificate import (judged for {}): {} accepted, {} rejected; {what}: {} system + {} \
          custom certificates, {} duplicates dropped",
@@ -211,6 +277,9 @@ pub struct SummaryEvent<'a> {
     #[serde(serialize_with = "verdict_map")]
     pub results: &'a [FileResult],
     pub action: &'static str,
+    /// Why a pass after start ran (`change`, `recheck`, `validity`); absent at start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<&'static str>,
     #[serde(serialize_with = "lossy")]
     pub bundle: Option<&'a Path>,
     #[serde(serialize_with = "lossy")]
@@ -228,6 +297,7 @@ impl<'a> SummaryEvent<'a> {
         report: Option<&'a Report>,
         outcome: Outcome,
         bundle: &'a Path,
+        trigger: Option<Trigger>,
         timestamp: String,
     ) -> Self {
         SummaryEvent {
@@ -237,7 +307,8 @@ impl<'a> SummaryEvent<'a> {
             total_certificates: report.map_or(0, |r| r.custom_certificates),
             results: report.map_or(&[], |r| &r.results),
             action: outcome.as_str(),
-            bundle: matches!(outcome, Outcome::Built | Outcome::Reused).then_some(bundle),
+            trigger: trigger.map(Trigger::as_str),
+            bundle: (!matches!(outcome, Outcome::None | Outcome::Failed)).then_some(bundle),
             system_bundle: report.and_then(|r| r.system.as_deref()),
             system_certificates: report.map_or(0, |r| r.system_certificates),
             duplicates: report.map_or(0, |r| r.duplicates),
@@ -284,18 +355,53 @@ mod os_path {
     }
 }
 
+/// Paths as their exact bytes, for the pipe: one byte string, NUL between paths (no path holds
+/// one), so it shares the byte-string code of [`os_path`].
+mod os_paths {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(
+        paths: &[PathBuf],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let joined = paths
+            .iter()
+            .map(|p| p.as_os_str().as_bytes())
+            .collect::<Vec<_>>();
+        Some(joined.join(&0)).serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<PathBuf>, D::Error> {
+        let joined: Option<Vec<u8>> = Option::deserialize(deserializer)?;
+        let joined = joined.unwrap_or_default();
+        Ok(joined
+            .split(|&b| b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| PathBuf::from(OsString::from_vec(p.to_vec())))
+            .collect())
+    }
+}
+
 /// The pass's one summary, logged: the contract's JSON event in JSON mode, a text line otherwise.
-pub fn log_summary(report: Option<&Report>, outcome: Outcome, bundle: &Path) {
+pub fn log_summary(
+    report: Option<&Report>,
+    outcome: Outcome,
+    bundle: &Path,
+    trigger: Option<Trigger>,
+) {
     if log::json() {
         let event = SummaryEvent::new(
             report,
             outcome,
             bundle,
+            trigger,
             events::timestamp(SystemTime::now()),
         );
         log::write_line(&events::line(&event));
     } else {
-        info!("{}", text(report, outcome, bundle));
+        info!("{}", text(report, outcome, bundle, trigger));
     }
 }
 

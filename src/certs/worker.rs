@@ -16,7 +16,7 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::rules::Profile;
-use super::summary::{self, Outcome, Report};
+use super::summary::{self, BundleStatus, Outcome, Report, Trigger};
 use super::{Mode, pass};
 use crate::config::CertSettings;
 use crate::sys::{self, Forked, Pid, signal_name};
@@ -101,6 +101,10 @@ pub enum Reporting {
     /// data, not even as freed heap. `starts` is false when the run will not start whatever the
     /// pass finds (the app was not found): the summary then says `failed`.
     Logged { starts: bool },
+    /// A pass after start ([`super::Mode::Refresh`]): like `Logged`, but a pass that changed
+    /// nothing logs nothing (at info), and the summary says why it ran and what became of the
+    /// bundle (`rebuilt`, `unchanged`, `kept`).
+    Refresh { trigger: Trigger },
 }
 
 /// [`run`], with the choice of who logs the pass.
@@ -113,21 +117,33 @@ pub fn run_as(
 ) -> Result<Report, WorkerError> {
     // std's pipe is close-on-exec at both ends: the app never inherits either.
     let (reader, mut writer) = io::pipe().map_err(WorkerError::Start)?;
+    let parent = sys::getpid();
     match sys::fork().map_err(WorkerError::Start)? {
         Forked::Child => {
             drop(reader);
+            // A worker whose parent is gone has nobody to report to (and must not write on).
+            if !sys::die_with_parent(parent) {
+                sys::exit_now(1);
+            }
             let mut report = pass(settings, profile, now, mode);
-            if let Reporting::Logged { starts } = reporting {
-                summary::log_verdicts(&report);
-                // Strict mode's refusals already make the outcome `failed` (the bundle is withheld).
-                let outcome = if starts {
-                    report.outcome()
-                } else {
-                    Outcome::Failed
-                };
-                if starts || !report.results.is_empty() {
-                    summary::log_summary(Some(&report), outcome, &settings.bundle);
+            match reporting {
+                Reporting::Full => {}
+                Reporting::Logged { starts } => {
+                    summary::log_verdicts(&report);
+                    // Strict mode's refusals already make the outcome `failed` (the bundle is
+                    // withheld).
+                    let outcome = if starts {
+                        report.outcome()
+                    } else {
+                        Outcome::Failed
+                    };
+                    if starts || !report.results.is_empty() {
+                        summary::log_summary(Some(&report), outcome, &settings.bundle, None);
+                    }
                 }
+                Reporting::Refresh { trigger } => log_refresh(&report, settings, trigger),
+            }
+            if reporting != Reporting::Full {
                 report.results = Vec::new();
                 report.warnings = Vec::new();
             }
@@ -151,9 +167,13 @@ pub fn run_as(
             if let Ok(bytes) = &read
                 && let Ok(report) = serde_json::from_slice::<Report>(bytes)
             {
+                // After start the watcher forks the worker, and nobody else would reap it.
+                if matches!(reporting, Reporting::Refresh { .. }) {
+                    let _ = sys::reap_within(pid, until);
+                }
                 return Ok(report);
             }
-            let status = reap(pid, until);
+            let status = sys::reap_within(pid, until);
             let bytes = read?;
             match status {
                 Some(status) => judge(pid, status, &bytes),
@@ -166,6 +186,36 @@ pub fn run_as(
             }
         }
     }
+}
+
+/// A pass after start, logged: nothing when nothing changed; otherwise the verdicts, why the
+/// previous bundle is kept if it is, and the summary.
+fn log_refresh(report: &Report, settings: &CertSettings, trigger: Trigger) {
+    let outcome = report.refresh_outcome();
+    if outcome == Outcome::Reused {
+        crate::debug!(
+            "certificates re-checked ({}): nothing changed",
+            trigger.as_str()
+        );
+        return;
+    }
+    summary::log_verdicts(report);
+    if outcome == Outcome::Kept {
+        for refusal in &report.refusals {
+            crate::error!("{refusal}");
+        }
+        let why = match &report.bundle {
+            BundleStatus::Problem(problem) => problem.clone(),
+            BundleStatus::Withheld => "strict mode refused the new certificates".to_owned(),
+            _ => "no accepted custom CA and no usable system bundle: the bundle would be empty"
+                .to_owned(),
+        };
+        crate::error!(
+            "{why}: kept the previous bundle {}",
+            settings.bundle.display()
+        );
+    }
+    summary::log_summary(Some(report), outcome, &settings.bundle, Some(trigger));
 }
 
 /// The worker's output, read until end of file.
@@ -197,35 +247,6 @@ fn collect(mut reader: PipeReader, pid: Pid, until: Instant) -> Result<Vec<u8>, 
     }
 }
 
-/// Reaps the worker: its status, or `None` if it is still running at `until` (or a short grace
-/// after a kill, which takes effect at once).
-fn reap(pid: Pid, until: Instant) -> Option<ExitStatus> {
-    let until = until.max(Instant::now() + Duration::from_secs(1));
-    // The worker exits right after closing the pipe. Its pidfd says when, without polling; on a
-    // kernel without pidfds (before 5.3), waits that start short and double.
-    let pidfd = sys::pidfd_open(pid).ok();
-    let mut pause = Duration::from_micros(50);
-    loop {
-        match sys::wait_pid(pid, false) {
-            Ok(Some(raw)) => return Some(ExitStatus::from_raw(raw)),
-            Ok(None) if Instant::now() < until => {
-                let left = until.saturating_duration_since(Instant::now());
-                match &pidfd {
-                    Some(fd) => {
-                        let _ = sys::wait_readable(fd.as_fd(), left);
-                    }
-                    None => {
-                        std::thread::sleep(pause.min(left));
-                        pause = (pause * 2).min(Duration::from_millis(10));
-                    }
-                }
-            }
-            // Still running at the deadline, or lost (reaped elsewhere): nothing more to wait for.
-            Ok(None) | Err(_) => return None,
-        }
-    }
-}
-
 fn judge(pid: Pid, status: ExitStatus, bytes: &[u8]) -> Result<Report, WorkerError> {
     match (status.code(), status.signal()) {
         (Some(0), _) => serde_json::from_slice(bytes).map_err(|e| WorkerError::Garbled {
@@ -253,6 +274,7 @@ mod tests {
             extra_vars: false,
             inherited: Vec::new(),
             tls_profile: None,
+            keep_bundle: false,
         }
     }
 

@@ -18,12 +18,18 @@
 //! A pre-start task goes through steps 2 and 3 as a launch of its own before the main one; the
 //! main one starts only if it exited 0 and no stop was asked for meanwhile.
 //!
+//! With [`Reloads`] (a watcher of the certificates runs), step 3 also waits on its pipe: a
+//! rebuilt bundle gets the child SIGHUP, or a restart: SIGTERM, and once it has ended (SIGKILL at
+//! the stop timeout), the same launch again. A stop asked for meanwhile turns the restart into
+//! the stop. Before step 5 the watcher is stopped: it is ours, not something the child left.
+//!
 //! The supervisor takes only what it must launch ([`Launch`]): it knows nothing of certificates,
 //! plans or uvicorn.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io::{self, Read as _};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
@@ -32,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use crate::{debug, error, info, warn};
 
+use crate::config::Reload;
 use crate::exit;
 use crate::sys::{self, Pid, Reaped, SigSet, signal_name};
 
@@ -69,6 +76,111 @@ pub enum ExitPolicy {
     /// re-raises the stop signal (that is 0), and it exits 0 when the app exits at import or
     /// cannot be found (that is a failure, unless the stop was typed at its terminal).
     Server { name: &'static str },
+}
+
+/// Requests to reload the child, from a watcher process: one byte each on a pipe.
+pub struct Reloads {
+    requests: std::io::PipeReader,
+    /// The watcher: stopped at the end, and never counted as something the child left.
+    pub watcher: Pid,
+    /// Its pidfd, taken while it cannot have been reaped: the kill at the end reaches it and
+    /// nothing else, even if it ended and was reaped with the zombies before.
+    watcher_fd: Option<OwnedFd>,
+    reload: Reload,
+    /// Readable when a signal we take is pending: polled beside `requests`.
+    signals: OwnedFd,
+    /// The watcher's pipe reached end of file: it has ended, no more requests.
+    ended: bool,
+}
+
+impl Reloads {
+    pub fn new(
+        requests: std::io::PipeReader,
+        watcher: Pid,
+        reload: Reload,
+        signals: &Signals,
+    ) -> io::Result<Reloads> {
+        Ok(Reloads {
+            requests,
+            watcher,
+            watcher_fd: sys::pidfd_open(watcher).ok(),
+            reload,
+            signals: sys::signalfd(&signals.waited)?,
+            ended: false,
+        })
+    }
+
+    /// Takes every request waiting: whether there was one. Many become one (the child reads
+    /// the newest bundle anyway).
+    fn take(&mut self) -> bool {
+        let mut buffer = [0u8; 64];
+        let mut any = false;
+        loop {
+            match sys::wait_readable(self.requests.as_fd(), Duration::ZERO) {
+                Ok(true) => {}
+                _ => return any,
+            }
+            match self.requests.read(&mut buffer) {
+                Ok(0) | Err(_) => {
+                    self.ended = true;
+                    error!(
+                        "the certificate watcher (pid {}) has ended: the CA bundle no longer \
+                         follows changes (see above); restart the container to watch again",
+                        self.watcher
+                    );
+                    return any;
+                }
+                Ok(_) => any = true,
+            }
+        }
+    }
+
+    /// Stops the watcher (it holds nothing that needs a graceful end) and reaps it.
+    fn stop(&self) {
+        // Without pidfds (Linux before 5.3), only while its pipe is open: it has not ended.
+        let _ = match &self.watcher_fd {
+            Some(fd) => sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL),
+            None if !self.ended => sys::kill(self.watcher, libc::SIGKILL),
+            None => Ok(()),
+        };
+        let until = Instant::now() + Duration::from_secs(1);
+        let _ = sys::reap_within(self.watcher, until);
+    }
+}
+
+/// What woke the supervisor.
+enum Wake {
+    Signal(i32),
+    /// A reload request from the watcher.
+    Reload,
+    /// A timeout, an interruption, or a request already dealt with.
+    Nothing,
+}
+
+/// Waits for a signal, or (with a live watcher) a reload request, at most `timeout`.
+fn wait(
+    signals: &Signals,
+    reloads: Option<&mut Reloads>,
+    timeout: Option<Duration>,
+) -> io::Result<Wake> {
+    let Some(reloads) = reloads.filter(|r| !r.ended) else {
+        return Ok(signals
+            .waited
+            .wait(timeout)?
+            .map_or(Wake::Nothing, Wake::Signal));
+    };
+    let fds = [reloads.signals.as_fd(), reloads.requests.as_fd()];
+    let ready = sys::poll_readable(&fds, timeout)?;
+    // Signals first: a stop must never wait behind a reload.
+    if ready & 1 != 0
+        && let Some(signal) = signals.waited.wait(Some(Duration::ZERO))?
+    {
+        return Ok(Wake::Signal(signal));
+    }
+    if ready & 2 != 0 && reloads.take() {
+        return Ok(Wake::Reload);
+    }
+    Ok(Wake::Nothing)
 }
 
 impl Launch {
@@ -157,9 +269,17 @@ const STOP_SIGNALS: [i32; 2] = [libc::SIGTERM, libc::SIGINT];
 
 /// Runs the pre-start task, if any, then the launch, to completion; cleans up what they left
 /// running; returns vardr-init's exit code.
-pub fn run(prestart: Option<&Launch>, launch: &Launch, signals: &Signals) -> u8 {
+pub fn run(
+    prestart: Option<&Launch>,
+    launch: &Launch,
+    signals: &Signals,
+    mut reloads: Option<Reloads>,
+) -> u8 {
     let reaper = become_reaper();
-    let code = run_in_turn(prestart, launch, signals);
+    let code = run_in_turn(prestart, launch, signals, reloads.as_mut());
+    if let Some(reloads) = &reloads {
+        reloads.stop();
+    }
     if reaper {
         clean_up(launch.stop_timeout, signals);
     }
@@ -187,10 +307,15 @@ fn become_reaper() -> bool {
     }
 }
 
-fn run_in_turn(prestart: Option<&Launch>, launch: &Launch, signals: &Signals) -> u8 {
+fn run_in_turn(
+    prestart: Option<&Launch>,
+    launch: &Launch,
+    signals: &Signals,
+    mut reloads: Option<&mut Reloads>,
+) -> u8 {
     if let Some(task) = prestart {
         info!("pre-start task first: {}", task.command_line());
-        let ended = match supervise_child(task, signals) {
+        let ended = match supervise_child(task, signals, None) {
             Ok(ended) => ended,
             Err(code) => {
                 error!("pre-start task not run: app not started; exiting {code}");
@@ -206,7 +331,11 @@ fn run_in_turn(prestart: Option<&Launch>, launch: &Launch, signals: &Signals) ->
         }
         info!("pre-start task done: starting {}", launch.command_line());
     }
-    match supervise_child(launch, signals) {
+    // A bundle rebuilt before the app starts is read by it at start: nothing to reload.
+    if let Some(reloads) = reloads.as_deref_mut() {
+        reloads.take();
+    }
+    match supervise_child(launch, signals, reloads) {
         Ok(ended) => launch.policy.exit_code(&ended),
         Err(code) => code,
     }
@@ -214,7 +343,11 @@ fn run_in_turn(prestart: Option<&Launch>, launch: &Launch, signals: &Signals) ->
 
 /// Starts the child and supervises it until it has been reaped: how it ended, or the exit code
 /// when it could not be started (or was not, a stop having arrived first).
-pub fn supervise_child(launch: &Launch, signals: &Signals) -> Result<Ended, u8> {
+pub fn supervise_child(
+    launch: &Launch,
+    signals: &Signals,
+    reloads: Option<&mut Reloads>,
+) -> Result<Ended, u8> {
     // A stop requested while the certificates were handled: the command has not started, so
     // there is nothing to stop gracefully. Starting it only to kill it mid-import is not better.
     if let Some(signal) = signals.stop_pending() {
@@ -229,7 +362,7 @@ pub fn supervise_child(launch: &Launch, signals: &Signals) -> Result<Ended, u8> 
     let terminal = sys::stdin_is_foreground_tty();
     let child = spawn(launch, terminal, signals.non_default)?;
     info!("Running {} (pid {child})", launch.command_line());
-    supervise(child, launch, signals, terminal)
+    supervise(child, launch, signals, terminal, reloads)
 }
 
 impl ExitPolicy {
@@ -453,16 +586,44 @@ pub struct Ended {
     pub terminal: bool,
 }
 
+/// A restart under way (`VARDR_CERTS_RELOAD=restart`): the child was sent SIGTERM at `sent`.
+#[derive(Clone, Copy)]
+struct Restart {
+    sent: Instant,
+    /// SIGKILL its group then, if it is still running.
+    deadline: Option<Instant>,
+}
+
 /// The main loop: returns once the child has been reaped, or the exit code if it was lost.
-fn supervise(child: Pid, launch: &Launch, signals: &Signals, terminal: bool) -> Result<Ended, u8> {
+fn supervise(
+    mut child: Pid,
+    launch: &Launch,
+    signals: &Signals,
+    terminal: bool,
+    mut reloads: Option<&mut Reloads>,
+) -> Result<Ended, u8> {
     let started = Instant::now();
     let mut stop = Stop::NotRequested;
     let mut settled = started.checked_add(SETTLE);
     let mut expires = launch.run_timeout.and_then(|t| started.checked_add(t));
     let mut stop_signal = None;
     let mut killed = false;
+    let mut restart: Option<Restart> = None;
     loop {
         match reap_zombies(child) {
+            Ok(Some(status)) if restart.is_some() => {
+                // Stopped for a restart: its end is not ours to report, its successor's will be.
+                restart = None;
+                info!(
+                    "child pid {child} stopped ({status}): starting it again (VARDR_CERTS_RELOAD=restart)"
+                );
+                // What it left in its process group goes too (uvicorn's workers are gone with it).
+                let _ = sys::kill_group(child, libc::SIGTERM);
+                child = spawn(launch, terminal, signals.non_default)?;
+                info!("Running {} (pid {child})", launch.command_line());
+                killed = false;
+                continue;
+            }
             Ok(Some(status)) => {
                 return Ok(Ended {
                     pid: child,
@@ -479,12 +640,28 @@ fn supervise(child: Pid, launch: &Launch, signals: &Signals, terminal: bool) -> 
             }
         }
         // The next moment to wake without a signal: a deadline, the drain's end, the task's
-        // time limit, or the release below.
-        let wake = [stop.due(), settled, expires].into_iter().flatten().min();
+        // time limit, a restart's deadline, or the release below.
+        let restart_due = restart.and_then(|r| r.deadline);
+        let wake = [stop.due(), settled, expires, restart_due]
+            .into_iter()
+            .flatten()
+            .min();
         let timeout = wake.map(|at| at.saturating_duration_since(Instant::now()));
-        match signals.waited.wait(timeout) {
-            Ok(Some(libc::SIGCHLD)) => {} // reaped at the top of the loop
-            Ok(Some(signal)) => {
+        match wait(signals, reloads.as_deref_mut(), timeout) {
+            Ok(Wake::Signal(libc::SIGCHLD)) => {} // reaped at the top of the loop
+            Ok(Wake::Signal(signal)) if STOP_SIGNALS.contains(&signal) && restart.is_some() => {
+                // The child is already stopping (SIGTERM, for the restart): it is not started
+                // again, and a second signal would make uvicorn skip its graceful shutdown.
+                let sent = restart.map_or_else(Instant::now, |r| r.sent);
+                restart = None;
+                info!(
+                    "{} during the restart: pid {child} is stopping and will not be started again",
+                    signal_name(signal)
+                );
+                stop_signal = Some(libc::SIGTERM);
+                stop = Stop::forwarded(child, launch.stop_timeout, sent, STOP_TIMEOUT);
+            }
+            Ok(Wake::Signal(signal)) => {
                 // The deadline counts from the signal, not from the end of its log line (a slow
                 // stderr may hold a log write up to half a second).
                 let sent = Instant::now();
@@ -515,7 +692,11 @@ fn supervise(child: Pid, launch: &Launch, signals: &Signals, terminal: bool) -> 
                     }
                 }
             }
-            Ok(None) => {} // timed out (the deadline) or interrupted
+            Ok(Wake::Reload) => {
+                let reload = reloads.as_deref().map_or(Reload::None, |r| r.reload);
+                restart = apply_reload(reload, child, launch, stop, restart);
+            }
+            Ok(Wake::Nothing) => {} // timed out (the deadline) or interrupted
             Err(e) => {
                 error!("cannot wait for signals: {e}");
                 return Err(exit::FAILURE);
@@ -560,6 +741,70 @@ fn supervise(child: Pid, launch: &Launch, signals: &Signals, terminal: bool) -> 
             kill_at_deadline(child, timeout, why);
             stop = Stop::Requested;
             killed = true;
+        }
+        if let Some(r) = &mut restart
+            && r.deadline.is_some_and(|at| now >= at)
+        {
+            r.deadline = None;
+            let (grace, why) = restart_grace(launch);
+            kill_at_deadline(child, grace, why);
+        }
+    }
+}
+
+/// How long a child being restarted gets between SIGTERM and SIGKILL, and why.
+fn restart_grace(launch: &Launch) -> (Duration, &'static str) {
+    match launch.stop_timeout {
+        Some(timeout) => (timeout, STOP_TIMEOUT),
+        None => (SHORT_STOP, "5s by default for a restart"),
+    }
+}
+
+/// Acts on a rebuilt bundle: the restart under way afterwards, if any. Nothing is done to a
+/// child already stopping (or restarting: its successor reads the newest bundle).
+fn apply_reload(
+    reload: Reload,
+    child: Pid,
+    launch: &Launch,
+    stop: Stop,
+    restart: Option<Restart>,
+) -> Option<Restart> {
+    if !matches!(stop, Stop::NotRequested) || restart.is_some() {
+        debug!("CA bundle rebuilt while pid {child} is stopping: nothing more to do");
+        return restart;
+    }
+    match reload {
+        Reload::None => {
+            debug!(
+                "CA bundle rebuilt: the app reads it when it next loads its trust \
+                 (VARDR_CERTS_RELOAD=none)"
+            );
+            None
+        }
+        Reload::Hup => {
+            // The signal first, the log line after, like every forward.
+            let sent = sys::kill(child, libc::SIGHUP);
+            info!(
+                "Sending SIGHUP to pid {child} (VARDR_CERTS_RELOAD=hup): the CA bundle was rebuilt"
+            );
+            if let Err(e) = sent {
+                warn!("cannot send SIGHUP to pid {child}: {e}");
+            }
+            None
+        }
+        Reload::Restart => {
+            let sent = Instant::now();
+            let _ = sys::kill(child, libc::SIGTERM);
+            let (grace, why) = restart_grace(launch);
+            info!(
+                "Restarting pid {child} (VARDR_CERTS_RELOAD=restart): the CA bundle was rebuilt; \
+                 SIGTERM sent, SIGKILL in {}s ({why}) if it has not exited",
+                crate::events::seconds(grace)
+            );
+            Some(Restart {
+                sent,
+                deadline: sent.checked_add(grace),
+            })
         }
     }
 }
