@@ -15,27 +15,10 @@ use std::time::{Duration, Instant};
 use common::app::{
     World, any_mode, example, exit_code, get, health, start_service, test_app, wait_until_serving,
 };
-use common::{Mode, assert_logged, namespace_child_pid, pid_namespaces, processes, start};
+use common::{Mode, assert_logged, descendants, namespace_child_pid, pid_namespaces, start};
 
 /// The bound: from SIGTERM to PID 1 until vardr-init has exited, uvicorn included.
 const GRACEFUL_STOP: Duration = Duration::from_secs(2);
-
-/// Every descendant of `root`: (pid, state).
-fn descendants(root: i32) -> Vec<(i32, char)> {
-    let all = processes();
-    let mut found = Vec::new();
-    let mut parents = vec![root];
-    while let Some(parent) = parents.pop() {
-        for &(pid, ppid, state) in &all {
-            if ppid == parent {
-                found.push((pid, state));
-                parents.push(pid);
-            }
-        }
-    }
-    found.sort_unstable();
-    found
-}
 
 #[test]
 fn basic_example_is_served_by_vardr_init_as_pid1() {
@@ -123,7 +106,7 @@ fn orphans_double_forked_by_an_endpoint_leave_no_zombies() {
     let running = start_service(&world, Mode::Pid1, &[("VARDR_LOG_LEVEL", "debug")], 1);
     wait_until_serving(world.port);
     let vardr = running.vardr_pid();
-    let pids = |processes: &[(i32, char)]| processes.iter().map(|p| p.0).collect::<Vec<_>>();
+    let pids = |processes: &[(i32, i32, char)]| processes.iter().map(|p| p.0).collect::<Vec<_>>();
     let before = pids(&descendants(vardr));
     let calls = 20;
     for _ in 0..calls {
@@ -137,7 +120,7 @@ fn orphans_double_forked_by_an_endpoint_leave_no_zombies() {
         thread::sleep(Duration::from_millis(50));
         now = descendants(vardr);
     }
-    let zombies: Vec<_> = now.iter().filter(|(_, state)| *state == 'Z').collect();
+    let zombies: Vec<_> = now.iter().filter(|(.., state)| *state == 'Z').collect();
     assert!(zombies.is_empty(), "zombies under PID 1: {zombies:?}");
     assert_eq!(pids(&now), before, "processes left in the namespace");
 

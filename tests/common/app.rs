@@ -135,14 +135,7 @@ impl World {
     /// `vardr-init ARGS...` with this world's environment, the app directory `app_dir`, and
     /// nothing of the test machine's certificate, app or uvicorn settings.
     pub fn command(&self, mode: Mode, app_dir: &Path, args: &[&str]) -> Command {
-        let mut command = match mode {
-            Mode::Pid1 => {
-                let mut c = Command::new("unshare");
-                c.args(["-p", "-f", "--mount-proc"]).arg(bin());
-                c
-            }
-            Mode::Subreaper => Command::new(bin()),
-        };
+        let mut command = super::launcher(mode);
         command.args(args);
         pki::scrub(&mut command);
         let settings = [

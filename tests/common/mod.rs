@@ -145,16 +145,21 @@ pub enum Mode {
     Subreaper,
 }
 
-/// `vardr-init -- ARGS...` as a command, ready for environment tweaks.
-pub fn command<S: AsRef<OsStr>>(mode: Mode, args: &[S]) -> Command {
-    let mut command = match mode {
+/// vardr-init as PID 1 of a new PID namespace, or as a plain child: arguments still to add.
+pub fn launcher(mode: Mode) -> Command {
+    match mode {
         Mode::Pid1 => {
             let mut c = Command::new("unshare");
             c.args(["-p", "-f", "--mount-proc"]).arg(bin());
             c
         }
         Mode::Subreaper => Command::new(bin()),
-    };
+    }
+}
+
+/// `vardr-init -- ARGS...` as a command, ready for environment tweaks.
+pub fn command<S: AsRef<OsStr>>(mode: Mode, args: &[S]) -> Command {
+    let mut command = launcher(mode);
     command.arg("--").args(args);
     // Hermetic: no /certs of the machine's, and no bundle written to the shared /tmp.
     command
@@ -174,12 +179,7 @@ pub struct Running {
 }
 
 pub fn start(mut command: Command, mode: Mode) -> Running {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut process = command.spawn().expect("spawn vardr-init");
+    let mut process = spawn_piped(&mut command);
     let stdout = lines(process.stdout.take().expect("piped"));
     let stderr = lines(process.stderr.take().expect("piped"));
     Running {
@@ -363,6 +363,23 @@ pub fn processes() -> Vec<(i32, i32, char)> {
     all
 }
 
+/// Every descendant of `root`: (pid, parent pid, state letter), sorted.
+pub fn descendants(root: i32) -> Vec<(i32, i32, char)> {
+    let all = processes();
+    let mut found = Vec::new();
+    let mut parents = vec![root];
+    while let Some(parent) = parents.pop() {
+        for &(pid, ppid, state) in &all {
+            if ppid == parent {
+                found.push((pid, ppid, state));
+                parents.push(pid);
+            }
+        }
+    }
+    found.sort_unstable();
+    found
+}
+
 /// What a process left when it finished: its status and everything it wrote.
 pub struct Finished {
     pub status: ExitStatus,
@@ -399,17 +416,23 @@ impl Finished {
     }
 }
 
-/// Runs `command` to the end (stdin closed, stdout and stderr captured, its own process group);
-/// past [`PATIENCE`] the whole group gets SIGKILL and the test fails instead of hanging.
-pub fn finish(mut command: Command) -> Finished {
+/// Spawns `command` with stdin closed, stdout and stderr piped, in a process group of its own
+/// (so a failed test can kill all it started).
+pub fn spawn_piped(command: &mut Command) -> Child {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    let mut process = command
+    command
         .spawn()
-        .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
+        .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"))
+}
+
+/// Runs `command` to the end (stdin closed, stdout and stderr captured, its own process group);
+/// past [`PATIENCE`] the whole group gets SIGKILL and the test fails instead of hanging.
+pub fn finish(mut command: Command) -> Finished {
+    let mut process = spawn_piped(&mut command);
     let collect = |mut stream: Box<dyn Read + Send>| {
         thread::spawn(move || {
             let mut bytes = Vec::new();

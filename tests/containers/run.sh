@@ -12,7 +12,8 @@
 # all resolve and are exactly those added to the base; the bytecode was compiled at build time;
 # a shell only where expected; and under `podman run --read-only --user 65532 -v CERTS:/certs:ro
 # --tmpfs /tmp`: /health 200, vardr-init is PID 1, an HTTPS call through a CA from /certs works
-# (and fails without it), an orphan is reaped, `podman healthcheck run` passes and fails with the
+# (and fails without it), a CA swapped into the mounted directory while it runs reaches the app
+# (VARDR_CERTS_WATCH), an orphan is reaped, `podman healthcheck run` passes and fails with the
 # app down, `podman stop` is quick and exit 0; and a corpus of CA shapes gets from vardr-init, which
 # finds the image's Python on its own, the verdicts a handshake through that Python gives.
 #
@@ -436,6 +437,40 @@ for v in "${variants[@]}"; do
     [ "$status" = 502 ] || fail "$v: without the CA the HTTPS call gave $status, not 502"
     echo "without the CA: 502 $(cat "$work/noca.json")"
     pm rm -f -t 0 "vt-$v-noca" >/dev/null
+    # Live trust: the CA behind the HTTPS server arrives by a Kubernetes-style swap of a mounted
+    # directory (`..data` renamed over) into the running container. httpx builds its TLS context
+    # per call, so the new file alone (VARDR_CERTS_RELOAD=none) reaches the app.
+    live=$work/live-$v
+    mkdir -p "$live/..2026_01_01_00_00_00.1" "$live/..2026_01_01_00_00_00.2"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout /dev/null \
+        -out "$live/..2026_01_01_00_00_00.1/ca.crt" -subj "/CN=vardr-init container test old CA" \
+        -days 2 -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+    cp "$work/certs/test-ca.crt" "$live/..2026_01_01_00_00_00.2/ca.crt"
+    ln -sfn ..2026_01_01_00_00_00.1 "$live/..data"
+    ln -sfn ..data/ca.crt "$live/ca.crt"
+    chmod -R a+rX "$live"
+    next_port
+    containers+=("vt-$v-live")
+    pm run -d --name "vt-$v-live" "${run_flags[@]}" --read-only --user 65532 -v "$live:/certs:ro" \
+        --tmpfs /tmp -e PORT="$p" -e VARDR_CERTS_WATCH=true -e VARDR_CERTS_DEBOUNCE=0.1 \
+        "$deps_image" >/dev/null
+    wait_http "http://127.0.0.1:$p/health" || { pm logs "vt-$v-live" >&2; fail "$v: live trust /health"; }
+    status=$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$p/upstream?url=$upstream")
+    [ "$status" = 502 ] || fail "$v: before the swap the HTTPS call gave $status, not 502"
+    ln -sfn ..2026_01_01_00_00_00.2 "$live/..data_tmp"
+    swapped=$(date +%s%N)
+    mv -T "$live/..data_tmp" "$live/..data"
+    for _ in $(seq 100); do
+        status=$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$p/upstream?url=$upstream")
+        [ "$status" = 200 ] && break
+        sleep 0.1
+    done
+    [ "$status" = 200 ] || { pm logs "vt-$v-live" >&2; fail "$v: after the swap the HTTPS call still gave $status"; }
+    echo "live trust: the HTTPS call works $((($(date +%s%N) - swapped) / 1000000)) ms after the ..data swap, no restart"
+    pm logs "vt-$v-live" >"$work/live.txt" 2>&1
+    grep -q 'rebuilt /tmp/custom_ca_bundle.pem (trigger: change)' "$work/live.txt" ||
+        fail "$v: no rebuild logged: $(tail -5 "$work/live.txt")"
+    pm rm -f -t 0 "vt-$v-live" >/dev/null
     if [ "${distroless[$v]}" = true ]; then
         # A pre-start migration where there is no shell: PRE_START_PATH names a .py, run with
         # the image's Python before the app, with the bundle exported (it calls the HTTPS server).
