@@ -772,6 +772,16 @@ def log(message):
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
+def report(text, r, path, smoke):
+    """Prints a partial run's figures (`--only`), keeps them in `path` if given."""
+    print(text)
+    if path:
+        Path(path).write_text(json.dumps(r, indent=1) + "\n")
+        log(f"written: {path}")
+    if smoke:
+        log("smoke run complete (figures above are from tiny inputs and are not results)")
+
+
 def pid1_figures(args, runner, work, outputs, cert_dirs, small, large, memory_runs):
     """The three figures of the PID 1 refactor, each vardr-init binary side by side with
     tini-static in one run: VmRSS of PID 1 supervising `sleep` after a LARGE-CA pass, the cached
@@ -916,12 +926,7 @@ def main():
         if args.only == "pid1":
             r["pid1"] = pid1_figures(args, runner, work, outputs, cert_dirs, small, large, memory_runs=1 if smoke else 9)
             r["meta"]["load_average_at_end"] = os.getloadavg()
-            print(render_pid1(r))
-            if args.json:
-                Path(args.json).write_text(json.dumps(r, indent=1) + "\n")
-                log(f"written: {args.json}")
-            if smoke:
-                log("smoke run complete (figures above are from tiny inputs and are not results)")
+            report(render_pid1(r), r, args.json, smoke)
             return
         r["start"] = start_overhead(args, runner, work, outputs, cert_dirs, [
             ("no certs", 0, "none"),

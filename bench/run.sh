@@ -15,6 +15,14 @@
 #                                tini-static, in under a minute: PID 1's VmRSS supervising `sleep`
 #                                after a 1000-CA pass, the cached 10-CA start, the binary size;
 #                                prints them, writes nothing (--json FILE to keep them)
+#   bash bench/run.sh --only watch [--vardr BIN] [--runs N]
+#                                only live trust (VARDR_CERTS_WATCH, bench/watch.py), each figure
+#                                against restarting vardr-init, in about 4 minutes: a Kubernetes swap
+#                                until the new bundle (N swaps, default 20), PID 1 and vardr-watch
+#                                before and after 100 rebuilds, failed requests while uvicorn's
+#                                workers roll (hup); prints them, writes nothing (--json FILE to
+#                                keep them). Uses target/test-venv (uvicorn), made by
+#                                scripts/test-venv.sh. --smoke also runs it, on tiny inputs
 #   --vardr BIN                  measure BIN instead of building this tree; with --only pid1 it
 #                                may be given more than once (an old and a new build, side by side)
 # Needs root (PID namespaces for the inits as PID 1, bwrap for update-ca-certificates).
@@ -22,10 +30,15 @@ set -euo pipefail
 command_line="bash bench/run.sh${*:+ $*}"
 vardrs=()
 rest=()
+only=
+smoke=
 while [ $# -gt 0 ]; do
     case "$1" in
         --vardr) vardrs+=(--vardr "$(realpath -e "${2:?--vardr needs a path}")"); shift 2 ;;
         --vardr=*) vardrs+=(--vardr "$(realpath -e "${1#--vardr=}")"); shift ;;
+        --only) only=${2:?--only needs a value}; shift 2 ;;
+        --only=*) only=${1#--only=}; shift ;;
+        --smoke) smoke=1; rest+=("$1"); shift ;;
         *) rest+=("$1"); shift ;;
     esac
 done
@@ -59,8 +72,28 @@ if [ ${#vardrs[@]} -eq 0 ]; then
     vardrs=(--vardr "$(bash scripts/build-static.sh)")
 fi
 
-exec "$python" bench/bench.py "${vardrs[@]}" --tini "$(command -v tini)" \
+# Live trust runs the real uvicorn: the test suite's venv (scripts/test-venv.sh).
+watch() {
+    local app_venv
+    app_venv=$(bash scripts/test-venv.sh)
+    if [ ${#vardrs[@]} -ne 2 ]; then
+        echo "bench: --only watch measures one --vardr" >&2
+        exit 2
+    fi
+    "$python" bench/watch.py "${vardrs[@]}" --venv-python "$PWD/$venv/bin/python" \
+        --app-python "$app_venv/bin/python" --command "$command_line" "$@"
+}
+if [ "$only" = watch ]; then
+    watch ${rest[@]+"${rest[@]}"}
+    exit
+fi
+
+"$python" bench/bench.py "${vardrs[@]}" --tini "$(command -v tini)" \
     --tini-static "$(command -v tini-static)" --dumb-init "$PWD/$venv/bin/dumb-init" \
     --python "$python" --venv-python "$PWD/$venv/bin/python" \
     --sigchild "$PWD/$helpers/sigchild" --orphans "$PWD/$helpers/orphans" \
-    --measure "$PWD/$helpers/measure" --command "$command_line" ${rest[@]+"${rest[@]}"}
+    --measure "$PWD/$helpers/measure" --command "$command_line" ${only:+--only "$only"} ${rest[@]+"${rest[@]}"}
+# The smoke run covers live trust too (about 20 s more); the full run's files do not include it.
+if [ -n "$smoke" ] && [ -z "$only" ]; then
+    watch --smoke
+fi

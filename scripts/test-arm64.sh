@@ -16,7 +16,7 @@
 #   the pre-start test in a root without a shell: the harness's qemu wrapper is a shell script,
 #     which cannot run in that root; the pre-start path itself is tested under qemu elsewhere.
 # Needs qemu-user-static (installed by .ci/run), root for the PID-namespace tests (CI=true makes
-# their absence a failure) and the test venv of scripts/test.sh (made there; this reuses it).
+# their absence a failure) and the test venv (scripts/test-venv.sh, shared with scripts/test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,11 +34,7 @@ file_type=$(readelf -hW "$bin" | sed -n 's/^ *Machine: *//p')
 echo "test-arm64: $bin: $file_type, $(stat -c %s "$bin") bytes"
 [ "$file_type" = AArch64 ] || { echo "test-arm64: $bin is not an AArch64 binary" >&2; exit 1; }
 
-venv=$PWD/target/test-venv
-if ! cmp -s tests/requirements.txt "$venv/.requirements" 2>/dev/null; then
-    echo "test-arm64: no test venv at $venv: run scripts/test.sh first (it makes it)" >&2
-    exit 1
-fi
+venv=$(bash scripts/test-venv.sh)
 
 work=$(mktemp -d)
 chmod 755 "$work" # tests run vardr-init as another user too

@@ -6,15 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-venv=$PWD/target/test-venv
-if ! cmp -s tests/requirements.txt "$venv/.requirements" 2>/dev/null; then
-    # python3 may be a pyenv shim: make the venv from the real interpreter's absolute path.
-    python=$(python3 -c 'import sys; print(sys.executable)')
-    rm -rf "$venv"
-    "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet -r tests/requirements.txt
-    cp tests/requirements.txt "$venv/.requirements"
-fi
+venv=$(bash scripts/test-venv.sh)
 
 bin=$(bash scripts/build-static.sh)
 # The dependency list the binary carries (cargo auditable) names every crate it links.
