@@ -118,16 +118,8 @@ fn watch(config: &Config, plan: &Plan, signals: &Signals) -> Option<init::Reload
             return None;
         }
     };
-    let reloads = watch::start(&config.certs, plan.runtime.profile, config.watch, report).and_then(
-        |watcher| {
-            let pid = watcher.pid;
-            init::Reloads::new(watcher.rebuilt, pid, config.watch.reload, signals).inspect_err(
-                |_| {
-                    let _ = crate::sys::kill(pid, libc::SIGKILL);
-                },
-            )
-        },
-    );
+    let reloads = watch::start(&config.certs, plan.runtime.profile, config.watch, report)
+        .and_then(|w| init::Reloads::new(w.rebuilt, w.pid, config.watch.reload, signals));
     match reloads {
         Ok(reloads) => Some(reloads),
         Err(e) => {

@@ -122,8 +122,7 @@ pub fn pass(settings: &CertSettings, profile: Profile, now: SystemTime, mode: Mo
                     && store::holds(&pass.bundle, bytes)
                 {
                     planned = Planned::Same;
-                    let cache = store::cache_path(&pass.bundle);
-                    if let Err(e) = store::write_atomic(&cache, record.as_bytes(), |_| Ok(())) {
+                    if let Err(e) = pass.write_record(record) {
                         pass.warnings
                             .push(format!("cannot update the cache record: {e}"));
                     }
@@ -202,13 +201,17 @@ impl Pass {
             return Ok(Vec::new());
         };
         store::write_atomic(&self.bundle, bytes, |read| self.verify(read, bytes))?;
-        let cache = store::cache_path(&self.bundle);
-        Ok(
-            match store::write_atomic(&cache, record.as_bytes(), |_| Ok(())) {
-                Ok(()) => Vec::new(),
-                Err(e) => vec![format!("bundle written, but its cache record was not: {e}")],
-            },
-        )
+        Ok(match self.write_record(record) {
+            Ok(()) => Vec::new(),
+            Err(e) => vec![format!("bundle written, but its cache record was not: {e}")],
+        })
+    }
+
+    /// The cache record beside the bundle.
+    fn write_record(&self, record: &str) -> Result<(), String> {
+        store::write_atomic(&store::cache_path(&self.bundle), record.as_bytes(), |_| {
+            Ok(())
+        })
     }
 
     /// The check of a bundle read back from disk before it replaces the target.

@@ -148,12 +148,8 @@ impl<'a> Watch<'a> {
             own_dir: store::parent(&settings.bundle).to_owned(),
             limit_warned: false,
         };
-        let points = if first.watch.is_empty() {
-            vec![settings.dir.clone()]
-        } else {
-            first.watch.clone()
-        };
-        watch.aim(&points);
+        // A watching run's pass always says where (the certs directory at least).
+        watch.aim(&first.watch);
         let mut dirs = String::new();
         for (_, dir) in &watch.watched {
             let _ = write!(dirs, " {}", dir.display());
@@ -166,10 +162,9 @@ impl<'a> Watch<'a> {
     /// longer be told (it is gone, and this process with it).
     fn run(&mut self, mut notify: PipeWriter) -> i32 {
         let mut pending: Option<Pending> = None;
-        let mut recheck_at = self
-            .config
-            .recheck
-            .and_then(|t| Instant::now().checked_add(t));
+        let recheck = self.config.recheck;
+        let next_recheck = || recheck.and_then(|t| Instant::now().checked_add(t));
+        let mut recheck_at = next_recheck();
         let mut buffer = vec![0u8; 16 * 1024];
         loop {
             let now = Instant::now();
@@ -216,10 +211,7 @@ impl<'a> Watch<'a> {
                 // PID 1 closed its end: it is exiting, and this process goes with it.
                 return 0;
             }
-            recheck_at = self
-                .config
-                .recheck
-                .and_then(|t| Instant::now().checked_add(t));
+            recheck_at = next_recheck();
         }
     }
 

@@ -82,7 +82,7 @@ pub enum ExitPolicy {
 pub struct Reloads {
     requests: std::io::PipeReader,
     /// The watcher: stopped at the end, and never counted as something the child left.
-    pub watcher: Pid,
+    watcher: Pid,
     /// Its pidfd, taken while it cannot have been reaped: the kill at the end reaches it and
     /// nothing else, even if it ended and was reaped with the zombies before.
     watcher_fd: Option<OwnedFd>,
@@ -94,18 +94,22 @@ pub struct Reloads {
 }
 
 impl Reloads {
+    /// On failure the watcher is killed: it would have nobody to tell.
     pub fn new(
         requests: std::io::PipeReader,
         watcher: Pid,
         reload: Reload,
         signals: &Signals,
     ) -> io::Result<Reloads> {
+        let signals = sys::signalfd(&signals.waited).inspect_err(|_| {
+            let _ = sys::kill(watcher, libc::SIGKILL);
+        })?;
         Ok(Reloads {
             requests,
             watcher,
             watcher_fd: sys::pidfd_open(watcher).ok(),
             reload,
-            signals: sys::signalfd(&signals.waited)?,
+            signals,
             ended: false,
         })
     }
@@ -586,14 +590,6 @@ pub struct Ended {
     pub terminal: bool,
 }
 
-/// A restart under way (`VARDR_CERTS_RELOAD=restart`): the child was sent SIGTERM at `sent`.
-#[derive(Clone, Copy)]
-struct Restart {
-    sent: Instant,
-    /// SIGKILL its group then, if it is still running.
-    deadline: Option<Instant>,
-}
-
 /// The main loop: returns once the child has been reaped, or the exit code if it was lost.
 fn supervise(
     mut child: Pid,
@@ -608,12 +604,15 @@ fn supervise(
     let mut expires = launch.run_timeout.and_then(|t| started.checked_add(t));
     let mut stop_signal = None;
     let mut killed = false;
-    let mut restart: Option<Restart> = None;
+    // A restart under way (`VARDR_CERTS_RELOAD=restart`): when the child was sent SIGTERM. Its
+    // deadline is the stop's (`stop`), and its end is not reported.
+    let mut restart: Option<Instant> = None;
     loop {
         match reap_zombies(child) {
             Ok(Some(status)) if restart.is_some() => {
                 // Stopped for a restart: its end is not ours to report, its successor's will be.
                 restart = None;
+                stop = Stop::NotRequested;
                 info!(
                     "child pid {child} stopped ({status}): starting it again (VARDR_CERTS_RELOAD=restart)"
                 );
@@ -640,20 +639,15 @@ fn supervise(
             }
         }
         // The next moment to wake without a signal: a deadline, the drain's end, the task's
-        // time limit, a restart's deadline, or the release below.
-        let restart_due = restart.and_then(|r| r.deadline);
-        let wake = [stop.due(), settled, expires, restart_due]
-            .into_iter()
-            .flatten()
-            .min();
+        // time limit, or the release below.
+        let wake = [stop.due(), settled, expires].into_iter().flatten().min();
         let timeout = wake.map(|at| at.saturating_duration_since(Instant::now()));
         match wait(signals, reloads.as_deref_mut(), timeout) {
             Ok(Wake::Signal(libc::SIGCHLD)) => {} // reaped at the top of the loop
             Ok(Wake::Signal(signal)) if STOP_SIGNALS.contains(&signal) && restart.is_some() => {
                 // The child is already stopping (SIGTERM, for the restart): it is not started
                 // again, and a second signal would make uvicorn skip its graceful shutdown.
-                let sent = restart.map_or_else(Instant::now, |r| r.sent);
-                restart = None;
+                let sent = restart.take().unwrap_or_else(Instant::now);
                 info!(
                     "{} during the restart: pid {child} is stopping and will not be started again",
                     signal_name(signal)
@@ -692,9 +686,18 @@ fn supervise(
                     }
                 }
             }
-            Ok(Wake::Reload) => {
+            Ok(Wake::Reload) if matches!(stop, Stop::NotRequested) => {
                 let reload = reloads.as_deref().map_or(Reload::None, |r| r.reload);
-                restart = apply_reload(reload, child, launch, stop, restart);
+                if let Some(sent) = reload_child(reload, child) {
+                    restart = Some(sent);
+                    let (grace, why) = grace(launch);
+                    stop = Stop::forwarded(child, Some(grace), sent, why);
+                }
+            }
+            Ok(Wake::Reload) => {
+                // Stopping, draining or restarting already: its successor, if any, reads the
+                // newest bundle anyway.
+                debug!("CA bundle rebuilt while pid {child} is stopping: nothing more to do");
             }
             Ok(Wake::Nothing) => {} // timed out (the deadline) or interrupted
             Err(e) => {
@@ -728,10 +731,7 @@ fn supervise(
                     crate::events::seconds(launch.run_timeout.unwrap_or_default())
                 );
                 stop_signal = Some(libc::SIGTERM);
-                let (grace, why) = match launch.stop_timeout {
-                    Some(timeout) => (timeout, STOP_TIMEOUT),
-                    None => (SHORT_STOP, "5s by default"),
-                };
+                let (grace, why) = grace(launch);
                 stop = Stop::forwarded(child, Some(grace), now, why);
             }
         }
@@ -742,37 +742,20 @@ fn supervise(
             stop = Stop::Requested;
             killed = true;
         }
-        if let Some(r) = &mut restart
-            && r.deadline.is_some_and(|at| now >= at)
-        {
-            r.deadline = None;
-            let (grace, why) = restart_grace(launch);
-            kill_at_deadline(child, grace, why);
-        }
     }
 }
 
-/// How long a child being restarted gets between SIGTERM and SIGKILL, and why.
-fn restart_grace(launch: &Launch) -> (Duration, &'static str) {
+/// Between SIGTERM and SIGKILL for a stop vardr-init decides itself (a task past its time
+/// limit, a restart), and why: `VARDR_STOP_TIMEOUT`, or [`SHORT_STOP`] when that is off.
+fn grace(launch: &Launch) -> (Duration, &'static str) {
     match launch.stop_timeout {
         Some(timeout) => (timeout, STOP_TIMEOUT),
-        None => (SHORT_STOP, "5s by default for a restart"),
+        None => (SHORT_STOP, "5s by default"),
     }
 }
 
-/// Acts on a rebuilt bundle: the restart under way afterwards, if any. Nothing is done to a
-/// child already stopping (or restarting: its successor reads the newest bundle).
-fn apply_reload(
-    reload: Reload,
-    child: Pid,
-    launch: &Launch,
-    stop: Stop,
-    restart: Option<Restart>,
-) -> Option<Restart> {
-    if !matches!(stop, Stop::NotRequested) || restart.is_some() {
-        debug!("CA bundle rebuilt while pid {child} is stopping: nothing more to do");
-        return restart;
-    }
+/// Tells the child of a rebuilt bundle; for a restart, when it was sent SIGTERM.
+fn reload_child(reload: Reload, child: Pid) -> Option<Instant> {
     match reload {
         Reload::None => {
             debug!(
@@ -795,16 +778,11 @@ fn apply_reload(
         Reload::Restart => {
             let sent = Instant::now();
             let _ = sys::kill(child, libc::SIGTERM);
-            let (grace, why) = restart_grace(launch);
             info!(
                 "Restarting pid {child} (VARDR_CERTS_RELOAD=restart): the CA bundle was rebuilt; \
-                 SIGTERM sent, SIGKILL in {}s ({why}) if it has not exited",
-                crate::events::seconds(grace)
+                 SIGTERM sent"
             );
-            Some(Restart {
-                sent,
-                deadline: sent.checked_add(grace),
-            })
+            Some(sent)
         }
     }
 }
