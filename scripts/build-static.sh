@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the shipped artifact, the static musl vardr-init, proves it is static and at most 1 MiB,
+# Builds the shipped artifact, the static musl vardr-init, proves it is static and at most 1.25 MiB,
 # prints its path on stdout (messages go to stderr).
 #
 #   scripts/build-static.sh                    x86_64-unknown-linux-musl
@@ -65,10 +65,10 @@ if ! readelf -SW "$bin" | grep -q '\.dep-v0'; then
     exit 1
 fi
 # PID 1 of every container, copied into every image: the size is a budget, not an accident.
-limit=1048576
+limit=1310720
 size=$(stat -c %s "$bin")
 if [ "$size" -gt "$limit" ]; then
-    echo "build-static: $bin is $size bytes, over the limit of $limit bytes (1 MiB) by $((size - limit))." >&2
+    echo "build-static: $bin is $size bytes, over the limit of $limit bytes (1.25 MiB) by $((size - limit))." >&2
     echo "build-static: see what grew: CARGO_PROFILE_RELEASE_STRIP=false cargo bloat --release --target $target --crates" >&2
     echo "build-static: (cargo install cargo-bloat; -n 30 instead of --crates lists functions), then slim or drop" >&2
     echo "build-static: that dependency or feature; raising the limit in this script is a decision for review." >&2

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The arm64 binary, for real: cross-builds aarch64-unknown-linux-musl (scripts/build-static.sh:
-# static, under 1 MiB, dependency list embedded and checked), then runs the integration tests
+# static, under 1.25 MiB, dependency list embedded and checked), then runs the integration tests
 # that need no container against it under qemu-user (qemu-aarch64-static): exit codes, signals
 # forwarded, zombies reaped as PID 1 of a PID namespace, `certs`, `--dry-run`, discovery,
 # uvicorn, TLS. Prints a summary: passed, failed, skipped by name.
