@@ -8,13 +8,15 @@ use std::time::SystemTime;
 use crate::{error, info, warn};
 
 use crate::app::runtime::Runtime;
+use crate::certs::exports::PythonPath;
+use crate::certs::hook::HookStatus;
 use crate::certs::summary::{self, SummaryEvent};
 use crate::certs::{Mode, Outcome, Report};
 use crate::certs::{watch, worker};
 use crate::cli::UsageError;
 use crate::config::{self, Config};
 use crate::init::{self, Signals};
-use crate::plan::Plan;
+use crate::plan::{Plan, Trust};
 use crate::{events, exit, health, log};
 
 /// A command line that could not be understood.
@@ -81,13 +83,14 @@ pub fn run(command: Option<Vec<OsString>>) -> u8 {
         }
         error!("custom CAs are not exported: the service starts with the system trust only");
     }
-    for name in &plan.unset {
+    for name in plan.unset.iter().filter(|name| **name != "PYTHONPATH") {
         warn!(
             "{name} named {}, which is not exported this time: removed from the child's environment",
             plan.bundle.display()
         );
     }
     log_exports(&plan);
+    log_hook(&plan);
     for warning in &plan.warnings {
         warn!("{warning}");
     }
@@ -192,16 +195,38 @@ pub fn certs(json: bool) -> u8 {
     let report = result.as_ref().ok();
     let outcome = report.map_or(Outcome::Failed, Report::outcome);
     let bundle = &config.certs.bundle;
+    // Who the bundle reaches, in the environment the default command would run in.
+    let found = crate::app::clients::find(
+        runtime.python.as_deref(),
+        config.certs.python_path.as_deref(),
+        config.path.as_deref(),
+    );
+    let clients = Trust::decide(&config.certs, report).coverage(&found, bundle);
     let printed = if json {
-        let event = SummaryEvent::new(report, outcome, bundle, None, events::timestamp(now));
-        output(&format!("{}\n", events::line(&event)))
-    } else {
+        let summary = SummaryEvent::new(report, outcome, bundle, None, events::timestamp(now));
         output(&format!(
             "{}\n",
-            summary::text(report, outcome, bundle, None)
+            events::line(&CertsOutput {
+                summary,
+                clients: &clients
+            })
+        ))
+    } else {
+        let summary = summary::text(report, outcome, bundle, None);
+        let clients = crate::plan::clients_text(&clients);
+        output(&format!(
+            "{summary}\nTLS clients and how each gets the bundle:\n{clients}"
         ))
     };
     code.max(printed)
+}
+
+/// `vardr-init certs --json`: the summary event, and the clients it reaches.
+#[derive(serde::Serialize)]
+struct CertsOutput<'a> {
+    #[serde(flatten)]
+    summary: SummaryEvent<'a>,
+    clients: &'a [crate::plan::Covered],
 }
 
 /// `vardr-init health`: never exits 2, which Docker reserves in a HEALTHCHECK.
@@ -270,8 +295,31 @@ fn log_exports(plan: &Plan) {
             );
         }
     }
-    let names: Vec<&str> = plan.launch.set_env.iter().map(|(name, _)| *name).collect();
+    let names: Vec<&str> = plan
+        .exports
+        .iter()
+        .filter(|e| !e.user_value)
+        .map(|e| e.name)
+        .collect();
     if !names.is_empty() {
         info!("Exporting {} = {}", names.join(", "), plan.bundle.display());
+    }
+}
+
+/// The Python hook: on (and where), not in place (why), or an old copy dropped from `PYTHONPATH`.
+fn log_hook(plan: &Plan) {
+    let hook = &plan.hook;
+    match (&hook.status, &hook.python_path) {
+        (HookStatus::Ready, _) => info!(
+            "Python hook: certifi.where() names {} (PYTHONPATH starts with {})",
+            plan.bundle.display(),
+            hook.dir.display()
+        ),
+        (HookStatus::Problem(problem), _) => warn!("{problem}"),
+        (HookStatus::Off, PythonPath::Set(_) | PythonPath::Unset) => warn!(
+            "PYTHONPATH named the Python hook {}, which is not in place this time: dropped from              the child's PYTHONPATH",
+            hook.dir.display()
+        ),
+        (HookStatus::Off, PythonPath::Inherited) => {}
     }
 }

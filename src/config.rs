@@ -152,8 +152,14 @@ pub struct CertSettings {
     pub system_bundle: Option<PathBuf>,
     /// `VARDR_CERTS_STRICT`: a rejected file stops startup.
     pub strict: bool,
-    /// `VARDR_EXTRA_CA_VARS`: also export the variables of clients that ignore `SSL_CERT_FILE`.
+    /// `VARDR_EXTRA_CA_VARS` (on by default): also export the variables of clients that ignore
+    /// `SSL_CERT_FILE` (see [`CA_VARS`]).
     pub extra_vars: bool,
+    /// `VARDR_PYTHON_HOOK` (on by default): the Python hook beside the bundle, first on the
+    /// child's `PYTHONPATH`, makes `certifi.where()` name the bundle (see `certs::hook`).
+    pub python_hook: bool,
+    /// The `PYTHONPATH` the child would inherit: the hook's directory goes before it.
+    pub python_path: Option<OsString>,
     /// The values the user set for the CA variables vardr-init exports (see [`CA_VARS`]).
     pub inherited: Vec<(&'static str, OsString)>,
     /// `VARDR_TLS_PROFILE`: whose verifier the verdicts match; `None` (`auto`) means the runtime
@@ -165,19 +171,22 @@ pub struct CertSettings {
     pub keep_bundle: bool,
 }
 
-/// Variables vardr-init points at the bundle: always the first three, the rest with
-/// `VARDR_EXTRA_CA_VARS=true`.
-pub const CA_VARS: [&str; 7] = [
+/// Variables vardr-init points at the bundle: always the first [`CLASSIC_CA_VARS`], the rest
+/// unless `VARDR_EXTRA_CA_VARS=false`: the clients that read one of these and not
+/// `SSL_CERT_FILE` (botocore, grpcio, pip, httplib2, Node.js, git).
+pub const CA_VARS: [&str; 9] = [
     "SSL_CERT_FILE",
     "REQUESTS_CA_BUNDLE",
     "CURL_CA_BUNDLE",
     "AWS_CA_BUNDLE",
     "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
-    "PIP_CERT",
     "HTTPLIB2_CA_CERTS",
+    "PIP_CERT",
+    "NODE_EXTRA_CA_CERTS",
+    "GIT_SSL_CAINFO",
 ];
-/// How many of [`CA_VARS`] are exported by default.
-pub const DEFAULT_CA_VARS: usize = 3;
+/// How many of [`CA_VARS`] are exported whatever `VARDR_EXTRA_CA_VARS` says.
+pub const CLASSIC_CA_VARS: usize = 3;
 
 /// The default command's inputs: which app, and how uvicorn runs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -347,7 +356,9 @@ impl Config {
                 bundle: vars.path("VARDR_CA_BUNDLE", "/tmp/custom_ca_bundle.pem"),
                 system_bundle: vars.os("VARDR_SYSTEM_CA_BUNDLE").map(PathBuf::from),
                 strict: vars.parse("VARDR_CERTS_STRICT", BOOL_FORM, parse_bool, false),
-                extra_vars: vars.parse("VARDR_EXTRA_CA_VARS", BOOL_FORM, parse_bool, false),
+                extra_vars: vars.parse("VARDR_EXTRA_CA_VARS", BOOL_FORM, parse_bool, true),
+                python_hook: vars.parse("VARDR_PYTHON_HOOK", BOOL_FORM, parse_bool, true),
+                python_path: vars.os("PYTHONPATH"),
                 inherited: CA_VARS
                     .iter()
                     .filter_map(|&name| vars.os(name).map(|value| (name, value)))
@@ -755,7 +766,7 @@ mod tests {
             PathBuf::from("/tmp/custom_ca_bundle.pem")
         );
         assert_eq!(defaults.certs.system_bundle, None);
-        assert!(!defaults.certs.strict && !defaults.certs.extra_vars);
+        assert!(!defaults.certs.strict && defaults.certs.extra_vars && defaults.certs.python_hook);
         assert!(defaults.certs.inherited.is_empty());
         assert_eq!(defaults.app.dir, PathBuf::from("/app"));
         assert_eq!(defaults.app.target, AppTarget::default());

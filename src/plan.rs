@@ -12,15 +12,200 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+use crate::app::clients::{self, CaSource, Found};
 use crate::app::runtime::Runtime;
 use crate::app::{self, Uvicorn};
-use crate::certs::exports::{self, Export};
+use crate::certs::exports::{self, Export, PythonPath};
+use crate::certs::hook::{self, HookStatus};
 use crate::certs::summary::{lossy, verdict_map};
 use crate::certs::worker::{self, Reporting, WorkerError};
 use crate::certs::{BundleStatus, FileVerdict, Mode, Planned, Report};
-use crate::config::{Config, Reload, WatchSettings};
+use crate::config::{CertSettings, Config, Reload, WatchSettings};
 use crate::events;
 use crate::init::{ExitPolicy, Launch};
+
+/// The Python hook beside the bundle, as the plan uses it.
+#[derive(Debug)]
+pub struct Hook {
+    /// `VARDR_PYTHON_HOOK`.
+    pub enabled: bool,
+    pub dir: PathBuf,
+    /// `Off` also when no bundle is exported, or the worker failed.
+    pub status: HookStatus,
+    /// The child's `PYTHONPATH`.
+    pub python_path: PythonPath,
+}
+
+/// What the child's environment gets from a certificate pass.
+#[derive(Debug)]
+pub struct Trust {
+    /// The CA variables (the user's own values kept are listed too).
+    pub exports: Vec<Export>,
+    /// Inherited CA variables removed (and `PYTHONPATH`, when it held only an old hook).
+    pub unset: Vec<&'static str>,
+    pub hook: Hook,
+}
+
+impl Trust {
+    /// From the pass's report (`None`: the worker failed, and nothing is exported).
+    pub fn decide(settings: &CertSettings, report: Option<&Report>) -> Trust {
+        let exported = report.filter(|r| r.exported());
+        let (exports, mut unset) = match exported {
+            Some(report) => (
+                exports::exports(settings, report.system.as_deref(), &settings.bundle),
+                Vec::new(),
+            ),
+            None => (Vec::new(), exports::stale_variables(settings)),
+        };
+        let status = report.map_or(HookStatus::Off, |r| r.hook.clone());
+        let dir = hook::dir(&settings.bundle);
+        let python_path = exports::python_path(settings, &dir, status == HookStatus::Ready);
+        if python_path == PythonPath::Unset {
+            unset.push("PYTHONPATH");
+        }
+        Trust {
+            exports,
+            unset,
+            hook: Hook {
+                enabled: settings.python_hook,
+                dir,
+                status,
+                python_path,
+            },
+        }
+    }
+
+    /// How each of the clients `found` gets the bundle `bundle`.
+    pub fn coverage(&self, found: &[Found], bundle: &Path) -> Vec<Covered> {
+        found
+            .iter()
+            .map(|f| {
+                let (reads, coverage, detail) = self.reach(f.known.trust, bundle);
+                Covered {
+                    client: f.known.name,
+                    version: f.version.clone(),
+                    at: f.at.clone(),
+                    reads,
+                    coverage,
+                    detail,
+                    note: f.known.note,
+                }
+            })
+            .collect()
+    }
+
+    /// What a client that takes its CAs from `trust` reads, whether that is the bundle, and how
+    /// (or what to do).
+    fn reach(&self, trust: CaSource, bundle: &Path) -> (String, Coverage, String) {
+        let shown = bundle.display();
+        let reads = match trust {
+            CaSource::Variable(name) => name.to_owned(),
+            CaSource::Certifi => "certifi.where()".to_owned(),
+            CaSource::Own { file, .. } => file.to_owned(),
+        };
+        let exported = !self.exports.is_empty();
+        let (coverage, detail) = match trust {
+            _ if !exported => (
+                Coverage::NoBundle,
+                "no bundle is exported: the system trust applies as is".to_owned(),
+            ),
+            CaSource::Variable(name) => match self.exports.iter().find(|e| e.name == name) {
+                Some(e) if e.user_value => (
+                    Coverage::UserValue,
+                    format!(
+                        "{name}={} is your own: kept (the custom CAs reach it only if that file \
+                         holds them)",
+                        e.value.to_string_lossy()
+                    ),
+                ),
+                Some(_) => (Coverage::Exported, format!("{name}={shown}")),
+                None => (
+                    Coverage::OptedOut,
+                    format!(
+                        "VARDR_EXTRA_CA_VARS=false: {name} is not exported; unset \
+                         VARDR_EXTRA_CA_VARS, or set {name}={shown} yourself"
+                    ),
+                ),
+            },
+            CaSource::Certifi => match &self.hook.status {
+                HookStatus::Ready => (
+                    Coverage::Hook,
+                    format!(
+                        "certifi.where() returns {shown} (the Python hook {}, first on PYTHONPATH)",
+                        self.hook.dir.display()
+                    ),
+                ),
+                HookStatus::Problem(problem) => (Coverage::NotReached, problem.clone()),
+                HookStatus::Off => (
+                    Coverage::OptedOut,
+                    "VARDR_PYTHON_HOOK=false: certifi.where() is certifi's own file; unset \
+                     VARDR_PYTHON_HOOK"
+                        .to_owned(),
+                ),
+            },
+            CaSource::Own { file, fix } => (
+                Coverage::NotReached,
+                format!("it reads its own {file}, which no variable redirects: {fix}"),
+            ),
+        };
+        (reads, coverage, detail)
+    }
+
+    /// The variables vardr-init sets for the child: the CA variables it points at the bundle
+    /// (not the user's own), and `PYTHONPATH`.
+    fn set_env(exports: &[Export], hook: &Hook) -> Vec<(&'static str, OsString)> {
+        let python_path = match &hook.python_path {
+            PythonPath::Set(value) => Some(("PYTHONPATH", value.clone())),
+            _ => None,
+        };
+        exports
+            .iter()
+            .filter(|e| !e.user_value)
+            .map(|e| (e.name, e.value.clone()))
+            .chain(python_path)
+            .collect()
+    }
+}
+
+/// How one TLS client of the app's environment gets the bundle: `--dry-run`'s and `certs`'s
+/// `clients`.
+#[derive(Debug, Serialize)]
+pub struct Covered {
+    pub client: &'static str,
+    pub version: Option<String>,
+    /// Where it was found: the site-packages directory, or the program.
+    #[serde(serialize_with = "lossy_buf")]
+    pub at: PathBuf,
+    /// The variable or file it takes its CAs from.
+    pub reads: String,
+    pub coverage: Coverage,
+    /// How it gets the bundle, or why not and what to do.
+    pub detail: String,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub note: &'static str,
+}
+
+/// Whether a client gets the bundle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Coverage {
+    /// The variable it reads names the bundle.
+    Exported,
+    /// The variable it reads is the user's own, and kept.
+    UserValue,
+    /// `certifi.where()` names the bundle, through the Python hook.
+    Hook,
+    /// The user turned off what would reach it (`VARDR_EXTRA_CA_VARS`, `VARDR_PYTHON_HOOK`).
+    OptedOut,
+    /// Nothing vardr-init does reaches it: the detail says what the user can do.
+    NotReached,
+    /// No bundle is exported (no custom CA accepted, or it could not be written).
+    NoBundle,
+}
+
+fn lossy_buf<S: serde::Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&path.to_string_lossy())
+}
 
 /// The pre-start task's launch and the variable that asked for it.
 #[derive(Debug)]
@@ -40,6 +225,10 @@ pub struct Plan {
     /// Inherited CA variables removed from the child's environment: they name our bundle path,
     /// and no bundle is exported this time.
     pub unset: Vec<&'static str>,
+    /// The Python hook (`certifi.where()` names the bundle) and the `PYTHONPATH` it makes.
+    pub hook: Hook,
+    /// The TLS clients of the app's environment and how each gets the bundle (a dry run only).
+    pub clients: Vec<Covered>,
     /// `None` when the command was given after `--`.
     pub uvicorn: Option<Uvicorn>,
     /// Whose certificate verifier the verdicts match: the Python the command starts.
@@ -97,30 +286,34 @@ impl Plan {
             }
             Mode::Check => worker::run(settings, profile, now, mode),
         };
-        let exported = match &certs {
-            Ok(report) => {
-                // Strict mode's reasons first: they are about what was found before the app.
-                errors.splice(0..0, report.refusals.iter().cloned());
-                report.exported()
+        if let Ok(report) = &certs {
+            // Strict mode's reasons first: they are about what was found before the app.
+            errors.splice(0..0, report.refusals.iter().cloned());
+        }
+        let trust = Trust::decide(settings, certs.as_ref().ok());
+        // Only a dry run lists the TLS clients of the app's environment.
+        let clients = match mode {
+            Mode::Check => {
+                let found = clients::find(
+                    runtime.python.as_deref(),
+                    settings.python_path.as_deref(),
+                    config.path.as_deref(),
+                );
+                trust.coverage(&found, &settings.bundle)
             }
-            Err(_) => false,
+            Mode::Write | Mode::Refresh => Vec::new(),
         };
-        let (exports, unset) = match (&certs, exported) {
-            (Ok(report), true) => (
-                exports::exports(settings, report.system.as_deref(), &settings.bundle),
-                Vec::new(),
-            ),
-            _ => (Vec::new(), exports::stale_variables(settings)),
-        };
+        let set_env = Trust::set_env(&trust.exports, &trust.hook);
+        let Trust {
+            exports,
+            unset,
+            hook,
+        } = trust;
         let mut words = argv.into_iter();
         let launch = Launch {
             program: words.next().unwrap_or_default(),
             args: words.collect(),
-            set_env: exports
-                .iter()
-                .filter(|e| !e.user_value)
-                .map(|e| (e.name, e.value.clone()))
-                .collect(),
+            set_env,
             unset_env: unset.clone(),
             stop_timeout: config.stop_timeout,
             stop_delay: config.lifecycle.stop_delay,
@@ -150,6 +343,8 @@ impl Plan {
             certs,
             exports,
             unset,
+            hook,
+            clients,
             uvicorn,
             runtime,
             launch,
@@ -297,7 +492,11 @@ impl Plan {
             );
         }
         let _ = writeln!(out, "Environment for the child:");
-        if self.exports.is_empty() && self.unset.is_empty() {
+        let python_path = match &self.hook.python_path {
+            PythonPath::Set(value) => Some(value),
+            _ => None,
+        };
+        if self.exports.is_empty() && self.unset.is_empty() && python_path.is_none() {
             let _ = writeln!(out, "  (nothing added)");
         }
         for name in &self.unset {
@@ -318,6 +517,14 @@ impl Plan {
                 export.name,
                 export.value.to_string_lossy()
             );
+        }
+        if let Some(value) = python_path {
+            let _ = writeln!(out, "  PYTHONPATH={}", value.to_string_lossy());
+        }
+        let _ = writeln!(out, "Python hook: {}", self.hook_text());
+        if !self.clients.is_empty() {
+            let _ = writeln!(out, "TLS clients and how each gets the bundle:");
+            out.push_str(&clients_text(&self.clients));
         }
         if let Some(u) = &self.uvicorn {
             let _ = writeln!(out, "App: {}:{} ({})", u.module, u.variable, u.source);
@@ -393,6 +600,21 @@ impl Plan {
         out
     }
 
+    /// The Python hook's line of the text plan.
+    fn hook_text(&self) -> String {
+        let hook = &self.hook;
+        match &hook.status {
+            HookStatus::Ready => format!(
+                "on: certifi.where() names {} ({}, first on PYTHONPATH)",
+                self.bundle.display(),
+                hook.dir.join(hook::FILE).display()
+            ),
+            HookStatus::Problem(problem) => format!("off: {problem}"),
+            HookStatus::Off if !hook.enabled => "off (VARDR_PYTHON_HOOK=false)".to_owned(),
+            HookStatus::Off => "off (no bundle is exported)".to_owned(),
+        }
+    }
+
     /// The plan for a program: `vardr-init --dry-run --json` (documented in docs/contract.md).
     pub fn to_json(&self, now: SystemTime) -> String {
         let report = self.certs.as_ref().ok();
@@ -437,7 +659,25 @@ impl Plan {
                 .exports
                 .iter()
                 .map(|e| (e.name, e.value.to_string_lossy().into_owned()))
+                .chain(match &self.hook.python_path {
+                    PythonPath::Set(value) => Some(("PYTHONPATH", value.to_string_lossy().into())),
+                    _ => None,
+                })
                 .collect(),
+            clients: &self.clients,
+            python_hook: HookJson {
+                enabled: self.hook.enabled,
+                status: match self.hook.status {
+                    HookStatus::Ready => "on",
+                    HookStatus::Off => "off",
+                    HookStatus::Problem(_) => "problem",
+                },
+                dir: Some(&self.hook.dir),
+                problem: match &self.hook.status {
+                    HookStatus::Problem(problem) => Some(problem),
+                    _ => None,
+                },
+            },
             user_values_kept: self
                 .exports
                 .iter()
@@ -483,6 +723,26 @@ impl Plan {
     }
 }
 
+/// The clients' lines of the text plan and of `vardr-init certs`.
+pub fn clients_text(clients: &[Covered]) -> String {
+    let mut out = String::new();
+    for c in clients {
+        let version = c
+            .version
+            .as_deref()
+            .map_or(String::new(), |v| format!(" {v}"));
+        let coverage = match c.coverage {
+            Coverage::Exported | Coverage::Hook => "yes",
+            Coverage::UserValue => "your value",
+            Coverage::OptedOut => "no (opted out)",
+            Coverage::NotReached => "NO",
+            Coverage::NoBundle => "no bundle",
+        };
+        let _ = writeln!(out, "  {}{version}: {coverage}: {}", c.client, c.detail);
+    }
+    out
+}
+
 /// Why `VARDR_CERTS_RELOAD=hup` cannot work with this command: a single uvicorn process (no
 /// `--workers` above 1, or `--reload`) handles only SIGINT and SIGTERM, and dies of SIGHUP.
 fn reload_problem(config: &Config, argv: &[OsString]) -> Option<String> {
@@ -512,6 +772,9 @@ struct PlanEvent<'a> {
     exit_code: Option<u8>,
     certificates: CertificatesJson<'a>,
     environment: std::collections::BTreeMap<&'static str, String>,
+    python_hook: HookJson<'a>,
+    /// The TLS clients found in the app's environment, and how each gets the bundle.
+    clients: &'a [Covered],
     user_values_kept: Vec<&'static str>,
     unset: &'a [&'static str],
     bundle_problem: Option<String>,
@@ -522,6 +785,17 @@ struct PlanEvent<'a> {
     prestart: Option<PrestartJson>,
     warnings: &'a [String],
     watch: WatchJson,
+}
+
+/// The Python hook: whether it is wanted, whether it would be in place, where.
+#[derive(Serialize)]
+struct HookJson<'a> {
+    enabled: bool,
+    /// `on`, `off` (not wanted, or no bundle exported), `problem`.
+    status: &'static str,
+    #[serde(serialize_with = "lossy")]
+    dir: Option<&'a Path>,
+    problem: Option<&'a String>,
 }
 
 /// Live trust's settings, and what a run would watch.

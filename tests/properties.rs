@@ -168,6 +168,8 @@ fn setup(root: &Path, system: &[u8], inputs: &[Input], order: &[usize]) -> CertS
         system_bundle: Some(root.join("system.pem")),
         strict: false,
         extra_vars: false,
+        python_hook: false,
+        python_path: None,
         inherited: Vec::new(),
         tls_profile: None,
         keep_bundle: false,

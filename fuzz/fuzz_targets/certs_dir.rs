@@ -144,6 +144,8 @@ fuzz_target!(|data: &[u8]| {
         system_bundle: Some(system_path),
         strict: false,
         extra_vars: false,
+        python_hook: false,
+        python_path: None,
         inherited: Vec::new(),
         tls_profile: None,
         keep_bundle: false,

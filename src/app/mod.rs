@@ -9,6 +9,7 @@
 //! The app: `APP_MODULE` (or `MODULE_NAME`), else `[tool.fastapi] entrypoint` in
 //! `VARDR_APP_DIR/pyproject.toml` ([`pyproject`]), else discovery ([`discover`]).
 
+pub mod clients;
 pub mod cpus;
 pub mod discover;
 pub mod prestart;
@@ -358,7 +359,7 @@ pub fn find_python(path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
 
 /// The first executable regular file named `name` in `PATH`'s absolute directories (`PATH`
 /// unset: [`DEFAULT_PATH`]).
-fn in_path(name: &std::ffi::OsStr, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+pub fn in_path(name: &std::ffi::OsStr, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
     let path = path.unwrap_or(DEFAULT_PATH.as_ref());
     std::env::split_paths(path)
         .filter(|dir| dir.is_absolute())

@@ -2,9 +2,10 @@
 //! user set. Pure decisions over paths; nothing here reads a certificate.
 
 use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::config::{CA_VARS, CertSettings, DEFAULT_CA_VARS};
+use crate::config::{CA_VARS, CLASSIC_CA_VARS, CertSettings};
 
 /// One variable the child gets.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,7 +25,7 @@ pub fn exports(settings: &CertSettings, system: Option<&Path>, bundle: &Path) ->
     let count = if settings.extra_vars {
         CA_VARS.len()
     } else {
-        DEFAULT_CA_VARS
+        CLASSIC_CA_VARS
     };
     let canonical_bundle = &bundle.canonicalize().ok();
     let canonical_system = &system.and_then(|s| s.canonicalize().ok());
@@ -84,4 +85,51 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
             (Ok(a), Ok(b)) => a == b,
             _ => false,
         }
+}
+
+/// What the child's `PYTHONPATH` becomes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PythonPath {
+    /// As inherited (or unset).
+    Inherited,
+    /// This value: the hook's directory first (when it is on), then the inherited entries.
+    Set(OsString),
+    /// Removed: it held only an old copy of the hook's directory.
+    Unset,
+}
+
+/// The child's `PYTHONPATH`: with the hook `on`, the hook's directory `dir` first, then the
+/// inherited entries. An inherited entry that names `dir` is dropped either way: it comes from an
+/// environment copied from a running container, and a hook that is off this time must not run.
+pub fn python_path(settings: &CertSettings, dir: &Path, on: bool) -> PythonPath {
+    let inherited = settings.python_path.as_deref();
+    let entries: Vec<&Path> = inherited
+        .map(|value| {
+            value
+                .as_encoded_bytes()
+                .split(|&b| b == b':')
+                .map(|part| Path::new(std::ffi::OsStr::from_bytes(part)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let kept: Vec<&Path> = entries
+        .iter()
+        .copied()
+        .filter(|entry| entry.as_os_str().is_empty() || !same_file(entry, dir))
+        .collect();
+    if !on && kept.len() == entries.len() {
+        return PythonPath::Inherited;
+    }
+    let mut value = OsString::new();
+    let first = on.then_some(dir);
+    for (i, entry) in first.into_iter().chain(kept.iter().copied()).enumerate() {
+        if i > 0 {
+            value.push(":");
+        }
+        value.push(entry);
+    }
+    match (on, kept.is_empty()) {
+        (false, true) => PythonPath::Unset,
+        _ => PythonPath::Set(value),
+    }
 }

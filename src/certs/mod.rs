@@ -16,6 +16,7 @@ pub mod cache;
 pub mod chain;
 pub mod der;
 pub mod exports;
+pub mod hook;
 pub mod rules;
 pub mod scan;
 pub mod store;
@@ -141,7 +142,8 @@ pub fn pass(settings: &CertSettings, profile: Profile, now: SystemTime, mode: Mo
             }
         }
     };
-    Report {
+    let mut report = Report {
+        hook: hook::HookStatus::Off,
         system: pass.system,
         warnings: pass.warnings,
         results: pass.results,
@@ -154,7 +156,12 @@ pub fn pass(settings: &CertSettings, profile: Profile, now: SystemTime, mode: Mo
         profile,
         next_change: (pass.valid_until != i64::MAX).then_some(pass.valid_until),
         watch: pass.watch,
+    };
+    // The hook names the bundle: only for a bundle the child gets.
+    if settings.python_hook && report.exported() {
+        report.hook = hook::ensure(&settings.bundle, mode != Mode::Check);
     }
+    report
 }
 
 impl Pass {
@@ -514,6 +521,8 @@ mod tests {
             system_bundle: Some(dir.join("system.pem")),
             strict: false,
             extra_vars: false,
+            python_hook: false,
+            python_path: None,
             inherited: Vec::new(),
             tls_profile: None,
             keep_bundle: false,

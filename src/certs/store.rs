@@ -77,7 +77,7 @@ fn create_temp(target: &Path) -> Result<(PathBuf, File), String> {
         {
             Ok(file) => return Ok((temp, file)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
-            Err(e) => return Err(create_error(parent(target), &e)),
+            Err(e) => return Err(create_error(target, &e)),
         }
     }
     let error = last.map(|e| e.to_string()).unwrap_or_default();
@@ -87,7 +87,8 @@ fn create_temp(target: &Path) -> Result<(PathBuf, File), String> {
     ))
 }
 
-fn create_error(dir: &Path, error: &io::Error) -> String {
+fn create_error(target: &Path, error: &io::Error) -> String {
+    let dir = parent(target);
     let hint = match error.raw_os_error() {
         Some(libc::EROFS) => {
             "the filesystem is read-only: mount a writable /tmp (an emptyDir or \
@@ -101,10 +102,8 @@ fn create_error(dir: &Path, error: &io::Error) -> String {
         Some(libc::ENOSPC) => "the filesystem is full",
         _ => "check VARDR_CA_BUNDLE",
     };
-    format!(
-        "cannot create the bundle in {}: {error}; {hint}",
-        dir.display()
-    )
+    let name = target.file_name().unwrap_or_default().to_string_lossy();
+    format!("cannot create {name} in {}: {error}; {hint}", dir.display())
 }
 
 fn rename_error(target: &Path, error: &io::Error) -> String {
@@ -255,7 +254,7 @@ pub fn check_target(target: &Path, is_system: bool, reuse: bool) -> Result<Optio
     // A reused bundle is not written: a read-only /tmp may keep serving it.
     if !reuse && let Err(e) = sys::can_write(dir) {
         // The message a run's write would give, with its hint (read-only, permission, missing).
-        return Err(create_error(dir, &e));
+        return Err(create_error(target, &e));
     }
     let open_to_all = dir_mode & 0o1002 == 0o002;
     Ok(open_to_all.then(|| {

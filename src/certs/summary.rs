@@ -181,6 +181,8 @@ pub struct Report {
     /// For a run that watches: the directories to watch (see `certs::watch`).
     #[serde(with = "os_paths")]
     pub watch: Vec<PathBuf>,
+    /// The Python hook beside the bundle (`certifi.where()`), when the bundle is exported.
+    pub hook: super::hook::HookStatus,
 }
 
 /// How many of `results` were accepted: the summary's `successful_imports`.

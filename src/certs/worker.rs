@@ -272,6 +272,8 @@ mod tests {
             system_bundle: Some(dir.join("system.pem")),
             strict: false,
             extra_vars: false,
+            python_hook: false,
+            python_path: None,
             inherited: Vec::new(),
             tls_profile: None,
             keep_bundle: false,

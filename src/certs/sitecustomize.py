@@ -1,0 +1,104 @@
+# vardr-init's Python hook: certifi.where() names the CA bundle vardr-init merged.
+#
+# vardr-init writes this file into a directory of its own beside the bundle and puts that
+# directory first on the app's PYTHONPATH, so Python runs it at start as `sitecustomize`. It:
+# 1. takes its own directory off sys.path again (nothing else is importable from it);
+# 2. once `certifi` is imported, makes certifi.where() return the merged bundle and
+#    certifi.contents() its text, if the bundle exists then (certifi keeps its own otherwise);
+# 3. runs the next sitecustomize on sys.path (yours, or your distribution's), as Python would
+#    have without this file.
+# Nothing is written into the venv. VARDR_PYTHON_HOOK=false turns the hook off; `python -I`,
+# `-E` and `-S` do not run it. See docs/certificates.md ("The Python hook").
+
+BUNDLE = __VARDR_BUNDLE__
+
+
+def _vardr_hook():
+    import os
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+    bundle = os.fsdecode(BUNDLE)
+
+    def where():
+        return bundle
+
+    def contents():
+        with open(bundle, encoding="ascii") as f:
+            return f.read()
+
+    def patch(module):
+        if not os.path.isfile(bundle):
+            return
+        for m in (module, sys.modules.get(module.__name__ + ".core")):
+            if m is not None:
+                m.where = where
+                m.contents = contents
+
+    class Loader:
+        """The real loader of certifi, which patches the module once it has run."""
+
+        def __init__(self, loader):
+            self._loader = loader
+
+        def __getattr__(self, name):
+            return getattr(self._loader, name)
+
+        def create_module(self, spec):
+            create = getattr(self._loader, "create_module", None)
+            return create(spec) if create is not None else None
+
+        def exec_module(self, module):
+            self._loader.exec_module(module)
+            try:
+                patch(module)
+            except Exception:
+                pass
+
+    class Finder:
+        """Finds certifi through the other finders, and hands back its spec with Loader."""
+
+        def find_spec(self, name, path=None, target=None):
+            if name != "certifi":
+                return None
+            for finder in sys.meta_path:
+                find = getattr(finder, "find_spec", None)
+                if finder is self or find is None:
+                    continue
+                spec = find(name, path, target)
+                if spec is not None:
+                    if hasattr(spec.loader, "exec_module"):
+                        spec.loader = Loader(spec.loader)
+                    return spec
+            return None
+
+    sys.meta_path.insert(0, Finder())
+    if "certifi" in sys.modules:
+        patch(sys.modules["certifi"])
+
+
+try:
+    _vardr_hook()
+except Exception:
+    pass
+del _vardr_hook
+
+
+def _next_sitecustomize():
+    # This module is being imported as `sitecustomize`: out of sys.modules, the same import finds
+    # the next one on sys.path (this directory is off it now), which then takes this one's place.
+    import sys
+
+    this = sys.modules.pop("sitecustomize", None)
+    try:
+        import sitecustomize  # noqa: F401
+    except ImportError as e:
+        if e.name != "sitecustomize":
+            raise
+        if this is not None:
+            sys.modules["sitecustomize"] = this
+
+
+_next_sitecustomize()
+del _next_sitecustomize
