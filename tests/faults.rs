@@ -96,18 +96,7 @@ impl Tree {
 
     /// Everything in `out/` but the bundle, its cache record and `keep`.
     fn strays(&self, keep: &[&str]) -> Vec<String> {
-        fs::read_dir(&self.out)
-            .expect("list out/")
-            .map(|entry| {
-                entry
-                    .expect("entry")
-                    .file_name()
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .filter(|name| !["bundle.pem", "bundle.pem.sha256"].contains(&name.as_str()))
-            .filter(|name| !keep.contains(&name.as_str()))
-            .collect()
+        common::certs::strays(&self.out, keep)
     }
 }
 

@@ -17,6 +17,39 @@ use super::{Finished, NONROOT, as_nonroot, bin, finish};
 /// when nothing was exported.
 pub const PRINT_EXPORT: [&str; 4] = ["--", "sh", "-c", "printf '[%s]\\n' \"$SSL_CERT_FILE\""];
 
+/// What vardr-init leaves in the directory of a bundle named `bundle.pem`: the bundle, its cache
+/// record and the Python hook's directory.
+pub const OUTPUTS: [&str; 3] = ["bundle.pem", "bundle.pem.sha256", "bundle.pem.python"];
+
+/// The entries of `out` (a bundle's directory) that are none of [`OUTPUTS`] nor `keep`, and those
+/// of the hook's directory but its file and its `__pycache__`, as `bundle.pem.python/NAME`: a
+/// temporary file left behind shows here.
+pub fn strays(out: &Path, keep: &[&str]) -> Vec<String> {
+    let names = |dir: &Path| -> Vec<String> {
+        fs::read_dir(dir).map_or_else(
+            |_| Vec::new(),
+            |entries| {
+                entries
+                    .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                    .collect()
+            },
+        )
+    };
+    let mut strays: Vec<String> = names(out)
+        .into_iter()
+        .filter(|name| !OUTPUTS.contains(&name.as_str()) && !keep.contains(&name.as_str()))
+        .collect();
+    let hook = out.join("bundle.pem.python");
+    strays.extend(
+        names(&hook)
+            .into_iter()
+            .filter(|name| name != "sitecustomize.py" && name != "__pycache__")
+            .map(|name| format!("bundle.pem.python/{name}")),
+    );
+    strays.sort();
+    strays
+}
+
 /// The shared test system bundle: two CAs, with comments, in the style of Fedora's.
 pub fn system_fixture() -> &'static (Vec<u8>, Vec<Cert>) {
     static SYSTEM: OnceLock<(Vec<u8>, Vec<Cert>)> = OnceLock::new();
