@@ -13,44 +13,10 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use common::certs::{Env, vardr_on};
+use common::python_script;
 use common::shapes::{self, Made};
-use common::{python_script, skip_outside_ci};
 use serde_json::Value;
 use tempfile::TempDir;
-
-/// The CPython builds to compare with: `VARDR_TEST_RUNTIMES` (colon-separated interpreters), or
-/// pyenv's 3.12 and 3.13 builds.
-fn runtimes() -> Vec<PathBuf> {
-    if let Some(list) = std::env::var_os("VARDR_TEST_RUNTIMES") {
-        return std::env::split_paths(&list).collect();
-    }
-    let root = Command::new("pyenv")
-        .arg("root")
-        .output()
-        .ok()
-        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-        .unwrap_or_else(|| PathBuf::from("/nonexistent"));
-    let mut found = Vec::new();
-    for minor in ["3.12", "3.13"] {
-        let python = std::fs::read_dir(root.join("versions"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|entry| entry.path())
-            .filter(|path| {
-                path.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(&format!("{minor}.")))
-            })
-            .map(|path| path.join("bin").join(format!("python{minor}")))
-            .find(|python| python.exists());
-        match python {
-            Some(python) => found.push(python),
-            None => skip_outside_ci(&format!("no CPython {minor} under $(pyenv root)/versions")),
-        }
-    }
-    found
-}
 
 struct Corpus {
     _dir: TempDir,
@@ -151,7 +117,7 @@ fn every_verdict_agrees_with_a_handshake_in_every_runtime() {
         .collect();
     let mut table = String::new();
     let mut disagreements = Vec::new();
-    for python in runtimes() {
+    for python in common::cpython_runtimes() {
         let outcomes = handshakes(&python, &cases);
         let (runtime, verdicts) = verdicts(&python);
         let version = outcomes.get("_runtime").cloned().unwrap_or_default();
@@ -214,7 +180,7 @@ fn dirty_system_bundle() -> Vec<u8> {
 #[test]
 fn the_bundle_written_loads_and_keeps_every_success() {
     let c = corpus();
-    for python in runtimes() {
+    for python in common::cpython_runtimes() {
         let env = Env::new();
         std::fs::write(&env.system, dirty_system_bundle()).expect("system bundle");
         for m in &c.made {

@@ -24,7 +24,8 @@ pub struct Runtime {
     /// As `VARDR_TLS_PROFILE` names it: `python3.13`, `openssl`.
     #[serde(serialize_with = "as_text")]
     pub profile: Profile,
-    /// The interpreter the run starts, when one was found.
+    /// The interpreter the run starts, when one was found (also with `VARDR_TLS_PROFILE` set:
+    /// the TLS clients of its environment are listed from it).
     pub python: Option<PathBuf>,
     /// How the profile was decided, in words.
     pub source: String,
@@ -42,14 +43,15 @@ impl Runtime {
         program: Option<&OsStr>,
         path: Option<&OsStr>,
     ) -> Runtime {
+        let python = program.and_then(|p| interpreter(p, path));
         if let Some(profile) = setting {
             return Runtime {
                 profile,
-                python: None,
+                python,
                 source: "VARDR_TLS_PROFILE".to_owned(),
             };
         }
-        let Some(python) = program.and_then(|p| interpreter(p, path)) else {
+        let Some(python) = python else {
             return Runtime {
                 profile: Profile::OpenSsl,
                 python: None,

@@ -95,6 +95,40 @@ pub fn venv_python() -> Option<PathBuf> {
     python
 }
 
+/// The CPython builds to compare with: `VARDR_TEST_RUNTIMES` (colon-separated interpreters), or
+/// pyenv's 3.12 and 3.13 builds.
+pub fn cpython_runtimes() -> Vec<PathBuf> {
+    if let Some(list) = std::env::var_os("VARDR_TEST_RUNTIMES") {
+        return std::env::split_paths(&list).collect();
+    }
+    let root = Command::new("pyenv")
+        .arg("root")
+        .output()
+        .ok()
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+        .unwrap_or_else(|| PathBuf::from("/nonexistent"));
+    let mut found = Vec::new();
+    for minor in ["3.12", "3.13"] {
+        let python = std::fs::read_dir(root.join("versions"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| {
+                path.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&format!("{minor}.")))
+            })
+            .map(|path| path.join("bin").join(format!("python{minor}")))
+            .find(|python| python.exists());
+        match python {
+            Some(python) => found.push(python),
+            None => skip_outside_ci(&format!("no CPython {minor} under $(pyenv root)/versions")),
+        }
+    }
+    found
+}
+
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }

@@ -39,6 +39,10 @@ pub const CA_VARIABLES: &[&str] = &[
     "VARDR_CERTS_STRICT",
     "VARDR_JSON_LOGS",
     "VARDR_LOG_LEVEL",
+    "VARDR_EXTRA_CA_VARS",
+    "VARDR_PYTHON_HOOK",
+    // The Python hook's: the child's PYTHONPATH is the test's to set.
+    "PYTHONPATH",
 ];
 
 /// Removes [`CA_VARIABLES`] and anything else in the test's environment that looks like a CA
