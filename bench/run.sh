@@ -23,6 +23,13 @@
 #                                workers roll (hup); prints them, writes nothing (--json FILE to
 #                                keep them). Uses target/test-venv (uvicorn), made by
 #                                scripts/test-venv.sh. --smoke also runs it, on tiny inputs
+#   bash bench/run.sh --only python [--vardr BIN] [--runs N]
+#                                only the Python hook's cost on a Python start (bench/python_hook.py):
+#                                `python -c pass` and a certifi.where() call with and without the
+#                                hook (and an eager variant), and vardr-init -- python with the hook
+#                                on and off, side by side, in about a minute; prints them, writes
+#                                nothing (--json FILE to keep them). Uses target/test-venv's Python.
+#                                --smoke also runs it, on two runs each
 #   --vardr BIN                  measure BIN instead of building this tree; with --only pid1 it
 #                                may be given more than once (an old and a new build, side by side)
 # Needs root (PID namespaces for the inits as PID 1, bwrap for update-ca-certificates).
@@ -87,6 +94,17 @@ if [ "$only" = watch ]; then
     watch ${rest[@]+"${rest[@]}"}
     exit
 fi
+# The Python hook's cost on a Python start: the test suite's venv has certifi.
+python_hook() {
+    local app_venv
+    app_venv=$(bash scripts/test-venv.sh)
+    "$python" bench/python_hook.py "${vardrs[@]:0:2}" --measure "$PWD/$helpers/measure" \
+        --app-python "$app_venv/bin/python" --command "$command_line" "$@"
+}
+if [ "$only" = python ]; then
+    python_hook ${rest[@]+"${rest[@]}"}
+    exit
+fi
 
 "$python" bench/bench.py "${vardrs[@]}" --tini "$(command -v tini)" \
     --tini-static "$(command -v tini-static)" --dumb-init "$PWD/$venv/bin/dumb-init" \
@@ -96,4 +114,5 @@ fi
 # The smoke run covers live trust too (about 20 s more); the full run's files do not include it.
 if [ -n "$smoke" ] && [ -z "$only" ]; then
     watch --smoke
+    python_hook --smoke
 fi

@@ -79,9 +79,11 @@ Environment (an empty value means the default):
   VARDR_CA_BUNDLE         where the merged bundle is written (/tmp/custom_ca_bundle.pem)
   VARDR_SYSTEM_CA_BUNDLE  the system bundle (auto: SSL_CERT_FILE, then the distro's paths)
   VARDR_CERTS_STRICT      true: a rejected certificate file stops startup with exit 2
-  VARDR_EXTRA_CA_VARS     true: also export AWS_CA_BUNDLE, GRPC_DEFAULT_SSL_ROOTS_FILE_PATH,
-                          PIP_CERT, HTTPLIB2_CA_CERTS (default: SSL_CERT_FILE,
-                          REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE)
+  VARDR_EXTRA_CA_VARS     false: export only SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE
+                          (default true: also AWS_CA_BUNDLE, GRPC_DEFAULT_SSL_ROOTS_FILE_PATH,
+                          HTTPLIB2_CA_CERTS, PIP_CERT, NODE_EXTRA_CA_CERTS, GIT_SSL_CAINFO)
+  VARDR_PYTHON_HOOK       false: no Python hook (default true: BUNDLE.python/sitecustomize.py
+                          first on PYTHONPATH makes certifi.where() name the bundle)
   VARDR_TLS_PROFILE       whose TLS rules judge the CAs: auto (the Python the command runs),
                           python3.N, or openssl (no Python: other rules only warn)
   VARDR_APP_DIR           where the app is discovered (/app)

@@ -80,75 +80,78 @@ impl Trust {
         found
             .iter()
             .map(|f| {
-                let (reads, coverage, detail) = self.reach(f.known.trust, bundle);
+                let (coverage, detail) = self.reach(f.known.reads, bundle);
+                let reads: Vec<&str> = f.known.reads.iter().map(|r| r.name()).collect();
                 Covered {
                     client: f.known.name,
                     version: f.version.clone(),
                     at: f.at.clone(),
-                    reads,
+                    reads: reads.join(", then "),
                     coverage,
                     detail,
-                    note: f.known.note,
                 }
             })
             .collect()
     }
 
-    /// What a client that takes its CAs from `trust` reads, whether that is the bundle, and how
-    /// (or what to do).
-    fn reach(&self, trust: CaSource, bundle: &Path) -> (String, Coverage, String) {
+    /// Whether a client that reads `reads` (the first one set wins) gets the bundle, and how (or
+    /// what to do).
+    fn reach(&self, reads: &[CaSource], bundle: &Path) -> (Coverage, String) {
+        if self.exports.is_empty() {
+            let none = "no bundle is exported: the system trust applies as is";
+            return (Coverage::NoBundle, none.to_owned());
+        }
         let shown = bundle.display();
-        let reads = match trust {
-            CaSource::Variable(name) => name.to_owned(),
-            CaSource::Certifi => "certifi.where()".to_owned(),
-            CaSource::Own { file, .. } => file.to_owned(),
-        };
-        let exported = !self.exports.is_empty();
-        let (coverage, detail) = match trust {
-            _ if !exported => (
-                Coverage::NoBundle,
-                "no bundle is exported: the system trust applies as is".to_owned(),
-            ),
-            CaSource::Variable(name) => match self.exports.iter().find(|e| e.name == name) {
-                Some(e) if e.user_value => (
-                    Coverage::UserValue,
-                    format!(
-                        "{name}={} is your own: kept (the custom CAs reach it only if that file \
-                         holds them)",
-                        e.value.to_string_lossy()
+        // What the client would have read, but was opted out of.
+        let mut skipped = Vec::new();
+        for source in reads {
+            match *source {
+                CaSource::Variable(name) => match self.exports.iter().find(|e| e.name == name) {
+                    Some(e) if e.user_value => {
+                        let value = e.value.to_string_lossy();
+                        let detail = format!(
+                            "{name}={value} is your own: kept (the custom CAs reach it only if \
+                             that file holds them)"
+                        );
+                        return (Coverage::UserValue, detail);
+                    }
+                    Some(_) => {
+                        return (
+                            Coverage::Exported,
+                            with_skipped(format!("{name}={shown}"), &skipped),
+                        );
+                    }
+                    None => skipped.push(format!(
+                        "{name} is not exported (VARDR_EXTRA_CA_VARS=false)"
+                    )),
+                },
+                CaSource::Certifi => match &self.hook.status {
+                    HookStatus::Ready => {
+                        let detail = format!(
+                            "certifi.where() returns {shown} (the Python hook {}, first on \
+                             PYTHONPATH)",
+                            self.hook.dir.display()
+                        );
+                        return (Coverage::Hook, with_skipped(detail, &skipped));
+                    }
+                    HookStatus::Problem(problem) => return (Coverage::NotReached, problem.clone()),
+                    HookStatus::Off => skipped.push(
+                        "certifi.where() is certifi's own file (VARDR_PYTHON_HOOK=false)"
+                            .to_owned(),
                     ),
-                ),
-                Some(_) => (Coverage::Exported, format!("{name}={shown}")),
-                None => (
-                    Coverage::OptedOut,
-                    format!(
-                        "VARDR_EXTRA_CA_VARS=false: {name} is not exported; unset \
-                         VARDR_EXTRA_CA_VARS, or set {name}={shown} yourself"
-                    ),
-                ),
-            },
-            CaSource::Certifi => match &self.hook.status {
-                HookStatus::Ready => (
-                    Coverage::Hook,
-                    format!(
-                        "certifi.where() returns {shown} (the Python hook {}, first on PYTHONPATH)",
-                        self.hook.dir.display()
-                    ),
-                ),
-                HookStatus::Problem(problem) => (Coverage::NotReached, problem.clone()),
-                HookStatus::Off => (
-                    Coverage::OptedOut,
-                    "VARDR_PYTHON_HOOK=false: certifi.where() is certifi's own file; unset \
-                     VARDR_PYTHON_HOOK"
-                        .to_owned(),
-                ),
-            },
-            CaSource::Own { file, fix } => (
-                Coverage::NotReached,
-                format!("it reads its own {file}, which no variable redirects: {fix}"),
-            ),
-        };
-        (reads, coverage, detail)
+                },
+                CaSource::Own { file, fix } => {
+                    let detail =
+                        format!("it reads its own {file}, which no variable redirects: {fix}");
+                    return (Coverage::NotReached, detail);
+                }
+            }
+        }
+        let detail = format!(
+            "{}: undo the opt-out, or point it at {shown} yourself",
+            skipped.join("; ")
+        );
+        (Coverage::OptedOut, detail)
     }
 
     /// The variables vardr-init sets for the child: the CA variables it points at the bundle
@@ -176,13 +179,11 @@ pub struct Covered {
     /// Where it was found: the site-packages directory, or the program.
     #[serde(serialize_with = "lossy_buf")]
     pub at: PathBuf,
-    /// The variable or file it takes its CAs from.
+    /// The variables or files it takes its CAs from, in its order (the first one set wins).
     pub reads: String,
     pub coverage: Coverage,
     /// How it gets the bundle, or why not and what to do.
     pub detail: String,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    pub note: &'static str,
 }
 
 /// Whether a client gets the bundle.
@@ -201,6 +202,14 @@ pub enum Coverage {
     NotReached,
     /// No bundle is exported (no custom CA accepted, or it could not be written).
     NoBundle,
+}
+
+/// `detail`, and what was passed over to get there.
+fn with_skipped(detail: String, skipped: &[String]) -> String {
+    match skipped {
+        [] => detail,
+        _ => format!("{detail}; {}", skipped.join("; ")),
+    }
 }
 
 fn lossy_buf<S: serde::Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {

@@ -26,6 +26,17 @@ pub enum CaSource {
     },
 }
 
+impl CaSource {
+    /// As `--dry-run` names it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CaSource::Variable(name) => name,
+            CaSource::Certifi => "certifi.where()",
+            CaSource::Own { file, .. } => file,
+        }
+    }
+}
+
 /// A client that has trust of its own: how it is known, and where it takes its CAs from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Known {
@@ -33,9 +44,9 @@ pub struct Known {
     pub name: &'static str,
     /// How it is found: a distribution name (normalised) or a program.
     pub found_as: FoundAs,
-    pub trust: CaSource,
-    /// Who uses it, when that is what a user knows it by.
-    pub note: &'static str,
+    /// Where it takes its CAs from, in its own order: the first variable that is set wins, and
+    /// certifi comes after the variables (read from each library's source).
+    pub reads: &'static [CaSource],
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,113 +60,86 @@ pub enum FoundAs {
 }
 
 const SSL_CERT_FILE: CaSource = CaSource::Variable("SSL_CERT_FILE");
+const REQUESTS_CA_BUNDLE: CaSource = CaSource::Variable("REQUESTS_CA_BUNDLE");
+
+/// A Python client of `name` that reads `reads`.
+const fn python(name: &'static str, reads: &'static [CaSource]) -> Known {
+    Known {
+        name,
+        found_as: FoundAs::Distribution(name),
+        reads,
+    }
+}
 
 /// The clients `--dry-run` looks for, in the order it lists them.
 pub const KNOWN: &[Known] = &[
+    // ssl.create_default_context(): OpenSSL's default paths.
     Known {
         name: "ssl (urllib.request, http.client)",
         found_as: FoundAs::Stdlib,
-        trust: SSL_CERT_FILE,
-        note: "ssl.create_default_context(): OpenSSL's default paths",
+        reads: &[SSL_CERT_FILE],
     },
-    Known {
-        name: "requests",
-        found_as: FoundAs::Distribution("requests"),
-        trust: CaSource::Variable("REQUESTS_CA_BUNDLE"),
-        note: "otherwise certifi's file",
-    },
-    Known {
-        name: "httpx",
-        found_as: FoundAs::Distribution("httpx"),
-        trust: SSL_CERT_FILE,
-        note: "trust_env=True, the default; otherwise certifi's file",
-    },
-    Known {
-        name: "urllib3",
-        found_as: FoundAs::Distribution("urllib3"),
-        trust: SSL_CERT_FILE,
-        note: "ssl's default context",
-    },
-    Known {
-        name: "aiohttp",
-        found_as: FoundAs::Distribution("aiohttp"),
-        trust: SSL_CERT_FILE,
-        note: "ssl's default context",
-    },
-    Known {
-        name: "websockets",
-        found_as: FoundAs::Distribution("websockets"),
-        trust: SSL_CERT_FILE,
-        note: "ssl's default context",
-    },
-    Known {
-        name: "pymongo",
-        found_as: FoundAs::Distribution("pymongo"),
-        trust: SSL_CERT_FILE,
-        note: "ssl's default context",
-    },
-    Known {
-        name: "elastic-transport",
-        found_as: FoundAs::Distribution("elastic-transport"),
-        trust: CaSource::Certifi,
-        note: "elasticsearch-py's transport: certifi's file when certifi is installed",
-    },
-    Known {
-        name: "botocore",
-        found_as: FoundAs::Distribution("botocore"),
-        trust: CaSource::Variable("AWS_CA_BUNDLE"),
-        note: "boto3 and the AWS SDK; otherwise certifi's or its own file",
-    },
-    Known {
-        name: "grpcio",
-        found_as: FoundAs::Distribution("grpcio"),
-        trust: CaSource::Variable("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"),
-        note: "every google-cloud gRPC client; otherwise its own roots",
-    },
-    Known {
-        name: "httplib2",
-        found_as: FoundAs::Distribution("httplib2"),
-        trust: CaSource::Variable("HTTPLIB2_CA_CERTS"),
-        note: "google-api-python-client's transport; otherwise certifi's file",
-    },
-    Known {
-        name: "certifi",
-        found_as: FoundAs::Distribution("certifi"),
-        trust: CaSource::Certifi,
-        note: "code that loads certifi.where()",
-    },
-    Known {
-        name: "pip",
-        found_as: FoundAs::Distribution("pip"),
-        trust: CaSource::Variable("PIP_CERT"),
-        note: "",
-    },
-    Known {
-        name: "stripe",
-        found_as: FoundAs::Distribution("stripe"),
-        trust: CaSource::Own {
+    python(
+        "requests",
+        &[
+            REQUESTS_CA_BUNDLE,
+            CaSource::Variable("CURL_CA_BUNDLE"),
+            CaSource::Certifi,
+        ],
+    ),
+    // trust_env=True, the default.
+    python("httpx", &[SSL_CERT_FILE, CaSource::Certifi]),
+    // The default context: urllib3 2, aiohttp (made once at import), websockets, pymongo (its
+    // load_default_certs), elastic-transport (which also loads certifi.where() on top).
+    python("urllib3", &[SSL_CERT_FILE]),
+    python("aiohttp", &[SSL_CERT_FILE]),
+    python("websockets", &[SSL_CERT_FILE]),
+    python("pymongo", &[SSL_CERT_FILE]),
+    python("elastic-transport", &[SSL_CERT_FILE]),
+    // boto3 and every AWS SDK call; its own cacert.pem when certifi is not installed.
+    python(
+        "botocore",
+        &[
+            CaSource::Variable("AWS_CA_BUNDLE"),
+            REQUESTS_CA_BUNDLE,
+            CaSource::Certifi,
+        ],
+    ),
+    // Every google-cloud gRPC client; otherwise the roots.pem in its wheel.
+    python(
+        "grpcio",
+        &[CaSource::Variable("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH")],
+    ),
+    // google-api-python-client's transport.
+    python(
+        "httplib2",
+        &[CaSource::Variable("HTTPLIB2_CA_CERTS"), CaSource::Certifi],
+    ),
+    python("certifi", &[CaSource::Certifi]),
+    // pip 24.2 and later also read OpenSSL's default paths (truststore).
+    python("pip", &[CaSource::Variable("PIP_CERT"), REQUESTS_CA_BUNDLE]),
+    python(
+        "stripe",
+        &[CaSource::Own {
             file: "stripe/data/ca-certificates.crt",
-            fix: "set stripe.ca_bundle_path = os.environ[\"SSL_CERT_FILE\"] before the first call",
-        },
-        note: "",
-    },
+            fix: "set stripe.ca_bundle_path = os.environ[\"SSL_CERT_FILE\"] before its first call",
+        }],
+    ),
+    // Added to Node.js's own roots.
     Known {
         name: "node",
         found_as: FoundAs::Program("node"),
-        trust: CaSource::Variable("NODE_EXTRA_CA_CERTS"),
-        note: "added to Node.js's own roots",
+        reads: &[CaSource::Variable("NODE_EXTRA_CA_CERTS")],
     },
     Known {
         name: "git",
         found_as: FoundAs::Program("git"),
-        trust: CaSource::Variable("GIT_SSL_CAINFO"),
-        note: "",
+        reads: &[CaSource::Variable("GIT_SSL_CAINFO")],
     },
     Known {
         name: "curl",
         found_as: FoundAs::Program("curl"),
-        trust: CaSource::Variable("CURL_CA_BUNDLE"),
-        note: "",
+        reads: &[CaSource::Variable("CURL_CA_BUNDLE")],
     },
 ];
 

@@ -260,9 +260,9 @@ pub fn check_target(target: &Path, is_system: bool, reuse: bool) -> Result<Optio
     Ok(open_to_all.then(|| {
         format!(
             "{} is writable by every user and not sticky (a Kubernetes emptyDir is): another \
-             user of this container could replace the bundle between its check and the app's \
-             read; if other users share the container, point VARDR_CA_BUNDLE into a directory \
-             only this user can write",
+             user of this container could replace the bundle, or the Python hook beside it, \
+             between its check and the app's read; if other users share the container, point \
+             VARDR_CA_BUNDLE into a directory only this user can write",
             dir.display()
         )
     }))
