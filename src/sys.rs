@@ -436,39 +436,47 @@ pub fn affinity_cpus() -> Option<NonZeroU32> {
 /// mapped only the code it goes on running. Code is clean, never-written file memory: a page
 /// run again faults back in from the page cache, unchanged. Writable or read-only data is never
 /// touched (a private page there may hold our own writes). Best effort: without `/proc`, nothing.
+///
+/// Call it right before PID 1 sleeps: a page fault maps a whole window of neighbouring pages (the
+/// kernel's fault-around, 64 KiB), so every function run between the release and the sleep costs
+/// a window; with the `/proc` parsing still running after the first `madvise`, and the loop's
+/// bookkeeping after the release, that was eight to nine windows (about 540 KiB) back at once.
 pub fn release_code_pages() {
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
-        return;
-    };
-    let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
-        return;
-    };
-    for line in maps.lines() {
-        let mut fields = line.split_ascii_whitespace();
-        let (Some(range), Some("r-xp")) = (fields.next(), fields.next()) else {
-            continue;
-        };
-        if fields.nth(3).map(std::path::Path::new) != Some(exe.as_path()) {
-            continue;
+    // Every range first, the strings freed, then only the madvise calls: the code that runs after
+    // the first one is all that faults back in (a fault maps a whole window of neighbouring pages).
+    let mut ranges = [(0usize, 0usize); 4];
+    let mut count = 0;
+    if let (Ok(maps), Ok(exe)) = (
+        std::fs::read_to_string("/proc/self/maps"),
+        std::fs::read_link("/proc/self/exe"),
+    ) {
+        for line in maps.lines() {
+            let mut fields = line.split_ascii_whitespace();
+            let (Some(range), Some("r-xp")) = (fields.next(), fields.next()) else {
+                continue;
+            };
+            if fields.nth(3).map(std::path::Path::new) != Some(exe.as_path()) {
+                continue;
+            }
+            let Some((start, end)) = range.split_once('-') else {
+                continue;
+            };
+            if let (Ok(start), Ok(end), Some(slot)) = (
+                usize::from_str_radix(start, 16),
+                usize::from_str_radix(end, 16),
+                ranges.get_mut(count),
+            ) {
+                *slot = (start, end.saturating_sub(start));
+                count += 1;
+            }
         }
-        let Some((start, end)) = range.split_once('-') else {
-            continue;
-        };
-        let (Ok(start), Ok(end)) = (
-            usize::from_str_radix(start, 16),
-            usize::from_str_radix(end, 16),
-        ) else {
-            continue;
-        };
+    }
+    for &(start, len) in &ranges[..count] {
         // SAFETY: the range is a whole mapping of our executable's code, read-only and
         // executable, never written: MADV_DONTNEED only drops its page-table entries, and the
         // next instruction fetched from it faults the same bytes back in from the file.
         unsafe {
-            libc::madvise(
-                start as *mut libc::c_void,
-                end.saturating_sub(start),
-                libc::MADV_DONTNEED,
-            );
+            libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED);
         }
     }
 }

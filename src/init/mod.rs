@@ -638,10 +638,20 @@ fn supervise(
                 return Err(exit::FAILURE);
             }
         }
+        // Once the child has run for a moment, start-up is long over: keep mapped only the code
+        // the supervisor runs (a child that ends at once, like `true`, never pays for it).
+        let release = settled.is_some_and(|at| Instant::now() >= at);
+        if release {
+            settled = None;
+        }
         // The next moment to wake without a signal: a deadline, the drain's end, the task's
-        // time limit, or the release below.
+        // time limit, or the release.
         let wake = [stop.due(), settled, expires].into_iter().flatten().min();
         let timeout = wake.map(|at| at.saturating_duration_since(Instant::now()));
+        // Right before the wait: what runs between the release and the sleep faults back in.
+        if release {
+            sys::release_code_pages();
+        }
         match wait(signals, reloads.as_deref_mut(), timeout) {
             Ok(Wake::Signal(libc::SIGCHLD)) => {} // reaped at the top of the loop
             Ok(Wake::Signal(signal)) if STOP_SIGNALS.contains(&signal) && restart.is_some() => {
@@ -704,12 +714,6 @@ fn supervise(
                 error!("cannot wait for signals: {e}");
                 return Err(exit::FAILURE);
             }
-        }
-        // Once the child has run for a moment, start-up is long over: keep mapped only the code
-        // the supervisor runs (a child that ends at once, like `true`, never pays for it).
-        if settled.is_some_and(|at| Instant::now() >= at) {
-            sys::release_code_pages();
-            settled = None;
         }
         // After every wake-up, not only on timeout: a stream of signals (SIGCHLD from orphans,
         // SIGWINCH) must not postpone what is due.
