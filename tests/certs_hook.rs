@@ -296,3 +296,60 @@ fn an_inherited_pythonpath_naming_the_hook_is_dropped_when_no_bundle_is_exported
     let run = vardr_on(&env, &show, &[("PYTHONPATH", Path::new("/their/lib"))]);
     assert_eq!(run.stdout.trim(), "[/their/lib]", "{}", run.describe());
 }
+
+/// The images set PYTHONDONTWRITEBYTECODE: the hook compiles itself once into its own
+/// `__pycache__` all the same (later starts load it), while the app's own files stay uncompiled
+/// and the setting stays on for the app. A rewritten hook takes its old bytecode with it.
+#[test]
+fn the_hook_compiles_itself_once_and_the_apps_files_stay_uncompiled() {
+    let Some(python) = venv_python() else {
+        return;
+    };
+    let env = env_with_ca();
+    let app = env.root.join("app");
+    fs::create_dir(&app).expect("mkdir");
+    fs::write(app.join("their_module.py"), "X = 1\n").expect("write");
+    let python = python.to_string_lossy().into_owned();
+    let show = "import sys, their_module; print(sys.dont_write_bytecode)";
+    let vars = [
+        ("PYTHONDONTWRITEBYTECODE", Path::new("1")),
+        ("PYTHONPATH", app.as_path()),
+    ];
+    let run = vardr_on(&env, &["--", &python, "-c", show], &vars);
+    run.assert_code(0, "first start");
+    assert_eq!(run.stdout.trim(), "True", "{}", run.describe());
+    let cache = hook_dir(&env).join("__pycache__");
+    let compiled: Vec<PathBuf> = fs::read_dir(&cache)
+        .expect("__pycache__")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(compiled.len(), 1, "{compiled:?}");
+    assert!(
+        compiled[0].to_string_lossy().ends_with(".pyc"),
+        "{compiled:?}"
+    );
+    let mode = fs::metadata(&compiled[0])
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o022, 0, "bytecode writable by others: {mode:o}");
+    assert!(
+        !app.join("__pycache__").exists(),
+        "the app's files were compiled"
+    );
+    // The next start loads it (python -v says where each module's code object came from).
+    let run = vardr_on(&env, &["--", &python, "-v", "-c", "pass"], &vars);
+    run.assert_code(0, "second start");
+    assert!(
+        run.stderr.lines().any(
+            |l| l.starts_with("# code object from") && l.contains("__pycache__/sitecustomize.")
+        ),
+        "{}",
+        run.describe()
+    );
+    // An old hook's text and bytecode: the text is rewritten, the bytecode goes.
+    fs::write(hook_dir(&env).join("sitecustomize.py"), "OLD = 1\n").expect("write");
+    let run = vardr_on(&env, &["--", "true"], &[]);
+    run.assert_code(0, "rewrite");
+    assert_eq!(fs::read_dir(&cache).expect("ls").count(), 0);
+}

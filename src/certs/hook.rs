@@ -12,7 +12,9 @@
 //! directory is created here with mode 0755 and is used only while it is a real directory (not a
 //! symlink) owned by this user that no one else may write, and so is its `__pycache__`, made here
 //! for the same reason (Python would otherwise create it under the umask). A directory that fails
-//! the check is a problem that turns the hook off, never something written through.
+//! the check is a problem that turns the hook off, never something written through. The hook
+//! compiles itself into that `__pycache__` once, also under `PYTHONDONTWRITEBYTECODE` (which the
+//! images set), so that later Python starts skip the compile.
 
 use std::fs;
 use std::io;
@@ -116,7 +118,13 @@ fn install(dir: &Path, bundle: &Path, write: bool) -> Result<(), String> {
             "{} reads back different from what was written",
             file.display()
         )),
-    })
+    })?;
+    // Bytecode of the old text goes: a rewrite within the second it was compiled in would look
+    // current to Python (its check is the source's size and mtime, in seconds).
+    for entry in fs::read_dir(&cache).into_iter().flatten().flatten() {
+        let _ = fs::remove_file(entry.path());
+    }
+    Ok(())
 }
 
 /// Whether `dir` is a directory that only this user may write (`false`: absent). Anything else

@@ -7,8 +7,9 @@
 #    certifi.contents() its text, if the bundle exists then (certifi keeps its own otherwise);
 # 3. runs the next sitecustomize on sys.path (yours, or your distribution's), as Python would
 #    have without this file.
-# Nothing is written into the venv. VARDR_PYTHON_HOOK=false turns the hook off; `python -I`,
-# `-E` and `-S` do not run it. See docs/certificates.md ("The Python hook").
+# An error of its own never stops Python from starting. Nothing is written into the venv.
+# VARDR_PYTHON_HOOK=false turns the hook off; `python -I`, `-E` and `-S` do not run it.
+# See docs/certificates.md ("The Python hook").
 
 BUNDLE = __VARDR_BUNDLE__
 
@@ -37,7 +38,7 @@ def _vardr_hook():
                 m.contents = contents
 
     class Loader:
-        """The real loader of certifi, which patches the module once it has run."""
+        """certifi's own loader, then the patch."""
 
         def __init__(self, loader):
             self._loader = loader
@@ -50,6 +51,8 @@ def _vardr_hook():
             return create(spec) if create is not None else None
 
         def exec_module(self, module):
+            # The module names its own loader, as without the hook (importlib.resources asks it).
+            module.__loader__ = module.__spec__.loader = self._loader
             self._loader.exec_module(module)
             try:
                 patch(module)
@@ -57,16 +60,14 @@ def _vardr_hook():
                 pass
 
     class Finder:
-        """Finds certifi through the other finders, and hands back its spec with Loader."""
+        """Finds certifi through the finders after this one, and hands its spec to Loader."""
 
         def find_spec(self, name, path=None, target=None):
             if name != "certifi":
                 return None
-            for finder in sys.meta_path:
+            for finder in sys.meta_path[sys.meta_path.index(self) + 1 :]:
                 find = getattr(finder, "find_spec", None)
-                if finder is self or find is None:
-                    continue
-                spec = find(name, path, target)
+                spec = find(name, path, target) if find is not None else None
                 if spec is not None:
                     if hasattr(spec.loader, "exec_module"):
                         spec.loader = Loader(spec.loader)
@@ -74,8 +75,24 @@ def _vardr_hook():
             return None
 
     sys.meta_path.insert(0, Finder())
-    if "certifi" in sys.modules:
+    if "certifi" in sys.modules:  # imported already, by a .pth file
         patch(sys.modules["certifi"])
+
+    # PYTHONDONTWRITEBYTECODE (the images set it) is about the app's files; this directory is
+    # vardr-init's, and this file compiled once saves every later Python start its compile. The
+    # loader that found this file writes it, as it would have without the setting.
+    cached = __spec__.cached
+    if (
+        sys.dont_write_bytecode
+        and cached
+        and os.path.dirname(cached) == os.path.join(here, "__pycache__")
+        and not os.path.exists(cached)
+    ):
+        sys.dont_write_bytecode = False
+        try:
+            __spec__.loader.get_code(__spec__.name)
+        finally:
+            sys.dont_write_bytecode = True
 
 
 try:
@@ -87,7 +104,9 @@ del _vardr_hook
 
 def _next_sitecustomize():
     # This module is being imported as `sitecustomize`: out of sys.modules, the same import finds
-    # the next one on sys.path (this directory is off it now), which then takes this one's place.
+    # the next one on sys.path (this directory is off it now), which then takes this one's place
+    # there. Its errors reach `site`, which reports them as without this file. With none, this
+    # module stays (the import system expects to find it).
     import sys
 
     this = sys.modules.pop("sitecustomize", None)
