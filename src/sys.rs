@@ -273,13 +273,21 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Bounds this process's address space (`setrlimit(RLIMIT_AS)`, soft and hard limit) to `bytes`:
-/// an allocation past it fails, and Rust aborts the process. What a forked worker sets first,
-/// so a file that makes a parser allocate without end costs the worker, never the container's
-/// memory. The hard limit goes down too: the worker cannot raise it again. (Under qemu-user the
-/// call succeeds without effect: the emulator keeps the address space for itself.)
+/// Bounds this process's address space (`setrlimit(RLIMIT_AS)`, soft and hard limit) to `bytes`,
+/// or to the bound it already has if that is lower: an allocation past it fails, and Rust aborts
+/// the process. What a forked worker sets first, so a file that makes a parser allocate without
+/// end costs the worker, never the container's memory. The hard limit goes down too: the worker
+/// cannot raise it again. (Under qemu-user the call succeeds without effect: the emulator keeps
+/// the address space for itself.)
 pub fn limit_address_space(bytes: libc::rlim_t) -> io::Result<()> {
-    let limit = libc::rlimit {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid pointer to an rlimit, written by the kernel.
+    check(unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) })?;
+    let bytes = bytes.min(limit.rlim_max);
+    limit = libc::rlimit {
         rlim_cur: bytes,
         rlim_max: bytes,
     };
