@@ -181,7 +181,7 @@ struct Check<'a> {
 }
 
 impl Check<'_> {
-    fn found(&mut self, span: Span, what: &'static str) {
+    fn refuse(&mut self, span: Span, what: &'static str) {
         self.found.get_or_insert((span.start(), what));
     }
 
@@ -206,8 +206,8 @@ impl Check<'_> {
                 while let Some(b) = bytes.next() {
                     if b == b'\\' {
                         match bytes.next() {
-                            Some(b'x') => self.found(span, "a \\x escape"),
-                            Some(b'e') => self.found(span, "a \\e escape"),
+                            Some(b'x') => self.refuse(span, "a \\x escape"),
+                            Some(b'e') => self.refuse(span, "a \\e escape"),
                             _ => {}
                         }
                     }
@@ -217,7 +217,7 @@ impl Check<'_> {
             None if key => {
                 let bare = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
                 if !raw.bytes().all(bare) {
-                    self.found(span, "a bare key that is not ASCII letters, digits, - or _");
+                    self.refuse(span, "a bare key that is not ASCII letters, digits, - or _");
                 }
             }
             None => {
@@ -226,7 +226,7 @@ impl Check<'_> {
                 if let Some(colon) = raw.find(':')
                     && raw.as_bytes().get(colon + 3) != Some(&b':')
                 {
-                    self.found(span, "a time without seconds");
+                    self.refuse(span, "a time without seconds");
                 }
             }
         }
@@ -241,7 +241,7 @@ impl EventReceiver for Check<'_> {
     }
     fn inline_table_close(&mut self, span: Span, _error: &mut dyn ErrorSink) {
         if let Some(Open::Table { comma: true }) = self.open.last() {
-            self.found(span, "a comma before the `}` of an inline table");
+            self.refuse(span, "a comma before the `}` of an inline table");
         }
         self.open.pop();
     }
@@ -268,12 +268,12 @@ impl EventReceiver for Check<'_> {
     }
     fn comment(&mut self, span: Span, _error: &mut dyn ErrorSink) {
         if self.in_table() {
-            self.found(span, "a comment inside an inline table");
+            self.refuse(span, "a comment inside an inline table");
         }
     }
     fn newline(&mut self, span: Span, _error: &mut dyn ErrorSink) {
         if self.in_table() {
-            self.found(span, "a line break inside an inline table");
+            self.refuse(span, "a line break inside an inline table");
         }
     }
 }
