@@ -3,13 +3,14 @@
 //! The flow, one module per stage: the command line ([`cli`]) and the environment ([`config`])
 //! are parsed into plain values and [`log`] is set up from them; a [`plan`] decides everything:
 //! the certificate pass runs in a short-lived worker process ([`certs`]), and the app side
-//! ([`app`]) finds the app and builds the uvicorn launch. `--dry-run` prints the plan; a run hands
-//! its launch to the init ([`init`]), which supervises the child. [`commands`] holds those
-//! orchestrations; [`health`] is the HTTP probe; [`events`] the contract's JSON events; [`sys`]
-//! every system call (all the crate's `unsafe`); [`exit`] the exit codes.
+//! ([`app`]) finds the app, in a worker too, and builds the uvicorn launch. `--dry-run` prints the
+//! plan; a run hands its launch to the init ([`init`]), which supervises the child. [`commands`]
+//! holds those orchestrations; [`health`] is the HTTP probe; [`events`] the contract's JSON
+//! events; [`sys`] every system call (all the crate's `unsafe`); [`worker`] the forked workers
+//! that read what a volume or the app provides; [`exit`] the exit codes.
 //!
 //! Layers, each importing only those below it: `commands` > `plan` > `certs`, `app`, `init`,
-//! `health` > `config`, `log`, `events`, `sys`, `exit`.
+//! `health` > `config`, `log`, `events`, `worker`, `sys`, `exit`.
 //!
 //! `main.rs` only calls [`main`]; everything else is here, so tests and later commands reuse it.
 
@@ -25,6 +26,7 @@ pub mod init;
 pub mod log;
 pub mod plan;
 pub mod sys;
+pub mod worker;
 
 use std::ffi::OsString;
 

@@ -251,12 +251,12 @@ pub enum Forked {
     Parent(Pid),
 }
 
-/// `fork()`: a copy of this process, for the certificate worker.
+/// `fork()`: a copy of this process, for a worker (`crate::worker`).
 ///
-/// Sound because vardr-init forks only while it has a single thread (the certificate pass runs
-/// before the app starts; the only threads it ever makes are in `health`, which never forks): the
-/// child can go on running ordinary Rust code, with no lock held by a thread that does not exist
-/// in it.
+/// Sound because vardr-init forks only while it has a single thread (app discovery and the
+/// certificate pass run before the app starts; the only threads it ever makes are in `health`,
+/// which never forks): the child can go on running ordinary Rust code, with no lock held by a
+/// thread that does not exist in it.
 pub fn fork() -> io::Result<Forked> {
     // SAFETY: single-threaded caller (see above); the child inherits a consistent heap.
     match unsafe { libc::fork() } {
@@ -271,6 +271,28 @@ pub fn fork() -> io::Result<Forked> {
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit is always safe to call; it does not return.
     unsafe { libc::_exit(code) }
+}
+
+/// Bounds this process's address space (`setrlimit(RLIMIT_AS)`, soft and hard limit) to `bytes`,
+/// or to the bound it already has if that is lower: an allocation past it fails, and Rust aborts
+/// the process. What a forked worker sets first, so a file that makes a parser allocate without
+/// end costs the worker, never the container's memory. The hard limit goes down too: the worker
+/// cannot raise it again. (Under qemu-user the call succeeds without effect: the emulator keeps
+/// the address space for itself.)
+pub fn limit_address_space(bytes: libc::rlim_t) -> io::Result<()> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid pointer to an rlimit, written by the kernel.
+    check(unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) })?;
+    let bytes = bytes.min(limit.rlim_max);
+    limit = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: bytes,
+    };
+    // SAFETY: a valid pointer to an initialised rlimit, for the duration of the call.
+    check(unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) })
 }
 
 /// Waits up to `timeout` for `fd` to be readable (data, end of file or an error); `false` when

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::app::{
     World, any_mode, example, exit_code, get, health, start_service, test_app, wait_until_serving,
 };
-use common::{Mode, assert_logged, descendants, namespace_child_pid, pid_namespaces, start};
+use common::{Mode, assert_logged, descendants, namespace_app_pid, pid_namespaces, start};
 
 /// The issue's bound: from SIGTERM to PID 1 until vardr-init has exited, uvicorn included.
 const GRACEFUL_STOP: Duration = Duration::from_secs(2);
@@ -45,8 +45,9 @@ fn basic_example_is_served_by_vardr_init_as_pid1() {
     assert_logged(&stderr, "-m uvicorn main:app", "the example was discovered");
     assert_logged(
         &stderr,
-        &format!("(pid {})", namespace_child_pid(&stderr)),
-        "uvicorn is PID 3, vardr-init PID 1 (the certificate worker was PID 2)",
+        &format!("(pid {})", namespace_app_pid(&stderr)),
+        "uvicorn is PID 4, vardr-init PID 1 (the app discovery worker was PID 2, the certificate \
+         worker PID 3)",
     );
 }
 
@@ -77,7 +78,7 @@ fn sigterm_stops_uvicorn_gracefully(workers: usize) {
     );
     assert_logged(
         &stderr,
-        &format!("Forwarding SIGTERM to pid {}", namespace_child_pid(&stderr)),
+        &format!("Forwarding SIGTERM to pid {}", namespace_app_pid(&stderr)),
         "SIGTERM reached uvicorn",
     );
     let completed = stderr

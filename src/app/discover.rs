@@ -14,11 +14,118 @@
 //! found; and among several instances, none named `app` or `api`, the contract's source order
 //! decides where fastapi-cli takes the first in `dir()` order, which is alphabetical. Each of these
 //! needs `VARIABLE_NAME`, and `tests/discovery.rs` pins them against the real fastapi-cli.
+//!
+//! [`find`] is what a run and the dry run call: `[tool.fastapi] entrypoint` ([`super::pyproject`]),
+//! else [`discover`], both in a forked worker ([`crate::worker`]) bounded in time
+//! ([`DEADLINE`]), memory ([`MEMORY_LIMIT`]) and what it reads ([`MAX_SOURCE_BYTES`],
+//! [`super::pyproject::MAX_BYTES`]): PID 1 reads neither the app's files nor its pyproject.toml,
+//! and a file that crashes or stalls the reader is an error that names it, never a dead PID 1.
 
 use std::fmt;
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::worker::{self, Progress, Reap, Worker};
+
+/// How long finding the app may take. Reading a megabyte of TOML and scanning a few megabytes of
+/// Python take well under a second, even for the worst files; ten seconds means a stalled file
+/// system (or a defect), and the run must say so rather than wait.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// The discovery worker's address space (`RLIMIT_AS`): the largest source file the scan takes
+/// ([`MAX_SOURCE_BYTES`]) needs less than half of it, whatever is in the file.
+pub const MEMORY_LIMIT: u64 = 256 << 20;
+
+/// The largest app module the scan reads: a FastAPI app's `main.py` is kilobytes; a generated
+/// module of megabytes is never the one that makes the app.
+pub const MAX_SOURCE_BYTES: u64 = 8 << 20;
+
+const DISCOVERY_WORKER: Worker = Worker {
+    name: "the app discovery worker",
+    deadline: DEADLINE,
+    // Names from the source (a variable may be as long as the file) and paths.
+    max_result_bytes: 2 * MAX_SOURCE_BYTES as usize + (1 << 20),
+    memory_limit: Some(MEMORY_LIMIT),
+    reap: Reap::Later,
+};
+
+/// The app as PID 1 gets it from the worker: what uvicorn imports, where from, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Found {
+    pub module: String,
+    pub variable: String,
+    /// How it was chosen: `entrypoint in FILE [tool.fastapi]` or `discovered in FILE`.
+    pub source: String,
+    /// The directory uvicorn must put on `sys.path`.
+    #[serde(with = "path_bytes")]
+    pub sys_path: PathBuf,
+}
+
+/// The app of `app_dir`, found in the app discovery worker: `[tool.fastapi] entrypoint` in its
+/// `pyproject.toml`, else [`discover`] (`variable` is `VARIABLE_NAME`). `Err` is the message to
+/// print: what was wrong, where, and what to do.
+pub fn find(app_dir: &Path, variable: Option<&str>) -> Result<Found, String> {
+    let found = worker::run(DISCOVERY_WORKER, |progress| {
+        in_worker(app_dir, variable, progress)
+    });
+    found.map_err(|failure| {
+        format!(
+            "cannot find the app: {failure}; set APP_MODULE=module:variable (or MODULE_NAME and \
+             VARIABLE_NAME), with which vardr-init reads neither pyproject.toml nor the app's source"
+        )
+    })?
+}
+
+/// The worker's job.
+fn in_worker(
+    app_dir: &Path,
+    variable: Option<&str>,
+    progress: &mut Progress,
+) -> Result<Found, String> {
+    let pyproject = app_dir.join("pyproject.toml");
+    progress.doing(&format!("reading {}", pyproject.display()));
+    if let Some(entry) = super::pyproject::entrypoint(app_dir)? {
+        // fastapi-cli imports it from the directory of pyproject.toml (its cwd).
+        return Ok(Found {
+            module: entry.module,
+            variable: entry.variable,
+            source: format!("entrypoint in {} [tool.fastapi]", entry.file.display()),
+            sys_path: app_dir.to_path_buf(),
+        });
+    }
+    progress.doing(&format!("looking for the app in {}", app_dir.display()));
+    let app = discover_saying(app_dir, variable, &mut |file| {
+        progress.doing(&format!("reading {}", file.display()));
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(Found {
+        module: app.module,
+        variable: app.variable,
+        source: format!("discovered in {}", app.file.display()),
+        sys_path: app.sys_path,
+    })
+}
+
+/// A path as its bytes on the pipe: serde's own form of a path must be UTF-8, a Unix path need
+/// not be.
+mod path_bytes {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::{Path, PathBuf};
+
+    pub fn serialize<S: serde::Serializer>(path: &Path, to: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(path.as_os_str().as_bytes(), to)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(from: D) -> Result<PathBuf, D::Error> {
+        let bytes: Vec<u8> = serde::Deserialize::deserialize(from)?;
+        Ok(PathBuf::from(OsStr::from_bytes(&bytes)))
+    }
+}
 
 /// The files `fastapi run` tries, in its order, relative to the app directory.
 pub const CANDIDATES: [&str; 6] = [
@@ -63,6 +170,8 @@ pub enum DiscoveryError {
     NoVariable { file: PathBuf },
     /// A path could not be examined or read for a reason other than not existing.
     Unreadable { path: PathBuf, error: io::Error },
+    /// The file is larger than [`MAX_SOURCE_BYTES`].
+    TooLarge { file: PathBuf },
 }
 
 const HOW_TO_SET: &str = "set APP_MODULE=module:variable (or MODULE_NAME and VARIABLE_NAME)";
@@ -89,6 +198,13 @@ impl fmt::Display for DiscoveryError {
                 "cannot read {} to discover the app: {error}; make it readable or {HOW_TO_SET}",
                 path.display()
             ),
+            DiscoveryError::TooLarge { file } => write!(
+                f,
+                "{} is over {} MiB, larger than any app module vardr-init scans for the app's \
+                 variable; {HOW_TO_SET}",
+                file.display(),
+                MAX_SOURCE_BYTES >> 20
+            ),
         }
     }
 }
@@ -104,16 +220,24 @@ impl std::error::Error for DiscoveryError {
 
 /// Finds the app under `app_dir`. `variable` (from `VARIABLE_NAME`) is used as given, without
 /// reading the file; empty counts as not given.
+/// In a run this happens in the worker ([`find`]); called directly, in the calling process.
 pub fn discover(app_dir: &Path, variable: Option<&str>) -> Result<App, DiscoveryError> {
+    discover_saying(app_dir, variable, &mut |_| {})
+}
+
+/// [`discover`], calling `reading` with the source file before it is read.
+fn discover_saying(
+    app_dir: &Path,
+    variable: Option<&str>,
+    reading: &mut dyn FnMut(&Path),
+) -> Result<App, DiscoveryError> {
     let file = find_file(app_dir)?;
     let (module, sys_path) = module_path(&file)?;
     let variable = match variable.filter(|v| !v.is_empty()) {
         Some(variable) => variable.to_owned(),
         None => {
-            let source = fs::read(&file).map_err(|error| DiscoveryError::Unreadable {
-                path: file.clone(),
-                error,
-            })?;
+            reading(&file);
+            let source = read_source(&file)?;
             app_variable(&String::from_utf8_lossy(&source))
                 .ok_or_else(|| DiscoveryError::NoVariable { file: file.clone() })?
         }
@@ -124,6 +248,24 @@ pub fn discover(app_dir: &Path, variable: Option<&str>) -> Result<App, Discovery
         sys_path,
         file,
     })
+}
+
+/// The file's bytes, at most [`MAX_SOURCE_BYTES`].
+fn read_source(file: &Path) -> Result<Vec<u8>, DiscoveryError> {
+    let unreadable = |error| DiscoveryError::Unreadable {
+        path: file.to_path_buf(),
+        error,
+    };
+    let mut bytes = Vec::new();
+    fs::File::open(file)
+        .and_then(|f| f.take(MAX_SOURCE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_SOURCE_BYTES {
+        return Err(DiscoveryError::TooLarge {
+            file: file.to_path_buf(),
+        });
+    }
+    Ok(bytes)
 }
 
 fn find_file(app_dir: &Path) -> Result<PathBuf, DiscoveryError> {
@@ -198,24 +340,29 @@ fn parent_or_self(path: &Path) -> &Path {
 /// The app's variable name in a module's source: `app` if bound at top level, else `api`, else
 /// the first top-level `NAME = FastAPI(...)`. `None` if there is none of these.
 pub fn app_variable(source: &str) -> Option<String> {
-    let mut bound = Vec::new();
+    // Only whether `app` and `api` are bound matters: the names themselves are not kept, so a
+    // statement binding millions of names costs no more than its text.
+    let (mut app, mut api) = (false, false);
     let mut first_instance = None;
     for line in logical_lines(source) {
         if line.indented {
             continue;
         }
         for statement in split_top_level(&line.text, ';') {
-            bound.extend(bound_names(statement));
+            bound_names(statement, &mut |name| {
+                app |= name == "app";
+                api |= name == "api";
+            });
             if first_instance.is_none() {
                 first_instance = fastapi_instance(statement);
             }
         }
     }
-    ["app", "api"]
-        .into_iter()
-        .find(|preferred| bound.iter().any(|name| name == preferred))
-        .map(str::to_owned)
-        .or(first_instance)
+    match (app, api) {
+        (true, _) => Some("app".to_owned()),
+        (false, true) => Some("api".to_owned()),
+        _ => first_instance,
+    }
 }
 
 /// A logical line of Python source: physical lines joined across open brackets and backslash
@@ -352,23 +499,24 @@ fn split_top_level(text: &str, separator: char) -> Vec<&str> {
 /// An assignment's targets and value: `a = b = value` gives `(["a", "b"], "value")`. `None` for a
 /// statement without an assignment `=` outside brackets (`==`, `+=`, `:=`, keyword arguments).
 fn assignment(statement: &str) -> Option<(Vec<&str>, &str)> {
-    let chars: Vec<(usize, char)> = statement.char_indices().collect();
     let mut depth = 0usize;
     let mut cuts = Vec::new();
-    for (n, &(i, c)) in chars.iter().enumerate() {
+    let mut before = None;
+    let mut chars = statement.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
         match c {
             '(' | '[' | '{' => depth += 1,
             ')' | ']' | '}' => depth = depth.saturating_sub(1),
             '=' if depth == 0 => {
-                let before = n.checked_sub(1).map(|p| chars[p].1);
-                let after = chars.get(n + 1).map(|&(_, c)| c);
-                let operator = before.is_some_and(|b| "=<>!:+-*/%&|^@~".contains(b));
+                let after = chars.peek().map(|&(_, c)| c);
+                let operator = before.is_some_and(|b: char| "=<>!:+-*/%&|^@~".contains(b));
                 if !operator && after != Some('=') {
                     cuts.push(i);
                 }
             }
             _ => {}
         }
+        before = Some(c);
     }
     let last = *cuts.last()?;
     let mut targets = Vec::new();
@@ -383,52 +531,43 @@ fn assignment(statement: &str) -> Option<(Vec<&str>, &str)> {
 /// The names a top-level statement binds that could hold an app: assignment targets (plain,
 /// chained, unpacked, annotated with a value) and `from MODULE import NAME [as ALIAS]`. Not
 /// `import MODULE [as NAME]`: that binds a module, which fastapi-cli never takes for the app.
-fn bound_names(statement: &str) -> Vec<String> {
+fn bound_names(statement: &str, each: &mut dyn FnMut(&str)) {
     let statement = statement.trim();
     if let Some(rest) = statement.strip_prefix("from")
         && rest.starts_with(|c: char| c.is_whitespace() || c == '.')
     {
-        return from_import_names(rest);
+        return from_import_names(rest, each);
     }
     let Some((targets, _)) = assignment(statement) else {
-        return Vec::new();
+        return;
     };
     if let [target] = targets.as_slice()
         && let Some(name) = annotated_name(target)
     {
-        return vec![name.to_owned()];
+        return each(name);
     }
-    targets
-        .iter()
-        .flat_map(|target| unpacked_names(target))
-        .collect()
+    for target in targets {
+        unpacked_names(target, each);
+    }
 }
 
 /// `from MODULE import a, b as c` -> `a`, `c`; `import *` binds nothing we can name.
-fn from_import_names(after_from: &str) -> Vec<String> {
-    let cleaned: String = after_from
-        .chars()
-        .map(|c| match c {
-            '(' | ')' => ' ',
-            c => c,
-        })
-        .collect();
+fn from_import_names(after_from: &str, each: &mut dyn FnMut(&str)) {
+    let cleaned = after_from.replace(['(', ')'], " ");
     let Some((_, names)) = cleaned.split_once(" import ") else {
-        return Vec::new();
+        return;
     };
-    names
-        .split(',')
-        .filter_map(|item| {
-            let words: Vec<&str> = item.split_whitespace().collect();
-            match words.as_slice() {
-                [name] => Some(*name),
-                [_, "as", alias] => Some(*alias),
-                _ => None,
-            }
-        })
-        .filter(|name| is_identifier(name))
-        .map(str::to_owned)
-        .collect()
+    for item in names.split(',') {
+        let mut words = item.split_whitespace();
+        let name = match (words.next(), words.next(), words.next(), words.next()) {
+            (Some(name), None, _, _) => name,
+            (Some(_), Some("as"), Some(alias), None) => alias,
+            _ => continue,
+        };
+        if is_identifier(name) {
+            each(name);
+        }
+    }
 }
 
 /// `NAME: TYPE` (the target of an annotated assignment) -> `NAME`.
@@ -442,19 +581,19 @@ fn annotated_name(target: &str) -> Option<&str> {
 }
 
 /// `a`, `a, b`, `(a, *b)`, `[a, b]` -> the plain names; `x.y` and `x[0]` bind no name.
-fn unpacked_names(target: &str) -> Vec<String> {
+fn unpacked_names(target: &str, each: &mut dyn FnMut(&str)) {
     let target = target.trim();
     let inner = target
         .strip_prefix('(')
         .and_then(|t| t.strip_suffix(')'))
         .or_else(|| target.strip_prefix('[').and_then(|t| t.strip_suffix(']')))
         .unwrap_or(target);
-    inner
-        .split(',')
-        .map(|name| name.trim().trim_start_matches('*').trim())
-        .filter(|name| is_identifier(name))
-        .map(str::to_owned)
-        .collect()
+    for name in inner.split(',') {
+        let name = name.trim().trim_start_matches('*').trim();
+        if is_identifier(name) {
+            each(name);
+        }
+    }
 }
 
 /// `NAME = FastAPI(...)`, `NAME: T = fastapi.FastAPI(...)` -> `NAME` (the first name of a chain).

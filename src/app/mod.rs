@@ -7,7 +7,8 @@
 //! Each option passed is a [`Flag`] that names the variable it came from (`--dry-run` shows it).
 //!
 //! The app: `APP_MODULE` (or `MODULE_NAME`), else `[tool.fastapi] entrypoint` in
-//! `VARDR_APP_DIR/pyproject.toml` ([`pyproject`]), else discovery ([`discover`]).
+//! `VARDR_APP_DIR/pyproject.toml` ([`pyproject`]), else discovery ([`discover`]); those two read
+//! the app's files, so they run in a forked worker ([`discover::find`]).
 
 pub mod clients;
 pub mod cpus;
@@ -87,33 +88,18 @@ pub fn uvicorn(config: &Config) -> Result<Uvicorn, Vec<String>> {
                 (dir.is_dir() && not_cwd(dir)).then(|| dir.clone()),
             ))
         }
-        _ => match pyproject::entrypoint(&config.app.dir) {
-            Ok(Some(entry)) => {
-                // fastapi-cli imports it from the directory of pyproject.toml (its cwd).
-                let dir = &config.app.dir;
-                Some((
-                    entry.module,
-                    entry.variable,
-                    format!("entrypoint in {} [tool.fastapi]", entry.file.display()),
-                    not_cwd(dir).then(|| dir.clone()),
-                ))
-            }
+        // Read in the app discovery worker: pyproject.toml, else the source.
+        _ => match discover::find(&config.app.dir, target.variable.as_deref()) {
+            Ok(found) => Some((
+                found.module,
+                found.variable,
+                found.source,
+                not_cwd(&found.sys_path).then_some(found.sys_path),
+            )),
             Err(e) => {
                 errors.push(e);
                 None
             }
-            Ok(None) => match discover::discover(&config.app.dir, target.variable.as_deref()) {
-                Ok(found) => Some((
-                    found.module,
-                    found.variable,
-                    format!("discovered in {}", found.file.display()),
-                    not_cwd(&found.sys_path).then_some(found.sys_path),
-                )),
-                Err(e) => {
-                    errors.push(e.to_string());
-                    None
-                }
-            },
         },
     };
     let (Some(python), Some((module, variable, source, app_dir))) = (python, app) else {

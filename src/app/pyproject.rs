@@ -1,18 +1,28 @@
 //! `[tool.fastapi] entrypoint = "pkg.module:app"` in `VARDR_APP_DIR/pyproject.toml`, read as
-//! fastapi-cli (0.0.15 and later) reads it: from `pyproject.toml` in its working directory, the
-//! module imported relative to that directory. It sits between `APP_MODULE` and discovery.
+//! fastapi-cli (0.0.15 and later) reads it: `tomllib.load` of `pyproject.toml` in its working
+//! directory, then `data.get("tool", {}).get("fastapi", {})`, the module imported relative to that
+//! directory. It sits between `APP_MODULE` and discovery, and runs in the app discovery worker
+//! ([`super::discover::find`]), never in PID 1.
 //!
-//! One key of one file is wanted, so this is a careful reader of TOML's structure, not a TOML
-//! library (the `toml` crate with its parser would cost PID 1's binary far more than the rest of
-//! this change together). It follows what decides where a key lives: table headers (`[a.b]`,
-//! `[[a.b]]`), dotted and quoted keys, inline tables (`tool = { fastapi = { ... } }`), and it
-//! steps over everything that could hide a `[` or `=` at the start of a line: strings of all
-//! four kinds (multi-line ones too), arrays across lines, comments. Values other than the wanted
-//! one are skipped, not checked. `tests/app_pyproject.rs` checks it against Python's `tomllib`.
+//! The document is parsed by the `toml` crate, which reads TOML 1.1, then held to TOML 1.0, what
+//! Python's `tomllib` reads ([`toml_1_0`]): no line break, comment or trailing comma inside an
+//! inline table, no `\x` or `\e` escape, no time without seconds, no byte order mark. The `toml`
+//! crate refuses nesting deeper than 80 (arrays and inline tables) and dotted keys of 80 parts or
+//! more, cleanly; `tomllib` goes deeper (about 330 inline tables, 496 arrays, any number of key
+//! parts): no pyproject.toml nests like that, and such a file is refused with exit 2, not read.
+//! `tests/app_pyproject.rs` holds the two readers side by side.
 
-use std::fs;
-use std::io;
+use std::fs::File;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+
+use toml::Value;
+use toml_parser::decoder::Encoding;
+use toml_parser::parser::EventReceiver;
+use toml_parser::{ErrorSink, ParseError, Source, Span};
+
+/// The largest pyproject.toml read: real ones are a few KiB (large monorepos' reach 50 KiB).
+pub const MAX_BYTES: u64 = 1 << 20;
 
 /// The entrypoint found, and the file it was found in.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,7 +42,7 @@ pub fn entrypoint(dir: &Path) -> Result<Option<Entrypoint>, String> {
             file.display()
         )
     };
-    let text = match fs::read(&file) {
+    let bytes = match read(&file) {
         Ok(bytes) => bytes,
         Err(e)
             if matches!(
@@ -44,7 +54,7 @@ pub fn entrypoint(dir: &Path) -> Result<Option<Entrypoint>, String> {
         }
         Err(e) => return Err(fail(&e)),
     };
-    let Some(value) = find(&text).map_err(|why| fail(&why))? else {
+    let Some(value) = find(&bytes).map_err(|why| fail(&why))? else {
         return Ok(None);
     };
     match crate::config::split_app_module(&value) {
@@ -59,249 +69,211 @@ pub fn entrypoint(dir: &Path) -> Result<Option<Entrypoint>, String> {
     }
 }
 
-const WANTED: [&str; 3] = ["tool", "fastapi", "entrypoint"];
-
-/// The string value of `tool.fastapi.entrypoint` in a TOML document, or what made it unreadable.
-pub fn find(text: &[u8]) -> Result<Option<String>, &'static str> {
-    Reader { text, at: 0 }.document()
+/// The file's bytes, at most [`MAX_BYTES`].
+fn read(file: &Path) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    File::open(file)?
+        .take(MAX_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_BYTES {
+        let why = format!(
+            "over {} KiB, larger than any real pyproject.toml",
+            MAX_BYTES >> 10
+        );
+        return Err(io::Error::new(io::ErrorKind::InvalidData, why));
+    }
+    Ok(bytes)
 }
 
-struct Reader<'a> {
-    text: &'a [u8],
-    at: usize,
-}
-
-type Found = Result<Option<String>, &'static str>;
-
-impl Reader<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.text.get(self.at).copied()
-    }
-
-    fn starts_with(&self, prefix: &[u8]) -> bool {
-        self.text[self.at..].starts_with(prefix)
-    }
-
-    /// Spaces and tabs; with `lines`, also newlines and comments.
-    fn skip_blank(&mut self, lines: bool) {
-        while let Some(b) = self.peek() {
-            match b {
-                b' ' | b'\t' => self.at += 1,
-                b'\r' | b'\n' if lines => self.at += 1,
-                b'#' if lines => self.skip_line(),
-                _ => return,
-            }
-        }
-    }
-
-    fn skip_line(&mut self) {
-        while let Some(b) = self.peek() {
-            self.at += 1;
-            if b == b'\n' {
-                return;
-            }
-        }
-    }
-
-    /// The end of a line, after an optional comment.
-    fn end_of_line(&mut self) -> Result<(), &'static str> {
-        self.skip_blank(false);
-        match self.peek() {
-            None | Some(b'\n') | Some(b'\r') | Some(b'#') => {
-                self.skip_line();
-                Ok(())
-            }
-            Some(_) => Err("unexpected text after a value or table header"),
-        }
-    }
-
-    fn document(&mut self) -> Found {
-        let mut table: Vec<String> = Vec::new();
-        loop {
-            self.skip_blank(true);
-            match self.peek() {
-                None => return Ok(None),
-                Some(b'[') => {
-                    let array = self.starts_with(b"[[");
-                    self.at += if array { 2 } else { 1 };
-                    table = self.key()?;
-                    let close: &[u8] = if array { b"]]" } else { b"]" };
-                    if !self.starts_with(close) {
-                        return Err("a table header without its closing bracket");
-                    }
-                    self.at += close.len();
-                    if array {
-                        // An element of an array of tables: never where the key lives.
-                        table.push("[]".to_owned());
-                    }
-                    self.end_of_line()?;
-                }
-                Some(_) => {
-                    if let Some(found) = self.pair(&table)? {
-                        return Ok(Some(found));
-                    }
-                    self.end_of_line()?;
-                }
-            }
-        }
-    }
-
-    /// `key = value` under `prefix`; the value if the key is the wanted one.
-    fn pair(&mut self, prefix: &[String]) -> Found {
-        let mut path = prefix.to_vec();
-        path.extend(self.key()?);
-        if self.peek() != Some(b'=') {
-            return Err("a key without `=`");
-        }
-        self.at += 1;
-        self.skip_blank(false);
-        self.value(&path)
-    }
-
-    /// A dotted key: bare or quoted parts joined by `.`, spaces allowed around the dots.
-    fn key(&mut self) -> Result<Vec<String>, &'static str> {
-        let mut parts = Vec::new();
-        loop {
-            self.skip_blank(false);
-            let part = match self.peek() {
-                Some(b'"') | Some(b'\'') => self.string()?,
-                _ => {
-                    let start = self.at;
-                    while self
-                        .peek()
-                        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-                    {
-                        self.at += 1;
-                    }
-                    if self.at == start {
-                        return Err("a key expected");
-                    }
-                    String::from_utf8_lossy(&self.text[start..self.at]).into_owned()
-                }
-            };
-            parts.push(part);
-            self.skip_blank(false);
-            if self.peek() != Some(b'.') {
-                return Ok(parts);
-            }
-            self.at += 1;
-        }
-    }
-
-    /// A value at `path`: the wanted string is returned; anything else is stepped over.
-    fn value(&mut self, path: &[String]) -> Found {
-        let wanted = path.iter().map(String::as_str).eq(WANTED);
-        match self.peek() {
-            Some(b'"') | Some(b'\'') => {
-                let value = self.string()?;
-                Ok(wanted.then_some(value))
-            }
-            _ if wanted => Err("[tool.fastapi] entrypoint is not a string"),
-            Some(b'{') => {
-                self.at += 1;
-                self.skip_blank(false);
-                if self.peek() == Some(b'}') {
-                    self.at += 1;
-                    return Ok(None);
-                }
-                loop {
-                    if let Some(found) = self.pair(path)? {
-                        return Ok(Some(found));
-                    }
-                    self.skip_blank(false);
-                    match self.peek() {
-                        Some(b',') => self.at += 1,
-                        Some(b'}') => {
-                            self.at += 1;
-                            return Ok(None);
-                        }
-                        _ => return Err("an inline table without its closing brace"),
-                    }
-                }
-            }
-            Some(b'[') => {
-                self.at += 1;
-                let element = [String::from("[]")];
-                loop {
-                    self.skip_blank(true);
-                    match self.peek() {
-                        Some(b']') => {
-                            self.at += 1;
-                            return Ok(None);
-                        }
-                        Some(b',') => self.at += 1,
-                        None => return Err("an array without its closing bracket"),
-                        Some(_) => {
-                            self.value(&element)?;
-                        }
-                    }
-                }
-            }
-            _ => {
-                // A number, date or boolean: up to what ends a value.
-                let start = self.at;
-                while self
-                    .peek()
-                    .is_some_and(|b| !b"\r\n#,]}".contains(&b) && b != b' ' && b != b'\t')
-                {
-                    self.at += 1;
-                }
-                if self.at == start {
-                    return Err("a value expected");
-                }
-                Ok(None)
-            }
-        }
-    }
-
-    /// A string of any of the four kinds, backslash escapes left as written.
-    fn string(&mut self) -> Result<String, &'static str> {
-        let quote = self.text[self.at];
-        let multi = if quote == b'"' {
-            self.starts_with(b"\"\"\"")
-        } else {
-            self.starts_with(b"'''")
+/// The string value of `tool.fastapi.entrypoint` in a TOML document, or what makes the document
+/// one that `tomllib` refuses (or the entrypoint one that fastapi-cli refuses: not a string).
+pub fn find(bytes: &[u8]) -> Result<Option<String>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let (line, column) = position(bytes, e.valid_up_to());
+        format!("line {line}, column {column}: not UTF-8 (TOML is UTF-8)")
+    })?;
+    let table: toml::Table = toml::from_str(text).map_err(|e| {
+        let at = e.span().map_or(0, |span| span.start);
+        let (line, column) = position(bytes, at);
+        let message = e.message().trim_end();
+        // The toml crate's two bounds, said in the file's terms.
+        let why = match message {
+            m if m.contains("recurse") => " (arrays and inline tables nested more than 80 deep)",
+            "recursion limit" => " (a key of 80 dotted parts or more)",
+            _ => "",
         };
-        let width = if multi { 3 } else { 1 };
-        self.at += width;
-        if multi && self.starts_with(b"\n") {
-            self.at += 1;
-        } else if multi && self.starts_with(b"\r\n") {
-            self.at += 2;
+        format!("line {line}, column {column}: {message}{why}")
+    })?;
+    toml_1_0(text)?;
+    // A `tool` or `tool.fastapi` that is not a table (`[[tool.fastapi]]`) holds no entrypoint:
+    // discovery (fastapi-cli itself fails on those).
+    let fastapi = match table.get("tool") {
+        Some(Value::Table(tool)) => match tool.get("fastapi") {
+            Some(Value::Table(fastapi)) => fastapi,
+            _ => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    match fastapi.get("entrypoint") {
+        None => Ok(None),
+        Some(Value::String(value)) => Ok(Some(value.clone())),
+        Some(_) => Err("[tool.fastapi] entrypoint is not a string".to_owned()),
+    }
+}
+
+/// 1-based line and column (in characters) of byte `at`.
+fn position(bytes: &[u8], at: usize) -> (usize, usize) {
+    let before = &bytes[..at.min(bytes.len())];
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    (line, column)
+}
+
+/// Refuses what TOML 1.1 added and `tomllib` (TOML 1.0) refuses, in a document the `toml` crate
+/// has read: a byte order mark, a line break or comment inside an inline table, a comma before its
+/// `}`, the escapes `\xHH` and `\e`, a time without seconds, a bare key that is not ASCII.
+pub fn toml_1_0(text: &str) -> Result<(), String> {
+    let fail = |at: usize, what: &str| {
+        let (line, column) = position(text.as_bytes(), at);
+        Err(format!(
+            "line {line}, column {column}: {what} (TOML 1.1; Python's tomllib reads TOML 1.0)"
+        ))
+    };
+    if text.starts_with('\u{feff}') {
+        return fail(0, "a byte order mark");
+    }
+    let source = Source::new(text);
+    let tokens = source.lex().into_vec();
+    let mut check = Check {
+        text,
+        open: Vec::new(),
+        found: None,
+    };
+    let mut errors: Option<ParseError> = None;
+    toml_parser::parser::parse_document(&tokens, &mut check, &mut errors as &mut dyn ErrorSink);
+    match check.found {
+        Some((at, what)) => fail(at, what),
+        None => Ok(()),
+    }
+}
+
+/// What is open around the current event.
+enum Open {
+    /// An inline table; `comma` when the last thing in it was a `,`.
+    Table {
+        comma: bool,
+    },
+    Array,
+}
+
+struct Check<'a> {
+    text: &'a str,
+    open: Vec<Open>,
+    /// The first TOML 1.1 construct: where, and what.
+    found: Option<(usize, &'static str)>,
+}
+
+impl Check<'_> {
+    fn refuse(&mut self, span: Span, what: &'static str) {
+        self.found.get_or_insert((span.start(), what));
+    }
+
+    /// Something other than a `,` in the innermost inline table.
+    fn item(&mut self) {
+        if let Some(Open::Table { comma }) = self.open.last_mut() {
+            *comma = false;
         }
-        let mut out = Vec::new();
-        loop {
-            let Some(b) = self.peek() else {
-                return Err("a string without its closing quote");
-            };
-            if b == quote && (!multi || self.starts_with(&[quote; 3])) {
-                // A multi-line string may end with one or two quotes before the closing three.
-                let mut run = 0;
-                while self.text.get(self.at + run) == Some(&quote) {
-                    run += 1;
-                }
-                if multi {
-                    out.extend(std::iter::repeat_n(quote, run.saturating_sub(3).min(2)));
-                    self.at += run.min(5);
-                } else {
-                    self.at += 1;
-                }
-                return Ok(String::from_utf8_lossy(&out).into_owned());
-            }
-            if (b == b'\n') && !multi {
-                return Err("a string without its closing quote");
-            }
-            self.at += 1;
-            out.push(b);
-            if b == b'\\' && quote == b'"' {
-                // Escapes are kept, not decoded: only their end matters here (`\"` does not
-                // close the string), and no module:variable has one, so a value that holds one
-                // is refused as not module:variable.
-                if let Some(next) = self.peek() {
-                    out.push(next);
-                    self.at += 1;
+    }
+
+    fn in_table(&self) -> bool {
+        matches!(self.open.last(), Some(Open::Table { .. }))
+    }
+
+    /// A key or a value: its escapes (basic strings), its seconds (times), its characters (bare
+    /// keys).
+    fn text(&mut self, span: Span, encoding: Option<Encoding>, key: bool) {
+        let raw = self.text.get(span.start()..span.end()).unwrap_or_default();
+        match encoding {
+            Some(Encoding::BasicString | Encoding::MlBasicString) => {
+                let mut bytes = raw.bytes();
+                while let Some(b) = bytes.next() {
+                    if b == b'\\' {
+                        match bytes.next() {
+                            Some(b'x') => self.refuse(span, "a \\x escape"),
+                            Some(b'e') => self.refuse(span, "a \\e escape"),
+                            _ => {}
+                        }
+                    }
                 }
             }
+            Some(_) => {}
+            None if key => {
+                let bare = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+                if !raw.bytes().all(bare) {
+                    self.refuse(span, "a bare key that is not ASCII letters, digits, - or _");
+                }
+            }
+            None => {
+                // A time is HH:MM:SS; TOML 1.1 lets the seconds go. An offset (+HH:MM) comes
+                // after the seconds, so the first colon is the time's.
+                if let Some(colon) = raw.find(':')
+                    && raw.as_bytes().get(colon + 3) != Some(&b':')
+                {
+                    self.refuse(span, "a time without seconds");
+                }
+            }
+        }
+    }
+}
+
+impl EventReceiver for Check<'_> {
+    fn inline_table_open(&mut self, _span: Span, _error: &mut dyn ErrorSink) -> bool {
+        self.item();
+        self.open.push(Open::Table { comma: false });
+        true
+    }
+    fn inline_table_close(&mut self, span: Span, _error: &mut dyn ErrorSink) {
+        if let Some(Open::Table { comma: true }) = self.open.last() {
+            self.refuse(span, "a comma before the `}` of an inline table");
+        }
+        self.open.pop();
+    }
+    fn array_open(&mut self, _span: Span, _error: &mut dyn ErrorSink) -> bool {
+        self.item();
+        self.open.push(Open::Array);
+        true
+    }
+    fn array_close(&mut self, _span: Span, _error: &mut dyn ErrorSink) {
+        self.open.pop();
+    }
+    fn simple_key(&mut self, span: Span, encoding: Option<Encoding>, _error: &mut dyn ErrorSink) {
+        self.item();
+        self.text(span, encoding, true);
+    }
+    fn scalar(&mut self, span: Span, encoding: Option<Encoding>, _error: &mut dyn ErrorSink) {
+        self.item();
+        self.text(span, encoding, false);
+    }
+    fn value_sep(&mut self, _span: Span, _error: &mut dyn ErrorSink) {
+        if let Some(Open::Table { comma }) = self.open.last_mut() {
+            *comma = true;
+        }
+    }
+    fn comment(&mut self, span: Span, _error: &mut dyn ErrorSink) {
+        if self.in_table() {
+            self.refuse(span, "a comment inside an inline table");
+        }
+    }
+    fn newline(&mut self, span: Span, _error: &mut dyn ErrorSink) {
+        if self.in_table() {
+            self.refuse(span, "a line break inside an inline table");
         }
     }
 }
@@ -326,6 +298,8 @@ mod tests {
             "[tool]\nfastapi = { entrypoint = \"pkg.main:app\" }\n",
             "tool = { fastapi = { other = 1, entrypoint = 'pkg.main:app' } }\n",
             "[project]\nname = \"x\"\n[tool.fastapi]\nentrypoint = \"pkg.main:app\"\n[tool.ruff]\n",
+            "released = 1979-05-27 07:32:00Z\n[tool.fastapi]\nentrypoint = \"pkg.main:app\"\n",
+            "[tool.fastapi]\nentrypoint = \"pkg.\\u006dain:app\"\n",
         ] {
             assert_eq!(found(text), value, "{text}");
         }
@@ -338,11 +312,10 @@ mod tests {
             "[tool.fastapi]\n",
             "[tool.fastapi.extra]\nentrypoint = \"a:b\"\n",
             "[tool.fastapi-cli]\nentrypoint = \"a:b\"\n",
-            "[[tool.fastapi]]\nentrypoint = \"a:b\"\n",
             "[project]\nentrypoint = \"a:b\"\n",
+            "[[tool.fastapi]]\nentrypoint = \"a:b\"\n",
+            "tool = 1\n",
             "[tool.other]\ndoc = \"\"\"\n[tool.fastapi]\nentrypoint = \"a:b\"\n\"\"\"\n",
-            "[tool.other]\nx = [\n  \"]\",\n  [1, 2],\n]\nentrypoint = \"a:b\"\n",
-            "[tool.other]\nd = '''\n[tool.fastapi]\n'''\nentrypoint = 'a:b'\n",
             "# [tool.fastapi]\n# entrypoint = \"a:b\"\n",
         ] {
             assert_eq!(found(text), None, "{text}");
@@ -350,19 +323,44 @@ mod tests {
     }
 
     #[test]
-    fn a_key_that_is_not_a_string_or_broken_toml_is_an_error() {
-        for text in [
-            "[tool.fastapi]\nentrypoint = 3\n",
-            "[tool.fastapi]\nentrypoint = [\"a:b\"]\n",
-            "[tool.fastapi\nentrypoint = \"a:b\"\n",
-            "[tool.fastapi]\nentrypoint = \"a:b\n",
-            "[tool.fastapi]\nentrypoint \"a:b\"\n",
+    fn what_tomllib_refuses_is_refused() {
+        for (text, why) in [
+            ("[tool.fastapi]\nentrypoint = 3\n", "not a string"),
+            ("[tool.fastapi\nentrypoint = \"a:b\"\n", "line 1"),
+            (
+                "[tool.fastapi]\nentrypoint = \"a:b\"\nentrypoint = \"c:d\"\n",
+                "line 3",
+            ),
+            ("[tool.fastapi]\nentrypoint = \"a:b\"\0\n", "line 2"),
+            ("[tool]\nfastapi = {}\n[tool.fastapi]\n", "line 3"),
+            ("a = { b = 1, }\n", "a comma before"),
+            (
+                "a = { b = 1,\n c = 2 }\n",
+                "a line break inside an inline table",
+            ),
+            ("a = \"\\x41\"\n", "\\x escape"),
+            ("a = \"\\e\"\n", "\\e escape"),
+            ("a = 07:32\n", "without seconds"),
+            ("a = 1979-05-27T07:32Z\n", "without seconds"),
+            ("\u{feff}a = 1\n", "byte order mark"),
         ] {
-            assert!(find(text.as_bytes()).is_err(), "{text}");
+            let error = find(text.as_bytes()).expect_err(text);
+            assert!(error.contains(why), "{text:?}: {error}");
         }
-        // An escape ends no string, and is kept as written.
-        let text = "[tool.other]\nx = \"a\\\"b\"\n[tool.fastapi]\nentrypoint = \"m:\\u0061\"\n";
-        assert_eq!(found(text).as_deref(), Some("m:\\u0061"));
+        let error = find(b"[tool.fastapi]\nentrypoint = \"caf\xe9:app\"\n").expect_err("latin-1");
+        assert!(error.contains("line 2, column 18: not UTF-8"), "{error}");
+    }
+
+    #[test]
+    fn nesting_is_refused_cleanly_at_any_depth() {
+        for depth in [81, 10_000, 60_000] {
+            let nested = format!("a = {}1{}\n", "{b = ".repeat(depth), "}".repeat(depth));
+            assert!(find(nested.as_bytes()).is_err(), "{depth}");
+            let arrays = format!("a = {}{}\n", "[".repeat(depth), "]".repeat(depth));
+            assert!(find(arrays.as_bytes()).is_err(), "{depth}");
+        }
+        let nested = format!("a = {}1{}\n", "{b = ".repeat(40), "}".repeat(40));
+        assert_eq!(find(nested.as_bytes()), Ok(None));
     }
 
     #[test]
@@ -383,8 +381,8 @@ mod tests {
             error.contains("APP_MODULE") && error.contains("pyproject.toml"),
             "{error}"
         );
-        std::fs::write(&file, "[tool.fastapi]\nentrypoint = 'x\n").expect("write");
-        let error = entrypoint(dir.path()).expect_err("broken");
-        assert!(error.contains("without its closing quote"), "{error}");
+        std::fs::write(&file, vec![b'#'; MAX_BYTES as usize + 1]).expect("write");
+        let error = entrypoint(dir.path()).expect_err("too big");
+        assert!(error.contains("over 1024 KiB"), "{error}");
     }
 }

@@ -1,32 +1,37 @@
 //! The certificate pass in a short-lived worker process, so that PID 1 never parses untrusted
 //! bytes (the privilege separation of OpenSSH's pre-authentication child, on a small scale).
 //!
-//! vardr-init forks; the child runs [`super::pass`], writes its [`Report`] as one JSON value into
-//! a pipe, and exits. The parent reads the pipe until end of file, then reaps the child. A
-//! parser defect (`panic = "abort"`), a crash, a kill or a hang past [`DEADLINE`] ends the worker,
-//! never PID 1: the parent gets a [`WorkerError`] that says which, and the service starts on the
-//! system trust. Whatever the pass allocated goes with the worker's address space.
+//! A [`crate::worker`]: vardr-init forks; the child runs [`super::pass`], sends its [`Report`]
+//! through a pipe, and exits. A parser defect (`panic = "abort"`), a crash, a kill or a hang past
+//! [`DEADLINE`] ends the worker, never PID 1: the parent gets a [`WorkerError`] that says which,
+//! and the service starts on the system trust. Whatever the pass allocated goes with the
+//! worker's address space.
 
 use std::fmt;
-use std::io::PipeReader;
-use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
-use std::os::unix::process::ExitStatusExt;
-use std::process::ExitStatus;
-use std::time::{Duration, Instant, SystemTime};
+use std::io;
+use std::time::{Duration, SystemTime};
 
 use super::rules::Profile;
 use super::summary::{self, BundleStatus, Outcome, Report, Trigger};
 use super::{Mode, pass};
 use crate::config::CertSettings;
-use crate::sys::{self, Forked, Pid, signal_name};
+use crate::sys::{Pid, signal_name};
+use crate::worker::{Error, Reap, Worker};
 
 /// How long a pass may take: 10,000 files or 64 MiB take a few seconds; a minute means a hang
 /// (a stalled network file system, a defect), and the service must not wait for ever.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
-/// A report lists at most 10,001 files with short reasons: far below this.
-const MAX_REPORT_BYTES: usize = 64 * 1024 * 1024;
+/// The worker: a report lists at most 10,001 files with short reasons, far below 64 MiB. No
+/// memory bound: a pass over 10,000 files or 64 MiB has not been measured against one, and the
+/// pass already bounds what it reads (the limits in `scan.rs`).
+const CERTIFICATE_WORKER: Worker = Worker {
+    name: "the certificate worker",
+    deadline: DEADLINE,
+    max_result_bytes: 64 * 1024 * 1024,
+    memory_limit: None,
+    reap: Reap::Later,
+};
 
 /// Why no report came back.
 #[derive(Debug)]
@@ -115,77 +120,40 @@ pub fn run_as(
     mode: Mode,
     reporting: Reporting,
 ) -> Result<Report, WorkerError> {
-    // std's pipe is close-on-exec at both ends: the app never inherits either.
-    let (reader, mut writer) = io::pipe().map_err(WorkerError::Start)?;
-    let parent = sys::getpid();
-    match sys::fork().map_err(WorkerError::Start)? {
-        Forked::Child => {
-            drop(reader);
-            // A worker whose parent is gone has nobody to report to (and must not write on).
-            if !sys::die_with_parent(parent) {
-                sys::exit_now(1);
-            }
-            let mut report = pass(settings, profile, now, mode);
-            match reporting {
-                Reporting::Full => {}
-                Reporting::Logged { starts } => {
-                    summary::log_verdicts(&report);
-                    // Strict mode's refusals already make the outcome `failed` (the bundle is
-                    // withheld).
-                    let outcome = if starts {
-                        report.outcome()
-                    } else {
-                        Outcome::Failed
-                    };
-                    if starts || !report.results.is_empty() {
-                        summary::log_summary(Some(&report), outcome, &settings.bundle, None);
-                    }
+    let worker = Worker {
+        // After start the watcher forks the worker, and nobody else would reap it.
+        reap: match reporting {
+            Reporting::Refresh { .. } => Reap::Now,
+            _ => Reap::Later,
+        },
+        ..CERTIFICATE_WORKER
+    };
+    crate::worker::run(worker, |_| {
+        let mut report = pass(settings, profile, now, mode);
+        match reporting {
+            Reporting::Full => {}
+            Reporting::Logged { starts } => {
+                summary::log_verdicts(&report);
+                // Strict mode's refusals already make the outcome `failed` (the bundle is
+                // withheld).
+                let outcome = if starts {
+                    report.outcome()
+                } else {
+                    Outcome::Failed
+                };
+                if starts || !report.results.is_empty() {
+                    summary::log_summary(Some(&report), outcome, &settings.bundle, None);
                 }
-                Reporting::Refresh { trigger } => log_refresh(&report, settings, trigger),
             }
-            if reporting != Reporting::Full {
-                report.results = Vec::new();
-                report.warnings = Vec::new();
-            }
-            // One serialiser for every JSON in the binary: into a Vec, then written.
-            let sent = serde_json::to_vec(&report)
-                .map_err(io::Error::from)
-                .and_then(|bytes| writer.write_all(&bytes));
-            sys::exit_now(if sent.is_ok() { 0 } else { 1 })
+            Reporting::Refresh { trigger } => log_refresh(&report, settings, trigger),
         }
-        Forked::Parent(pid) => {
-            drop(writer);
-            let until = Instant::now() + DEADLINE;
-            let read = collect(reader, pid, until);
-            if read.is_err() {
-                let _ = sys::kill(pid, libc::SIGKILL);
-            }
-            // A whole report is the worker's last act: it is exiting, and is reaped with the
-            // other zombies (the supervisor reaps every child; a command's exit leaves it to
-            // init). Not waiting for its teardown keeps that off the start-up time. Anything less
-            // than a whole report is judged by how the worker ended.
-            if let Ok(bytes) = &read
-                && let Ok(report) = serde_json::from_slice::<Report>(bytes)
-            {
-                // After start the watcher forks the worker, and nobody else would reap it.
-                if matches!(reporting, Reporting::Refresh { .. }) {
-                    let _ = sys::reap_within(pid, until);
-                }
-                return Ok(report);
-            }
-            let status = sys::reap_within(pid, until);
-            let bytes = read?;
-            match status {
-                Some(status) => judge(pid, status, &bytes),
-                None => {
-                    // Sent its report, then hung instead of exiting: killed, and reaped.
-                    let _ = sys::kill(pid, libc::SIGKILL);
-                    let _ = sys::wait_pid(pid, true);
-                    Err(WorkerError::TimedOut { pid })
-                }
-            }
+        if reporting != Reporting::Full {
+            report.results = Vec::new();
+            report.warnings = Vec::new();
         }
-    }
+        report
+    })
+    .map_err(|failure| WorkerError::from(failure.error))
 }
 
 /// A pass after start, logged: nothing when nothing changed; otherwise the verdicts, why the
@@ -218,46 +186,16 @@ fn log_refresh(report: &Report, settings: &CertSettings, trigger: Trigger) {
     summary::log_summary(Some(report), outcome, &settings.bundle, Some(trigger));
 }
 
-/// The worker's output, read until end of file.
-fn collect(mut reader: PipeReader, pid: Pid, until: Instant) -> Result<Vec<u8>, WorkerError> {
-    let mut bytes = Vec::new();
-    let mut chunk = vec![0; 64 * 1024];
-    loop {
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(WorkerError::TimedOut { pid });
+impl From<Error> for WorkerError {
+    fn from(error: Error) -> WorkerError {
+        match error {
+            Error::Start(e) => WorkerError::Start(e),
+            Error::Killed { pid, signal } => WorkerError::Killed { pid, signal },
+            Error::Failed { pid, code } => WorkerError::Failed { pid, code },
+            Error::TimedOut { pid } => WorkerError::TimedOut { pid },
+            Error::Garbled { pid, error } => WorkerError::Garbled { pid, error },
+            Error::Read { pid, error } => WorkerError::Read { pid, error },
         }
-        match sys::wait_readable(reader.as_fd(), left) {
-            Ok(false) => continue,
-            Ok(true) => {}
-            Err(error) => return Err(WorkerError::Read { pid, error }),
-        }
-        match reader.read(&mut chunk) {
-            Ok(0) => return Ok(bytes),
-            Ok(n) if bytes.len() + n <= MAX_REPORT_BYTES => bytes.extend_from_slice(&chunk[..n]),
-            Ok(_) => {
-                return Err(WorkerError::Garbled {
-                    pid,
-                    error: format!("over {MAX_REPORT_BYTES} bytes"),
-                });
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(WorkerError::Read { pid, error }),
-        }
-    }
-}
-
-fn judge(pid: Pid, status: ExitStatus, bytes: &[u8]) -> Result<Report, WorkerError> {
-    match (status.code(), status.signal()) {
-        (Some(0), _) => serde_json::from_slice(bytes).map_err(|e| WorkerError::Garbled {
-            pid,
-            error: e.to_string(),
-        }),
-        (Some(code), _) => Err(WorkerError::Failed { pid, code }),
-        (None, signal) => Err(WorkerError::Killed {
-            pid,
-            signal: signal.unwrap_or(0),
-        }),
     }
 }
 
