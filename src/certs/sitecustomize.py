@@ -16,6 +16,7 @@ BUNDLE = __VARDR_BUNDLE__
 
 def _vardr_hook():
     import os
+    import stat
     import sys
 
     here = os.path.dirname(os.path.abspath(__file__))
@@ -30,7 +31,11 @@ def _vardr_hook():
             return f.read()
 
     def patch(module):
-        if not os.path.isfile(bundle):
+        # A regular file, not a symlink: what vardr-init wrote, and only that.
+        try:
+            if not stat.S_ISREG(os.lstat(bundle).st_mode):
+                return
+        except OSError:
             return
         for m in (module, sys.modules.get(module.__name__ + ".core")):
             if m is not None:
@@ -113,7 +118,7 @@ def _next_sitecustomize():
     try:
         import sitecustomize  # noqa: F401
     except ImportError as e:
-        if e.name != "sitecustomize":
+        if getattr(e, "name", "sitecustomize") != "sitecustomize":  # Python 2: no name
             raise
         if this is not None:
             sys.modules["sitecustomize"] = this
