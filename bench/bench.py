@@ -172,10 +172,14 @@ def fresh_dir(path):
 
 
 def clear(directory):
-    """A prepare step: empties DIRECTORY (the bundle, its cache record, anything else)."""
+    """A prepare step: empties DIRECTORY (the bundle, its cache record, the Python hook's
+    directory, anything else)."""
     def run():
         for entry in directory.iterdir():
-            entry.unlink()
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
     return run
 
 

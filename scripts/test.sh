@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The system tools the tests need (bubblewrap, strace, qemu-user, ...): installed where missing.
+bash scripts/install-deps.sh
 venv=$(bash scripts/test-venv.sh)
 
 bin=$(bash scripts/build-static.sh)

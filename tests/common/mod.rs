@@ -556,23 +556,28 @@ pub fn as_nonroot(program: impl AsRef<OsStr>) -> Command {
 /// The `bwrap` arguments for a read-only root with the host directory `tmp` as the only writable
 /// place (mounted at /tmp), running as uid and gid [`NONROOT`] in a new user namespace.
 pub fn bwrap_read_only_root(tmp: &Path) -> Command {
-    // The checkout (the binary, the test's files under target/) is bound again, read-only, on
-    // top: a clone that lives under /tmp would otherwise vanish under the new /tmp.
-    let checkout = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut command = Command::new("bwrap");
     command
         .args(["--unshare-user", "--uid", "65532", "--gid", "65532"])
         .args(["--ro-bind", "/", "/", "--bind"])
         .arg(tmp)
-        .arg("/tmp")
-        .arg("--ro-bind")
-        .args([checkout, checkout])
-        .args(["--proc", "/proc", "--dev", "/dev", "--die-with-parent"]);
-    if let Some(bin) = std::env::var_os("VARDR_TEST_BIN").map(PathBuf::from)
-        && !bin.starts_with(checkout)
-    {
-        command.arg("--ro-bind").args([&bin, &bin]);
+        .arg("/tmp");
+    // What the test needs to see is bound again, read-only, on top: the checkout, the test's
+    // files (CARGO_TARGET_TMPDIR, outside the checkout when CARGO_TARGET_DIR is set) and the
+    // binary. One that lives under /tmp would otherwise vanish under the new /tmp.
+    let mut bound: Vec<PathBuf> = Vec::new();
+    let needed = [
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR"))),
+        Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR"))),
+        std::env::var_os("VARDR_TEST_BIN").map(PathBuf::from),
+    ];
+    for path in needed.into_iter().flatten() {
+        if !bound.iter().any(|outer| path.starts_with(outer)) {
+            command.arg("--ro-bind").args([&path, &path]);
+            bound.push(path);
+        }
     }
+    command.args(["--proc", "/proc", "--dev", "/dev", "--die-with-parent"]);
     command
 }
 
