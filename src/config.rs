@@ -257,9 +257,16 @@ impl fmt::Display for InvalidVar {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "invalid {}={:?}: expected {}; fix or unset {}",
-            self.name, self.value, self.expected, self.name
-        )
+            "invalid {}={:?}: expected {}",
+            self.name, self.value, self.expected
+        )?;
+        if [TIMEOUT_FORM, DEBOUNCE_FORM, RECHECK_FORM].contains(&self.expected)
+            && rounds_to_zero(&self.value)
+        {
+            // The text is not 0, but it would be read as 0, which means off (or no debounce).
+            f.write_str(" (it is below 1 ns, the resolution, so it would be read as 0: write 0 if 0 is meant)")?;
+        }
+        write!(f, "; fix or unset {}", self.name)
     }
 }
 
@@ -278,8 +285,12 @@ const TIMEOUT_FORM: &str =
 /// A day: far beyond any orchestrator's grace period, and far from `Instant` overflow.
 const MAX_STOP_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 const PORT_FORM: &str = "an integer from 1 to 65535";
-const WORKERS_FORM: &str = "a positive integer or auto";
-const HOST_FORM: &str = "a host name or IP address without spaces";
+const WORKERS_FORM: &str = "an integer from 1 to 1024 (digits only) or auto";
+/// The most worker processes `WORKERS`, `WEB_CONCURRENCY` or tiangolo's formula may give: the
+/// CPUs a process can be pinned to (`CPU_SETSIZE`), and far more than any container runs.
+pub const MAX_WORKERS: u32 = 1024;
+const HOST_FORM: &str =
+    "a host name or IP address: printable ASCII without spaces, not starting with -";
 const APP_MODULE_FORM: &str = "module:variable, such as main:app or app.main:api";
 const PROFILE_FORM: &str = "auto, python3.N (such as python3.13) or openssl";
 const MODULE_FORM: &str = "a dotted Python module name, such as main or app.main";
@@ -288,6 +299,7 @@ const UVICORN_LEVEL_FORM: &str = "critical, error, warning, info, debug or trace
 const SECONDS_FORM: &str = "a whole number of seconds, such as 5";
 const BIND_FORM: &str = "HOST[:PORT], [IPV6]:PORT or unix:PATH";
 const COUNT_FORM: &str = "a positive integer, such as 4";
+const WORKER_COUNT_FORM: &str = "an integer from 1 to 1024, such as 4";
 const PER_CORE_FORM: &str = "a positive number, such as 0.5";
 const RELOAD_FORM: &str = "none, hup or restart";
 const DEBOUNCE_FORM: &str = "a number of seconds from 0 to 60, such as 0.25";
@@ -424,7 +436,12 @@ fn tiangolo<F: Fn(&str) -> Option<OsString>>(vars: &mut Vars<F>) -> Tiangolo {
         workers_per_core: vars
             .parse("WORKERS_PER_CORE", PER_CORE_FORM, parse_per_core, None)
             .map(|per_core| per_core.as_secs_f64()),
-        web_concurrency: vars.parse("WEB_CONCURRENCY", COUNT_FORM, parse_count, None),
+        web_concurrency: vars.parse(
+            "WEB_CONCURRENCY",
+            WORKER_COUNT_FORM,
+            parse_worker_count,
+            None,
+        ),
         gunicorn_only: GUNICORN_ONLY
             .iter()
             .map(|(name, _)| *name)
@@ -522,7 +539,12 @@ impl TlsProfile {
         if text == "openssl" {
             return Some(TlsProfile::OpenSsl);
         }
-        let minor: u8 = text.strip_prefix("python3.")?.parse().ok()?;
+        let minor = text.strip_prefix("python3.")?;
+        // Digits only, no leading zero: `python3.08` is a typo, not python3.8.
+        if minor.starts_with('0') || !minor.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let minor: u8 = minor.parse().ok()?;
         (8..=99)
             .contains(&minor)
             .then_some(TlsProfile::Python { minor })
@@ -584,7 +606,7 @@ fn parse_level(text: &str) -> Option<Level> {
 pub fn parse_seconds(text: &str) -> Option<Duration> {
     let (whole, fraction) = text.split_once('.').unwrap_or((text, "0"));
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(whole) || !digits(fraction) {
+    if !digits(whole) || !digits(fraction) || rounds_to_zero(text) {
         return None;
     }
     let seconds: u64 = whole.parse().ok()?;
@@ -595,6 +617,19 @@ pub fn parse_seconds(text: &str) -> Option<Duration> {
         .take(9)
         .fold(0, |n, b| n * 10 + u32::from(b - b'0'));
     Some(Duration::new(seconds, nanos))
+}
+
+/// A decimal that is not 0 but is below the nanosecond, the resolution of every duration: read
+/// as 0, it would mean "off" where the user asked for a tiny value.
+fn rounds_to_zero(text: &str) -> bool {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let zeros = |s: &str| s.bytes().all(|b| b == b'0');
+    zeros(whole)
+        && zeros(&fraction[..fraction.len().min(9)])
+        && fraction
+            .bytes()
+            .skip(9)
+            .any(|b| b.is_ascii_digit() && b != b'0')
 }
 
 fn parse_stop_timeout(text: &str) -> Option<Option<Duration>> {
@@ -626,18 +661,29 @@ fn parse_recheck(text: &str) -> Option<Option<Duration>> {
 }
 
 fn parse_port(text: &str) -> Option<u16> {
-    text.parse().ok().filter(|&port| port != 0)
+    let port: u16 = parse_some(text)?.and_then(|n| n.try_into().ok())?;
+    (port != 0).then_some(port)
 }
 
 fn parse_workers(text: &str) -> Option<Workers> {
     if text.eq_ignore_ascii_case("auto") {
         return Some(Workers::Auto);
     }
-    text.parse().ok().map(Workers::Count)
+    parse_worker_count(text)?
+        .and_then(NonZeroU32::new)
+        .map(Workers::Count)
 }
 
+/// A worker count, 1 to [`MAX_WORKERS`], digits only.
+fn parse_worker_count(text: &str) -> Option<Option<u32>> {
+    parse_count(text).filter(|n| n.is_some_and(|n| n <= MAX_WORKERS))
+}
+
+/// A host goes to uvicorn as the word after `--host`: one starting with `-` reads as an option
+/// (to vardr-init's own reading of the command line too), and a control or non-ASCII character
+/// is no host name uvicorn can bind nor one the health probe can send.
 fn parse_host(text: &str) -> Option<String> {
-    (!text.chars().any(char::is_whitespace)).then(|| text.to_owned())
+    (!text.starts_with('-') && text.bytes().all(|b| b.is_ascii_graphic())).then(|| text.to_owned())
 }
 
 /// `module:variable` as `APP_MODULE` takes it (also for `[tool.fastapi] entrypoint`).
@@ -697,7 +743,9 @@ fn parse_per_core(text: &str) -> Option<Option<Duration>> {
 /// gunicorn's bind forms, one address: `unix:PATH`, `[V6]:PORT`, `[V6]`, `HOST:PORT`, `HOST`.
 pub fn parse_bind(text: &str) -> Option<Bind> {
     if let Some(path) = text.strip_prefix("unix:") {
-        return (!path.is_empty()).then(|| Bind::Unix(PathBuf::from(path)));
+        // `--uds -x` would read as an option: a relative path that starts with - is ./-x.
+        return (!path.is_empty() && !path.starts_with('-'))
+            .then(|| Bind::Unix(PathBuf::from(path)));
     }
     if text.contains([' ', ',', '\t']) {
         return None;
@@ -860,6 +908,46 @@ mod tests {
             config(&[("VARDR_STOP_TIMEOUT", "0.0")]).map(|c| c.stop_timeout),
             Ok(None)
         );
+        // The finest durations that are not 0, and zeros written long, are read as written.
+        for (name, text, read) in [
+            (
+                "VARDR_STOP_TIMEOUT",
+                "0.000000001",
+                Some(Duration::from_nanos(1)),
+            ),
+            (
+                "VARDR_STOP_TIMEOUT",
+                "0.0000000019",
+                Some(Duration::from_nanos(1)),
+            ),
+            ("VARDR_STOP_TIMEOUT", "0.00000000000", None),
+            (
+                "VARDR_STOP_DELAY",
+                "0.000000001",
+                Some(Duration::from_nanos(1)),
+            ),
+        ] {
+            let c = config(&[(name, text)]).expect("valid");
+            let got = [c.stop_timeout, c.lifecycle.stop_delay];
+            assert!(got.contains(&read), "{name}={text}: {got:?}");
+        }
+        assert_eq!(
+            config(&[("VARDR_CERTS_DEBOUNCE", "0.0000000000")]).map(|c| c.watch.debounce),
+            Ok(Duration::ZERO)
+        );
+        assert_eq!(
+            config(&[("WORKERS", "1024"), ("WEB_CONCURRENCY", "1024")])
+                .map(|c| (c.workers, c.tiangolo.web_concurrency)),
+            Ok((
+                Workers::Count(NonZeroU32::new(1024).expect("1024")),
+                Some(1024)
+            ))
+        );
+        assert_eq!(config(&[("PORT", "080")]).map(|c| c.port), Ok(80));
+        assert_eq!(
+            config(&[("VARDR_TLS_PROFILE", "python3.10")]).map(|c| c.certs.tls_profile),
+            Ok(Some(TlsProfile::Python { minor: 10 }))
+        );
         for off in ["false", "0", "no", "OFF"] {
             assert_eq!(
                 config(&[("VARDR_JSON_LOGS", off)]).map(|c| c.log.json),
@@ -913,6 +1001,28 @@ mod tests {
             ("VARDR_CERTS_RECHECK", "0.5"),
             ("VARDR_CERTS_RECHECK", "86401"),
             ("VARDR_CERTS_RECHECK", "1m"),
+            // Not 0, but below the nanosecond: read as 0 it would mean off.
+            ("VARDR_STOP_TIMEOUT", "0.0000000001"),
+            ("VARDR_CERTS_RECHECK", "0.0000000001"),
+            ("VARDR_CERTS_DEBOUNCE", "0.0000000001"),
+            ("VARDR_STOP_DELAY", "0.0000000001"),
+            ("VARDR_PRESTART_TIMEOUT", "0.00000000005"),
+            ("PORT", "+5"),
+            ("PORT", "-0"),
+            ("WORKERS", "+5"),
+            ("WORKERS", "1025"),
+            ("WORKERS", "86401"),
+            ("WEB_CONCURRENCY", "1025"),
+            ("WEB_CONCURRENCY", "+5"),
+            ("HOST", "--reload"),
+            ("HOST", "-h"),
+            ("HOST", "h\u{7f}"),
+            ("HOST", "h\u{e9}"),
+            ("BIND", "--reload:80"),
+            ("BIND", "unix:--workers=4"),
+            ("VARDR_TLS_PROFILE", "python3.08"),
+            ("VARDR_TLS_PROFILE", "python3.+8"),
+            ("VARDR_TLS_PROFILE", "python3.013"),
         ] {
             assert_eq!(rejected_names(&[(name, value)]), [name], "{name}={value}");
         }
@@ -958,6 +1068,13 @@ mod tests {
         assert!(
             rejected.log.json,
             "a valid VARDR_JSON_LOGS still applies to the error report"
+        );
+        let tiny = config(&[("VARDR_STOP_TIMEOUT", "0.0000000001")]).expect_err("tiny");
+        let message = tiny.errors[0].to_string();
+        assert!(
+            message.contains("VARDR_STOP_TIMEOUT=\"0.0000000001\"")
+                && message.contains("read as 0: write 0"),
+            "{message}"
         );
         let message = rejected.errors[1].to_string();
         assert!(message.contains("WORKERS=\"abc\""), "{message}");

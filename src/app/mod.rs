@@ -238,7 +238,7 @@ fn workers(config: &Config) -> (u32, &'static str) {
     let cpus = f64::from(cpus::auto_workers().get());
     // Truncated like Python's int(); the product is at most 1024 * u32::MAX, and `as` saturates.
     let by_cores = (t.workers_per_core.unwrap_or(1.0) * cpus) as u32;
-    let count = by_cores.max(2);
+    let count = by_cores.clamp(2, crate::config::MAX_WORKERS);
     match t.max_workers {
         Some(max) => (count.min(max), "WORKERS_PER_CORE, MAX_WORKERS"),
         None => (count, "WORKERS_PER_CORE"),
