@@ -311,7 +311,7 @@ const OPTS_FORM: &str = "arguments split like a shell would (balanced quotes, no
 impl Config {
     /// Reads the process environment. The only caller of `std::env` in the crate.
     pub fn from_env() -> Result<Config, Rejected> {
-        let mut config = Config::from_lookup(|name| std::env::var_os(name))?;
+        let mut config = Config::from_lookup(env_var)?;
         // Exported to a child that may chdir: a relative bundle path would lose its trust.
         if config.certs.bundle.is_relative()
             && let Ok(cwd) = std::env::current_dir()
@@ -409,16 +409,139 @@ impl Config {
     }
 }
 
-/// `PORT` alone, for the health probe: a bad value elsewhere must not fail a healthcheck.
-pub fn port_from_env() -> Result<u16, InvalidVar> {
+impl Config {
+    /// Where the default command's uvicorn listens (see [`Listen::choose`]).
+    pub fn listen(&self) -> Listen {
+        let t = &self.tiangolo;
+        Listen::choose(
+            t.host_set.then(|| self.host.clone()),
+            t.port_set.then_some(self.port),
+            t.bind.as_ref(),
+        )
+    }
+}
+
+/// Where uvicorn listens, and the variable each part came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Listen {
+    Tcp {
+        host: String,
+        port: u16,
+        host_from: &'static str,
+        port_from: &'static str,
+    },
+    /// `BIND=unix:PATH`: uvicorn's `--uds`.
+    Unix(PathBuf),
+}
+
+impl Listen {
+    /// The one place that decides the address: `HOST` and `PORT` win over tiangolo's `BIND`,
+    /// then 0.0.0.0:8000; `BIND=unix:PATH` counts only when neither is set. The run's
+    /// `--host`/`--port`/`--uds` and `vardr-init health` both follow it.
+    pub fn choose(host: Option<String>, port: Option<u16>, bind: Option<&Bind>) -> Listen {
+        let (bind_host, bind_port) = match bind {
+            Some(Bind::Unix(path)) if host.is_none() && port.is_none() => {
+                return Listen::Unix(path.clone());
+            }
+            Some(Bind::Tcp { host, port }) => (Some(host), *port),
+            _ => (None, None),
+        };
+        let (host, host_from) = match (host, bind_host) {
+            (Some(host), _) => (host, "HOST"),
+            (None, Some(host)) => (host.clone(), "BIND"),
+            (None, None) => ("0.0.0.0".to_owned(), "default"),
+        };
+        let (port, port_from) = match (port, bind_port) {
+            (Some(port), _) => (port, "PORT"),
+            (None, Some(port)) => (port, "BIND"),
+            (None, None) => (8000, "default"),
+        };
+        Listen::Tcp {
+            host,
+            port,
+            host_from,
+            port_from,
+        }
+    }
+
+    /// What uvicorn makes of it once `UVICORN_OPTS` (which comes last, so it wins) is added:
+    /// its last `--host`, `--port`, `--uds`; a socket wins over a host and port, as in uvicorn.
+    pub fn with_opts(self, opts: &[String]) -> Listen {
+        let mut it = opts.iter();
+        let mut listen = self;
+        while let Some(word) = it.next() {
+            let Some((name, inline)) = ["--host", "--port", "--uds"].iter().find_map(|name| {
+                let rest = word.strip_prefix(name)?;
+                match rest.strip_prefix('=') {
+                    Some(value) => Some((*name, Some(value))),
+                    None => rest.is_empty().then_some((*name, None)),
+                }
+            }) else {
+                continue;
+            };
+            let Some(value) = inline.or_else(|| it.next().map(String::as_str)) else {
+                break;
+            };
+            listen = match (name, listen) {
+                ("--uds", _) => Listen::Unix(PathBuf::from(value)),
+                (_, Listen::Unix(path)) => Listen::Unix(path),
+                (
+                    "--host",
+                    Listen::Tcp {
+                        port, port_from, ..
+                    },
+                ) => Listen::Tcp {
+                    host: value.to_owned(),
+                    port,
+                    host_from: "UVICORN_OPTS",
+                    port_from,
+                },
+                (
+                    _,
+                    Listen::Tcp {
+                        host,
+                        host_from,
+                        port,
+                        port_from,
+                    },
+                ) => {
+                    let parsed = parse_port(value);
+                    Listen::Tcp {
+                        host,
+                        host_from,
+                        port: parsed.unwrap_or(port),
+                        port_from: if parsed.is_some() {
+                            "UVICORN_OPTS"
+                        } else {
+                            port_from
+                        },
+                    }
+                }
+            };
+        }
+        listen
+    }
+}
+
+/// The process environment: one function, so that each `Vars` method is compiled once for it.
+fn env_var(name: &str) -> Option<OsString> {
+    std::env::var_os(name)
+}
+
+/// Where uvicorn listens, for the health probe: only `HOST`, `PORT`, `BIND` and `UVICORN_OPTS`
+/// are read, so a bad value elsewhere does not fail a healthcheck.
+pub fn listen_from_env() -> Result<Listen, InvalidVar> {
     let mut vars = Vars {
-        lookup: |name: &str| std::env::var_os(name),
+        lookup: env_var,
         errors: Vec::new(),
     };
-    let port = vars.parse("PORT", PORT_FORM, parse_port, 8000);
+    let host = vars.parse("HOST", HOST_FORM, |t| parse_host(t).map(Some), None);
+    let port = vars.parse("PORT", PORT_FORM, |t| parse_port(t).map(Some), None);
+    let bind = vars.parse("BIND", BIND_FORM, |t| parse_bind(t).map(Some), None);
+    let opts = vars.parse("UVICORN_OPTS", OPTS_FORM, parse_opts, Vec::new());
     match vars.errors.pop() {
         Some(invalid) => Err(invalid),
-        None => Ok(port),
+        None => Ok(Listen::choose(host, port, bind.as_ref()).with_opts(&opts)),
     }
 }
 
@@ -1144,6 +1267,54 @@ mod tests {
         ] {
             assert_eq!(rejected_names(&[(name, value)]), [name], "{name}={value}");
         }
+    }
+
+    /// One decision of the address for the run and the health probe: HOST and PORT win over
+    /// BIND, BIND=unix counts only without them, UVICORN_OPTS wins last.
+    #[test]
+    fn the_listen_address_and_its_precedence() {
+        let tcp = |host: &str, port, host_from, port_from| Listen::Tcp {
+            host: host.to_owned(),
+            port,
+            host_from,
+            port_from,
+        };
+        let listen = |vars: &[(&str, &str)]| config(vars).expect("valid").listen();
+        assert_eq!(listen(&[]), tcp("0.0.0.0", 8000, "default", "default"));
+        assert_eq!(
+            listen(&[("BIND", "127.0.0.1:9001")]),
+            tcp("127.0.0.1", 9001, "BIND", "BIND")
+        );
+        assert_eq!(
+            listen(&[("BIND", "127.0.0.1:9001"), ("PORT", "80")]),
+            tcp("127.0.0.1", 80, "BIND", "PORT")
+        );
+        assert_eq!(
+            listen(&[("BIND", "10.0.0.1"), ("HOST", "::")]),
+            tcp("::", 8000, "HOST", "default")
+        );
+        assert_eq!(
+            listen(&[("BIND", "unix:/run/app.sock")]),
+            Listen::Unix(PathBuf::from("/run/app.sock"))
+        );
+        assert_eq!(
+            listen(&[("BIND", "unix:/run/app.sock"), ("PORT", "81")]),
+            tcp("0.0.0.0", 81, "default", "PORT")
+        );
+        let opts = |words: &[&str], base: Listen| {
+            let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+            base.with_opts(&words)
+        };
+        let base = || tcp("0.0.0.0", 8000, "default", "default");
+        assert_eq!(
+            opts(&["--port", "9", "--host=::1"], base()),
+            tcp("::1", 9, "UVICORN_OPTS", "UVICORN_OPTS")
+        );
+        assert_eq!(
+            opts(&["--uds=/s", "--port", "9"], base()),
+            Listen::Unix(PathBuf::from("/s"))
+        );
+        assert_eq!(opts(&["--portx", "9", "--port"], base()), base());
     }
 
     #[test]

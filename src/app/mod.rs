@@ -22,7 +22,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::{Bind, Config, GUNICORN_ONLY, Workers};
+use crate::config::{Config, GUNICORN_ONLY, Listen, Workers};
 use crate::init::ExitPolicy;
 
 /// uvicorn's exit conventions, for the supervisor: a server that runs until it is stopped.
@@ -190,32 +190,27 @@ impl Flags<'_> {
     }
 }
 
-/// `--host`/`--port` from `HOST`/`PORT`, else tiangolo's `BIND` (`--uds` for `unix:PATH`).
+/// `--host`/`--port`, or `--uds`, where [`Config::listen`] says.
 fn listen(config: &Config, flags: &mut Flags<'_>) {
     let t = &config.tiangolo;
-    let ours = |set: bool, name: &'static str| if set { name } else { "default" };
     if t.bind.is_some() && (t.host_set || t.port_set) {
         let note = "BIND ignored: HOST or PORT is set";
         flags.warnings.push(note.to_owned());
     }
-    let (bind_host, bind_port) = match &t.bind {
-        Some(Bind::Unix(path)) if !t.host_set && !t.port_set => {
+    match config.listen() {
+        Listen::Unix(path) => {
             flags.push("--uds", Some(path.display().to_string()), "BIND");
-            return;
         }
-        Some(Bind::Tcp { host, port }) => (Some(host), *port),
-        _ => (None, None),
-    };
-    let (host, from) = match bind_host.filter(|_| !t.host_set) {
-        Some(host) => (host.clone(), "BIND"),
-        None => (config.host.clone(), ours(t.host_set, "HOST")),
-    };
-    flags.push("--host", Some(host), from);
-    let (port, from) = match bind_port.filter(|_| !t.port_set) {
-        Some(port) => (port, "BIND"),
-        None => (config.port, ours(t.port_set, "PORT")),
-    };
-    flags.push("--port", Some(port.to_string()), from);
+        Listen::Tcp {
+            host,
+            port,
+            host_from,
+            port_from,
+        } => {
+            flags.push("--host", Some(host), host_from);
+            flags.push("--port", Some(port.to_string()), port_from);
+        }
+    }
 }
 
 /// The worker count and where it came from: `WORKERS`, else tiangolo's `WEB_CONCURRENCY`, else
