@@ -197,6 +197,19 @@ pub struct AppSettings {
     pub target: AppTarget,
     /// `UVICORN_OPTS`, split with shell word rules.
     pub uvicorn_opts: Vec<String>,
+    /// What uvicorn reads from the environment itself.
+    pub uvicorn_env: UvicornEnv,
+}
+
+/// The `UVICORN_*` variables uvicorn reads itself (click's `auto_envvar_prefix`; an option on
+/// the command line wins) that decide how many processes it runs, which `VARDR_CERTS_RELOAD=hup`
+/// depends on. Read as click reads them; a value click would refuse is refused here first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UvicornEnv {
+    /// `UVICORN_RELOAD`: `--reload`, one process whatever the worker count.
+    pub reload: bool,
+    /// `UVICORN_WORKERS`: `--workers` when the command line has none (before `WEB_CONCURRENCY`).
+    pub workers: Option<u32>,
 }
 
 /// What the user said about the app; discovery fills in the rest.
@@ -279,6 +292,8 @@ pub struct Rejected {
 }
 
 const BOOL_FORM: &str = "true or false (also 1/0, yes/no, on/off)";
+const CLICK_BOOL_FORM: &str =
+    "a boolean as uvicorn reads it: true/false, 1/0, yes/no, on/off, t/f, y/n";
 const LEVEL_FORM: &str = "one of error, warn, info, debug";
 const TIMEOUT_FORM: &str =
     "a number of seconds from 0 to 86400, such as 10 or 2.5 (0 turns it off)";
@@ -382,6 +397,15 @@ impl Config {
                 dir: vars.path("VARDR_APP_DIR", "/app"),
                 target: app_target(&mut vars),
                 uvicorn_opts: vars.parse("UVICORN_OPTS", OPTS_FORM, parse_opts, Vec::new()),
+                uvicorn_env: UvicornEnv {
+                    reload: vars.parse("UVICORN_RELOAD", CLICK_BOOL_FORM, parse_click_bool, false),
+                    workers: vars.parse(
+                        "UVICORN_WORKERS",
+                        WORKER_COUNT_FORM,
+                        parse_worker_count,
+                        None,
+                    ),
+                },
             },
             path: vars.os("PATH"),
             lifecycle: Lifecycle {
@@ -710,6 +734,15 @@ fn parse_bool(text: &str) -> Option<bool> {
         "true" | "1" | "yes" | "on" => Some(true),
         "false" | "0" | "no" | "off" => Some(false),
         _ => None,
+    }
+}
+
+/// A boolean as click reads one from the environment: trimmed, any case, also `t/f`, `y/n`.
+fn parse_click_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "t" | "y" => Some(true),
+        "f" | "n" | "" => Some(false),
+        other => parse_bool(other),
     }
 }
 
@@ -1146,9 +1179,32 @@ mod tests {
             ("VARDR_TLS_PROFILE", "python3.08"),
             ("VARDR_TLS_PROFILE", "python3.+8"),
             ("VARDR_TLS_PROFILE", "python3.013"),
+            ("UVICORN_RELOAD", "maybe"),
+            ("UVICORN_RELOAD", "2"),
+            ("UVICORN_WORKERS", "+3"),
+            ("UVICORN_WORKERS", "0"),
+            ("UVICORN_WORKERS", "1025"),
         ] {
             assert_eq!(rejected_names(&[(name, value)]), [name], "{name}={value}");
         }
+    }
+
+    /// uvicorn's own variables, read as click reads them.
+    #[test]
+    fn uvicorn_variables() {
+        assert_eq!(
+            config(&[]).map(|c| c.app.uvicorn_env),
+            Ok(UvicornEnv::default())
+        );
+        for (text, reload) in [("true", true), ("T", true), (" yes", true), ("y", true)]
+            .into_iter()
+            .chain([("false", false), ("0", false), ("n", false), ("OFF", false)])
+        {
+            let c = config(&[("UVICORN_RELOAD", text)]).expect("valid");
+            assert_eq!(c.app.uvicorn_env.reload, reload, "UVICORN_RELOAD={text}");
+        }
+        let c = config(&[("UVICORN_WORKERS", "3")]).expect("valid");
+        assert_eq!(c.app.uvicorn_env.workers, Some(3));
     }
 
     #[test]
