@@ -69,7 +69,7 @@ usage: vardr-init [--dry-run [--json]] [-- CMD [ARG...]]
                                Exit 0 if a run would start, 2 if not
   certs [--json]               only build the bundle and print the summary (init containers, CI)
   health [--url URL] [--timeout SECS]
-                               GET http://127.0.0.1:$PORT/health (default), 3 s timeout;
+                               GET /health where uvicorn listens (HOST, PORT, BIND), 3 s timeout;
                                exit 0 on 2xx, 1 otherwise (for HEALTHCHECK without curl)
   -h, --help                   this text
   -V, --version                the version, the commit and the target it was built for

@@ -240,9 +240,12 @@ pub fn health(url: Option<String>, timeout: Option<String>) -> u8 {
             Ok(target) => target,
             Err(e) => return unhealthy(format!("bad --url: {e}")),
         },
-        None => match config::port_from_env() {
-            Ok(port) => health::Target::default_for_port(port),
-            Err(e) => return unhealthy(e.to_string()),
+        None => match config::listen_from_env().map_err(|e| e.to_string()) {
+            Ok(listen) => match health::Target::for_listen(&listen) {
+                Ok(target) => target,
+                Err(e) => return unhealthy(format!("where uvicorn listens: {e}")),
+            },
+            Err(e) => return unhealthy(e),
         },
     };
     let timeout = match timeout {

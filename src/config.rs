@@ -197,6 +197,19 @@ pub struct AppSettings {
     pub target: AppTarget,
     /// `UVICORN_OPTS`, split with shell word rules.
     pub uvicorn_opts: Vec<String>,
+    /// What uvicorn reads from the environment itself.
+    pub uvicorn_env: UvicornEnv,
+}
+
+/// The `UVICORN_*` variables uvicorn reads itself (click's `auto_envvar_prefix`; an option on
+/// the command line wins) that decide how many processes it runs, which `VARDR_CERTS_RELOAD=hup`
+/// depends on. Read as click reads them; a value click would refuse is refused here first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UvicornEnv {
+    /// `UVICORN_RELOAD`: `--reload`, one process whatever the worker count.
+    pub reload: bool,
+    /// `UVICORN_WORKERS`: `--workers` when the command line has none (before `WEB_CONCURRENCY`).
+    pub workers: Option<u32>,
 }
 
 /// What the user said about the app; discovery fills in the rest.
@@ -257,9 +270,16 @@ impl fmt::Display for InvalidVar {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "invalid {}={:?}: expected {}; fix or unset {}",
-            self.name, self.value, self.expected, self.name
-        )
+            "invalid {}={:?}: expected {}",
+            self.name, self.value, self.expected
+        )?;
+        if [TIMEOUT_FORM, DEBOUNCE_FORM, RECHECK_FORM].contains(&self.expected)
+            && rounds_to_zero(&self.value)
+        {
+            // The text is not 0, but it would be read as 0, which means off (or no debounce).
+            f.write_str(" (it is below 1 ns, the resolution, so it would be read as 0: write 0 if 0 is meant)")?;
+        }
+        write!(f, "; fix or unset {}", self.name)
     }
 }
 
@@ -272,14 +292,20 @@ pub struct Rejected {
 }
 
 const BOOL_FORM: &str = "true or false (also 1/0, yes/no, on/off)";
+const CLICK_BOOL_FORM: &str =
+    "a boolean as uvicorn reads it: true/false, 1/0, yes/no, on/off, t/f, y/n";
 const LEVEL_FORM: &str = "one of error, warn, info, debug";
 const TIMEOUT_FORM: &str =
     "a number of seconds from 0 to 86400, such as 10 or 2.5 (0 turns it off)";
 /// A day: far beyond any orchestrator's grace period, and far from `Instant` overflow.
 const MAX_STOP_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 const PORT_FORM: &str = "an integer from 1 to 65535";
-const WORKERS_FORM: &str = "a positive integer or auto";
-const HOST_FORM: &str = "a host name or IP address without spaces";
+const WORKERS_FORM: &str = "an integer from 1 to 1024 (digits only) or auto";
+/// The most worker processes `WORKERS`, `WEB_CONCURRENCY` or tiangolo's formula may give: the
+/// CPUs a process can be pinned to (`CPU_SETSIZE`), and far more than any container runs.
+pub const MAX_WORKERS: u32 = 1024;
+const HOST_FORM: &str =
+    "a host name or IP address: printable ASCII without spaces, not starting with -";
 const APP_MODULE_FORM: &str = "module:variable, such as main:app or app.main:api";
 const PROFILE_FORM: &str = "auto, python3.N (such as python3.13) or openssl";
 const MODULE_FORM: &str = "a dotted Python module name, such as main or app.main";
@@ -288,6 +314,7 @@ const UVICORN_LEVEL_FORM: &str = "critical, error, warning, info, debug or trace
 const SECONDS_FORM: &str = "a whole number of seconds, such as 5";
 const BIND_FORM: &str = "HOST[:PORT], [IPV6]:PORT or unix:PATH";
 const COUNT_FORM: &str = "a positive integer, such as 4";
+const WORKER_COUNT_FORM: &str = "an integer from 1 to 1024, such as 4";
 const PER_CORE_FORM: &str = "a positive number, such as 0.5";
 const RELOAD_FORM: &str = "none, hup or restart";
 const DEBOUNCE_FORM: &str = "a number of seconds from 0 to 60, such as 0.25";
@@ -299,7 +326,7 @@ const OPTS_FORM: &str = "arguments split like a shell would (balanced quotes, no
 impl Config {
     /// Reads the process environment. The only caller of `std::env` in the crate.
     pub fn from_env() -> Result<Config, Rejected> {
-        let mut config = Config::from_lookup(|name| std::env::var_os(name))?;
+        let mut config = Config::from_lookup(env_var)?;
         // Exported to a child that may chdir: a relative bundle path would lose its trust.
         if config.certs.bundle.is_relative()
             && let Ok(cwd) = std::env::current_dir()
@@ -370,6 +397,15 @@ impl Config {
                 dir: vars.path("VARDR_APP_DIR", "/app"),
                 target: app_target(&mut vars),
                 uvicorn_opts: vars.parse("UVICORN_OPTS", OPTS_FORM, parse_opts, Vec::new()),
+                uvicorn_env: UvicornEnv {
+                    reload: vars.parse("UVICORN_RELOAD", CLICK_BOOL_FORM, parse_click_bool, false),
+                    workers: vars.parse(
+                        "UVICORN_WORKERS",
+                        WORKER_COUNT_FORM,
+                        parse_worker_count,
+                        None,
+                    ),
+                },
             },
             path: vars.os("PATH"),
             lifecycle: Lifecycle {
@@ -397,16 +433,139 @@ impl Config {
     }
 }
 
-/// `PORT` alone, for the health probe: a bad value elsewhere must not fail a healthcheck.
-pub fn port_from_env() -> Result<u16, InvalidVar> {
+impl Config {
+    /// Where the default command's uvicorn listens (see [`Listen::choose`]).
+    pub fn listen(&self) -> Listen {
+        let t = &self.tiangolo;
+        Listen::choose(
+            t.host_set.then(|| self.host.clone()),
+            t.port_set.then_some(self.port),
+            t.bind.as_ref(),
+        )
+    }
+}
+
+/// Where uvicorn listens, and the variable each part came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Listen {
+    Tcp {
+        host: String,
+        port: u16,
+        host_from: &'static str,
+        port_from: &'static str,
+    },
+    /// `BIND=unix:PATH`: uvicorn's `--uds`.
+    Unix(PathBuf),
+}
+
+impl Listen {
+    /// The one place that decides the address: `HOST` and `PORT` win over tiangolo's `BIND`,
+    /// then 0.0.0.0:8000; `BIND=unix:PATH` counts only when neither is set. The run's
+    /// `--host`/`--port`/`--uds` and `vardr-init health` both follow it.
+    pub fn choose(host: Option<String>, port: Option<u16>, bind: Option<&Bind>) -> Listen {
+        let (bind_host, bind_port) = match bind {
+            Some(Bind::Unix(path)) if host.is_none() && port.is_none() => {
+                return Listen::Unix(path.clone());
+            }
+            Some(Bind::Tcp { host, port }) => (Some(host), *port),
+            _ => (None, None),
+        };
+        let (host, host_from) = match (host, bind_host) {
+            (Some(host), _) => (host, "HOST"),
+            (None, Some(host)) => (host.clone(), "BIND"),
+            (None, None) => ("0.0.0.0".to_owned(), "default"),
+        };
+        let (port, port_from) = match (port, bind_port) {
+            (Some(port), _) => (port, "PORT"),
+            (None, Some(port)) => (port, "BIND"),
+            (None, None) => (8000, "default"),
+        };
+        Listen::Tcp {
+            host,
+            port,
+            host_from,
+            port_from,
+        }
+    }
+
+    /// What uvicorn makes of it once `UVICORN_OPTS` (which comes last, so it wins) is added:
+    /// its last `--host`, `--port`, `--uds`; a socket wins over a host and port, as in uvicorn.
+    pub fn with_opts(self, opts: &[String]) -> Listen {
+        let mut it = opts.iter();
+        let mut listen = self;
+        while let Some(word) = it.next() {
+            let Some((name, inline)) = ["--host", "--port", "--uds"].iter().find_map(|name| {
+                let rest = word.strip_prefix(name)?;
+                match rest.strip_prefix('=') {
+                    Some(value) => Some((*name, Some(value))),
+                    None => rest.is_empty().then_some((*name, None)),
+                }
+            }) else {
+                continue;
+            };
+            let Some(value) = inline.or_else(|| it.next().map(String::as_str)) else {
+                break;
+            };
+            listen = match (name, listen) {
+                ("--uds", _) => Listen::Unix(PathBuf::from(value)),
+                (_, Listen::Unix(path)) => Listen::Unix(path),
+                (
+                    "--host",
+                    Listen::Tcp {
+                        port, port_from, ..
+                    },
+                ) => Listen::Tcp {
+                    host: value.to_owned(),
+                    port,
+                    host_from: "UVICORN_OPTS",
+                    port_from,
+                },
+                (
+                    _,
+                    Listen::Tcp {
+                        host,
+                        host_from,
+                        port,
+                        port_from,
+                    },
+                ) => {
+                    let parsed = parse_port(value);
+                    Listen::Tcp {
+                        host,
+                        host_from,
+                        port: parsed.unwrap_or(port),
+                        port_from: if parsed.is_some() {
+                            "UVICORN_OPTS"
+                        } else {
+                            port_from
+                        },
+                    }
+                }
+            };
+        }
+        listen
+    }
+}
+
+/// The process environment: one function, so that each `Vars` method is compiled once for it.
+fn env_var(name: &str) -> Option<OsString> {
+    std::env::var_os(name)
+}
+
+/// Where uvicorn listens, for the health probe: only `HOST`, `PORT`, `BIND` and `UVICORN_OPTS`
+/// are read, so a bad value elsewhere does not fail a healthcheck.
+pub fn listen_from_env() -> Result<Listen, InvalidVar> {
     let mut vars = Vars {
-        lookup: |name: &str| std::env::var_os(name),
+        lookup: env_var,
         errors: Vec::new(),
     };
-    let port = vars.parse("PORT", PORT_FORM, parse_port, 8000);
+    let host = vars.parse("HOST", HOST_FORM, |t| parse_host(t).map(Some), None);
+    let port = vars.parse("PORT", PORT_FORM, |t| parse_port(t).map(Some), None);
+    let bind = vars.parse("BIND", BIND_FORM, |t| parse_bind(t).map(Some), None);
+    let opts = vars.parse("UVICORN_OPTS", OPTS_FORM, parse_opts, Vec::new());
     match vars.errors.pop() {
         Some(invalid) => Err(invalid),
-        None => Ok(port),
+        None => Ok(Listen::choose(host, port, bind.as_ref()).with_opts(&opts)),
     }
 }
 
@@ -424,7 +583,12 @@ fn tiangolo<F: Fn(&str) -> Option<OsString>>(vars: &mut Vars<F>) -> Tiangolo {
         workers_per_core: vars
             .parse("WORKERS_PER_CORE", PER_CORE_FORM, parse_per_core, None)
             .map(|per_core| per_core.as_secs_f64()),
-        web_concurrency: vars.parse("WEB_CONCURRENCY", COUNT_FORM, parse_count, None),
+        web_concurrency: vars.parse(
+            "WEB_CONCURRENCY",
+            WORKER_COUNT_FORM,
+            parse_worker_count,
+            None,
+        ),
         gunicorn_only: GUNICORN_ONLY
             .iter()
             .map(|(name, _)| *name)
@@ -522,7 +686,12 @@ impl TlsProfile {
         if text == "openssl" {
             return Some(TlsProfile::OpenSsl);
         }
-        let minor: u8 = text.strip_prefix("python3.")?.parse().ok()?;
+        let minor = text.strip_prefix("python3.")?;
+        // Digits only, no leading zero: `python3.08` is a typo, not python3.8.
+        if minor.starts_with('0') || !minor.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let minor: u8 = minor.parse().ok()?;
         (8..=99)
             .contains(&minor)
             .then_some(TlsProfile::Python { minor })
@@ -568,6 +737,15 @@ fn parse_bool(text: &str) -> Option<bool> {
     }
 }
 
+/// A boolean as click reads one from the environment: trimmed, any case, also `t/f`, `y/n`.
+fn parse_click_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "t" | "y" => Some(true),
+        "f" | "n" | "" => Some(false),
+        other => parse_bool(other),
+    }
+}
+
 fn parse_level(text: &str) -> Option<Level> {
     match text.to_ascii_lowercase().as_str() {
         "error" => Some(Level::ERROR),
@@ -584,7 +762,7 @@ fn parse_level(text: &str) -> Option<Level> {
 pub fn parse_seconds(text: &str) -> Option<Duration> {
     let (whole, fraction) = text.split_once('.').unwrap_or((text, "0"));
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(whole) || !digits(fraction) {
+    if !digits(whole) || !digits(fraction) || rounds_to_zero(text) {
         return None;
     }
     let seconds: u64 = whole.parse().ok()?;
@@ -595,6 +773,19 @@ pub fn parse_seconds(text: &str) -> Option<Duration> {
         .take(9)
         .fold(0, |n, b| n * 10 + u32::from(b - b'0'));
     Some(Duration::new(seconds, nanos))
+}
+
+/// A decimal that is not 0 but is below the nanosecond, the resolution of every duration: read
+/// as 0, it would mean "off" where the user asked for a tiny value.
+fn rounds_to_zero(text: &str) -> bool {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let zeros = |s: &str| s.bytes().all(|b| b == b'0');
+    zeros(whole)
+        && zeros(&fraction[..fraction.len().min(9)])
+        && fraction
+            .bytes()
+            .skip(9)
+            .any(|b| b.is_ascii_digit() && b != b'0')
 }
 
 fn parse_stop_timeout(text: &str) -> Option<Option<Duration>> {
@@ -626,18 +817,29 @@ fn parse_recheck(text: &str) -> Option<Option<Duration>> {
 }
 
 fn parse_port(text: &str) -> Option<u16> {
-    text.parse().ok().filter(|&port| port != 0)
+    let port: u16 = parse_some(text)?.and_then(|n| n.try_into().ok())?;
+    (port != 0).then_some(port)
 }
 
 fn parse_workers(text: &str) -> Option<Workers> {
     if text.eq_ignore_ascii_case("auto") {
         return Some(Workers::Auto);
     }
-    text.parse().ok().map(Workers::Count)
+    parse_worker_count(text)?
+        .and_then(NonZeroU32::new)
+        .map(Workers::Count)
 }
 
+/// A worker count, 1 to [`MAX_WORKERS`], digits only.
+fn parse_worker_count(text: &str) -> Option<Option<u32>> {
+    parse_count(text).filter(|n| n.is_some_and(|n| n <= MAX_WORKERS))
+}
+
+/// A host goes to uvicorn as the word after `--host`: one starting with `-` reads as an option
+/// (to vardr-init's own reading of the command line too), and a control or non-ASCII character
+/// is no host name uvicorn can bind nor one the health probe can send.
 fn parse_host(text: &str) -> Option<String> {
-    (!text.chars().any(char::is_whitespace)).then(|| text.to_owned())
+    (!text.starts_with('-') && text.bytes().all(|b| b.is_ascii_graphic())).then(|| text.to_owned())
 }
 
 /// `module:variable` as `APP_MODULE` takes it (also for `[tool.fastapi] entrypoint`).
@@ -697,7 +899,9 @@ fn parse_per_core(text: &str) -> Option<Option<Duration>> {
 /// gunicorn's bind forms, one address: `unix:PATH`, `[V6]:PORT`, `[V6]`, `HOST:PORT`, `HOST`.
 pub fn parse_bind(text: &str) -> Option<Bind> {
     if let Some(path) = text.strip_prefix("unix:") {
-        return (!path.is_empty()).then(|| Bind::Unix(PathBuf::from(path)));
+        // `--uds -x` would read as an option: a relative path that starts with - is ./-x.
+        return (!path.is_empty() && !path.starts_with('-'))
+            .then(|| Bind::Unix(PathBuf::from(path)));
     }
     if text.contains([' ', ',', '\t']) {
         return None;
@@ -860,6 +1064,46 @@ mod tests {
             config(&[("VARDR_STOP_TIMEOUT", "0.0")]).map(|c| c.stop_timeout),
             Ok(None)
         );
+        // The finest durations that are not 0, and zeros written long, are read as written.
+        for (name, text, read) in [
+            (
+                "VARDR_STOP_TIMEOUT",
+                "0.000000001",
+                Some(Duration::from_nanos(1)),
+            ),
+            (
+                "VARDR_STOP_TIMEOUT",
+                "0.0000000019",
+                Some(Duration::from_nanos(1)),
+            ),
+            ("VARDR_STOP_TIMEOUT", "0.00000000000", None),
+            (
+                "VARDR_STOP_DELAY",
+                "0.000000001",
+                Some(Duration::from_nanos(1)),
+            ),
+        ] {
+            let c = config(&[(name, text)]).expect("valid");
+            let got = [c.stop_timeout, c.lifecycle.stop_delay];
+            assert!(got.contains(&read), "{name}={text}: {got:?}");
+        }
+        assert_eq!(
+            config(&[("VARDR_CERTS_DEBOUNCE", "0.0000000000")]).map(|c| c.watch.debounce),
+            Ok(Duration::ZERO)
+        );
+        assert_eq!(
+            config(&[("WORKERS", "1024"), ("WEB_CONCURRENCY", "1024")])
+                .map(|c| (c.workers, c.tiangolo.web_concurrency)),
+            Ok((
+                Workers::Count(NonZeroU32::new(1024).expect("1024")),
+                Some(1024)
+            ))
+        );
+        assert_eq!(config(&[("PORT", "080")]).map(|c| c.port), Ok(80));
+        assert_eq!(
+            config(&[("VARDR_TLS_PROFILE", "python3.10")]).map(|c| c.certs.tls_profile),
+            Ok(Some(TlsProfile::Python { minor: 10 }))
+        );
         for off in ["false", "0", "no", "OFF"] {
             assert_eq!(
                 config(&[("VARDR_JSON_LOGS", off)]).map(|c| c.log.json),
@@ -913,9 +1157,54 @@ mod tests {
             ("VARDR_CERTS_RECHECK", "0.5"),
             ("VARDR_CERTS_RECHECK", "86401"),
             ("VARDR_CERTS_RECHECK", "1m"),
+            // Not 0, but below the nanosecond: read as 0 it would mean off.
+            ("VARDR_STOP_TIMEOUT", "0.0000000001"),
+            ("VARDR_CERTS_RECHECK", "0.0000000001"),
+            ("VARDR_CERTS_DEBOUNCE", "0.0000000001"),
+            ("VARDR_STOP_DELAY", "0.0000000001"),
+            ("VARDR_PRESTART_TIMEOUT", "0.00000000005"),
+            ("PORT", "+5"),
+            ("PORT", "-0"),
+            ("WORKERS", "+5"),
+            ("WORKERS", "1025"),
+            ("WORKERS", "86401"),
+            ("WEB_CONCURRENCY", "1025"),
+            ("WEB_CONCURRENCY", "+5"),
+            ("HOST", "--reload"),
+            ("HOST", "-h"),
+            ("HOST", "h\u{7f}"),
+            ("HOST", "h\u{e9}"),
+            ("BIND", "--reload:80"),
+            ("BIND", "unix:--workers=4"),
+            ("VARDR_TLS_PROFILE", "python3.08"),
+            ("VARDR_TLS_PROFILE", "python3.+8"),
+            ("VARDR_TLS_PROFILE", "python3.013"),
+            ("UVICORN_RELOAD", "maybe"),
+            ("UVICORN_RELOAD", "2"),
+            ("UVICORN_WORKERS", "+3"),
+            ("UVICORN_WORKERS", "0"),
+            ("UVICORN_WORKERS", "1025"),
         ] {
             assert_eq!(rejected_names(&[(name, value)]), [name], "{name}={value}");
         }
+    }
+
+    /// uvicorn's own variables, read as click reads them.
+    #[test]
+    fn uvicorn_variables() {
+        assert_eq!(
+            config(&[]).map(|c| c.app.uvicorn_env),
+            Ok(UvicornEnv::default())
+        );
+        for (text, reload) in [("true", true), ("T", true), (" yes", true), ("y", true)]
+            .into_iter()
+            .chain([("false", false), ("0", false), ("n", false), ("OFF", false)])
+        {
+            let c = config(&[("UVICORN_RELOAD", text)]).expect("valid");
+            assert_eq!(c.app.uvicorn_env.reload, reload, "UVICORN_RELOAD={text}");
+        }
+        let c = config(&[("UVICORN_WORKERS", "3")]).expect("valid");
+        assert_eq!(c.app.uvicorn_env.workers, Some(3));
     }
 
     #[test]
@@ -958,6 +1247,13 @@ mod tests {
         assert!(
             rejected.log.json,
             "a valid VARDR_JSON_LOGS still applies to the error report"
+        );
+        let tiny = config(&[("VARDR_STOP_TIMEOUT", "0.0000000001")]).expect_err("tiny");
+        let message = tiny.errors[0].to_string();
+        assert!(
+            message.contains("VARDR_STOP_TIMEOUT=\"0.0000000001\"")
+                && message.contains("read as 0: write 0"),
+            "{message}"
         );
         let message = rejected.errors[1].to_string();
         assert!(message.contains("WORKERS=\"abc\""), "{message}");
@@ -1027,6 +1323,54 @@ mod tests {
         ] {
             assert_eq!(rejected_names(&[(name, value)]), [name], "{name}={value}");
         }
+    }
+
+    /// One decision of the address for the run and the health probe: HOST and PORT win over
+    /// BIND, BIND=unix counts only without them, UVICORN_OPTS wins last.
+    #[test]
+    fn the_listen_address_and_its_precedence() {
+        let tcp = |host: &str, port, host_from, port_from| Listen::Tcp {
+            host: host.to_owned(),
+            port,
+            host_from,
+            port_from,
+        };
+        let listen = |vars: &[(&str, &str)]| config(vars).expect("valid").listen();
+        assert_eq!(listen(&[]), tcp("0.0.0.0", 8000, "default", "default"));
+        assert_eq!(
+            listen(&[("BIND", "127.0.0.1:9001")]),
+            tcp("127.0.0.1", 9001, "BIND", "BIND")
+        );
+        assert_eq!(
+            listen(&[("BIND", "127.0.0.1:9001"), ("PORT", "80")]),
+            tcp("127.0.0.1", 80, "BIND", "PORT")
+        );
+        assert_eq!(
+            listen(&[("BIND", "10.0.0.1"), ("HOST", "::")]),
+            tcp("::", 8000, "HOST", "default")
+        );
+        assert_eq!(
+            listen(&[("BIND", "unix:/run/app.sock")]),
+            Listen::Unix(PathBuf::from("/run/app.sock"))
+        );
+        assert_eq!(
+            listen(&[("BIND", "unix:/run/app.sock"), ("PORT", "81")]),
+            tcp("0.0.0.0", 81, "default", "PORT")
+        );
+        let opts = |words: &[&str], base: Listen| {
+            let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+            base.with_opts(&words)
+        };
+        let base = || tcp("0.0.0.0", 8000, "default", "default");
+        assert_eq!(
+            opts(&["--port", "9", "--host=::1"], base()),
+            tcp("::1", 9, "UVICORN_OPTS", "UVICORN_OPTS")
+        );
+        assert_eq!(
+            opts(&["--uds=/s", "--port", "9"], base()),
+            Listen::Unix(PathBuf::from("/s"))
+        );
+        assert_eq!(opts(&["--portx", "9", "--port"], base()), base());
     }
 
     #[test]

@@ -14,9 +14,12 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Ipv6Addr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::config::Listen;
 
 /// The probe's deadline when `--timeout` is not given.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -30,8 +33,9 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 const MAX_HEAD: usize = 16 * 1024;
 const URL_FORM: &str = "expected http://HOST[:PORT][/PATH], such as http://127.0.0.1:8000/health";
 
-/// What to probe. Built only by [`parse_url`] or [`Target::default_for_port`], so every part is
-/// printable ASCII without spaces and goes into the request as is.
+/// What to probe. Built only by [`parse_url`], [`Target::default_for_port`] or
+/// [`Target::for_listen`], so every part is printable ASCII without spaces and goes into the
+/// request as is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
     /// As in the URL: a name, an IPv4 address, or an IPv6 address in brackets.
@@ -39,6 +43,8 @@ pub struct Target {
     port: u16,
     /// Path and query, starting with `/`.
     path: String,
+    /// A Unix socket to send the request over (`BIND=unix:PATH`), instead of host and port.
+    socket: Option<PathBuf>,
 }
 
 impl Target {
@@ -49,13 +55,48 @@ impl Target {
             host: "127.0.0.1".to_owned(),
             port,
             path: "/health".to_owned(),
+            socket: None,
+        }
+    }
+
+    /// `/health` where uvicorn listens: a wildcard address (`0.0.0.0`, `::`) is probed on its
+    /// loopback, any other host as it is; a Unix socket over the socket.
+    pub fn for_listen(listen: &Listen) -> Result<Target, String> {
+        let (host, port) = match listen {
+            Listen::Unix(path) => {
+                let mut target = Target::default_for_port(80);
+                target.host = "localhost".to_owned();
+                target.socket = Some(path.clone());
+                return Ok(target);
+            }
+            Listen::Tcp { host, port, .. } => (host.as_str(), *port),
+        };
+        let host = match host {
+            "0.0.0.0" | "" => "127.0.0.1",
+            "::" | "[::]" => "[::1]",
+            host => host,
+        };
+        let url = match host.contains(':') && !host.starts_with('[') {
+            true => format!("http://[{host}]:{port}/health"),
+            false => format!("http://{host}:{port}/health"),
+        };
+        // A host with `/`, `?`, `#` or `@` would change what the URL means: it must come back as
+        // this port and path, or it is no host the probe can reach.
+        match parse_url(&url) {
+            Ok(target) if target.port == port && target.path == "/health" => Ok(target),
+            _ => Err(format!(
+                "{host:?} is not a host name or IP address the probe can reach"
+            )),
         }
     }
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}:{}{}", self.host, self.port, self.path)
+        match &self.socket {
+            Some(socket) => write!(f, "{} on unix:{}", self.path, socket.display()),
+            None => write!(f, "http://{}:{}{}", self.host, self.port, self.path),
+        }
     }
 }
 
@@ -112,7 +153,12 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
     // The path may be empty, or a query straight after the authority.
     let path = format!("/{}", path.strip_prefix('/').unwrap_or(path));
     let host = host.to_owned();
-    Ok(Target { host, port, path })
+    Ok(Target {
+        host,
+        port,
+        path,
+        socket: None,
+    })
 }
 
 /// Parses `--timeout`: seconds as `N` or `N.F`, more than 0 and at most an hour. Read as decimal
@@ -223,14 +269,15 @@ pub fn probe(target: &Target, timeout: Duration) -> Result<Status, String> {
     })
 }
 
-fn exchange(target: &Target, timeout: Duration) -> Result<Status, String> {
+/// The first of the host's addresses that accepts a connection within `timeout`.
+fn connect(target: &Target, timeout: Duration) -> Result<TcpStream, String> {
     let host = target.host.trim_start_matches('[').trim_end_matches(']');
     let addrs = (host, target.port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve host name {host}: {e}"))?;
     // Every address in turn (localhost is often ::1 first, and uvicorn listens on IPv4 only).
     let mut failures = Vec::new();
-    let mut stream = addrs
+    addrs
         .into_iter()
         .find_map(|addr| {
             let connected = TcpStream::connect_timeout(&addr, timeout);
@@ -238,18 +285,34 @@ fn exchange(target: &Target, timeout: Duration) -> Result<Status, String> {
                 .map_err(|e| failures.push(format!("cannot connect to {addr}: {e}")))
                 .ok()
         })
-        .ok_or_else(|| failures.join("; "))?;
+        .ok_or_else(|| failures.join("; "))
+}
+
+fn exchange(target: &Target, timeout: Duration) -> Result<Status, String> {
+    // One type for both kinds of connection, so the exchange is compiled once.
+    let mut stream: std::fs::File = match &target.socket {
+        // No per-step timeouts here: the deadline of `probe` bounds the exchange.
+        Some(socket) => crate::sys::connect_unix(socket)
+            .map_err(|e| format!("cannot connect to unix:{}: {e}", socket.display()))?,
+        None => {
+            let stream = connect(target, timeout)?;
+            // Fails only for a zero timeout, which parse_timeout refuses.
+            let _ = stream.set_write_timeout(Some(timeout));
+            let _ = stream.set_read_timeout(Some(timeout));
+            std::os::fd::OwnedFd::from(stream).into()
+        }
+    };
+    let authority = match target.socket {
+        Some(_) => target.host.clone(),
+        None => format!("{}:{}", target.host, target.port),
+    };
     let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: vardr-init/{}\r\nConnection: close\r\n\r\n",
+        "GET {} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: vardr-init/{}\r\nConnection: close\r\n\r\n",
         target.path,
-        target.host,
-        target.port,
         env!("CARGO_PKG_VERSION")
     );
     stream
-        .set_write_timeout(Some(timeout))
-        .and_then(|()| stream.set_read_timeout(Some(timeout)))
-        .and_then(|()| stream.write_all(request.as_bytes()))
+        .write_all(request.as_bytes())
         .map_err(|e| format!("connection failed while sending the request: {e}"))?;
     let mut head = Vec::new();
     let mut chunk = [0; 4096];
@@ -398,6 +461,59 @@ mod tests {
         assert_eq!(feed(1), whole, "byte by byte: {bytes:?}");
         assert_eq!(feed(7), whole, "in chunks of 7: {bytes:?}");
         whole
+    }
+
+    #[test]
+    fn the_probe_goes_where_uvicorn_listens() {
+        let tcp = |host: &str, port| Listen::Tcp {
+            host: host.to_owned(),
+            port,
+            host_from: "HOST",
+            port_from: "PORT",
+        };
+        for (host, url) in [
+            ("0.0.0.0", "http://127.0.0.1:81/health"),
+            ("::", "http://[::1]:81/health"),
+            ("::1", "http://[::1]:81/health"),
+            ("127.0.0.2", "http://127.0.0.2:81/health"),
+            ("app.local", "http://app.local:81/health"),
+        ] {
+            let target = Target::for_listen(&tcp(host, 81)).expect("a target");
+            assert_eq!(target.to_string(), url, "{host}");
+        }
+        assert!(Target::for_listen(&tcp("a/b", 81)).is_err());
+    }
+
+    #[test]
+    fn a_unix_socket_is_probed_over_the_socket() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("app.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        let server = thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let mut head = Vec::new();
+            let mut byte = [0];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n\r\n");
+            String::from_utf8_lossy(&head).into_owned()
+        });
+        let target = Target::for_listen(&Listen::Unix(path.clone())).expect("a target");
+        assert_eq!(
+            target.to_string(),
+            format!("/health on unix:{}", path.display())
+        );
+        let status = probe(&target, ENOUGH).expect("a 200");
+        assert_eq!(status.code, 200);
+        let head = server.join().expect("server");
+        assert!(
+            head.starts_with("GET /health HTTP/1.1\r\nHost: localhost\r\n"),
+            "{head}"
+        );
+        drop(dir);
+        let gone = probe(&target, ENOUGH).expect_err("no socket");
+        assert!(gone.contains("cannot connect to unix:"), "{gone}");
     }
 
     #[test]

@@ -758,8 +758,16 @@ fn reload_problem(config: &Config, argv: &[OsString]) -> Option<String> {
     if config.watch.reload != Reload::Hup {
         return None;
     }
-    let workers = app::uvicorn_workers(argv, config.tiangolo.web_concurrency)?;
+    let env = &config.app.uvicorn_env;
+    let workers = app::uvicorn_workers(argv, env, config.tiangolo.web_concurrency)?;
     (workers <= 1).then(|| {
+        if env.reload {
+            return "VARDR_CERTS_RELOAD=hup needs uvicorn with more than one worker, and \
+                    UVICORN_RELOAD runs its reloader, a single process whatever --workers says: \
+                    it would die of the SIGHUP; unset UVICORN_RELOAD, or use \
+                    VARDR_CERTS_RELOAD=restart"
+                .to_owned();
+        }
         "VARDR_CERTS_RELOAD=hup needs uvicorn with more than one worker, and this one runs a \
          single process (WORKERS=1, or --reload): it would die of the SIGHUP, as uvicorn \
          without --workers handles only SIGINT and SIGTERM; set WORKERS=2 or more, or use \

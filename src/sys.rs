@@ -432,6 +432,37 @@ pub fn open_nonblocking(path: &std::path::Path) -> io::Result<std::fs::File> {
     owned_fd(fd).map(std::fs::File::from)
 }
 
+/// A stream connection to the Unix socket at `path` (the health probe of `BIND=unix:PATH`), as
+/// a `File`: std's `UnixStream` costs some 8 KiB of binary for what `read` and `write` do here.
+pub fn connect_unix(path: &std::path::Path) -> io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: all-zero is a valid `sockaddr_un` (an empty path of family 0).
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    // One byte stays 0: the kernel reads the path up to a NUL or the end of `sun_path`.
+    if bytes.is_empty() || bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (to, &from) in addr.sun_path.iter_mut().zip(bytes) {
+        *to = from as libc::c_char;
+    }
+    // SAFETY: plain system call; the descriptor it returns is owned at once.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    let socket = owned_fd(fd.into())?;
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: `addr` is an initialised `sockaddr_un` and `len` its size; `socket` is open.
+    check(unsafe {
+        libc::connect(
+            socket.as_raw_fd(),
+            (&raw const addr).cast::<libc::sockaddr>(),
+            len,
+        )
+    })?;
+    Ok(std::fs::File::from(socket))
+}
+
 /// The effective user id: files vardr-init reuses from a shared directory must be its own.
 pub fn geteuid() -> u32 {
     // SAFETY: cannot fail.

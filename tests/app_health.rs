@@ -14,9 +14,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::app::{
-    World, any_mode, exit_code, free_port, health, start_service, wait_until_serving,
+    World, any_mode, exit_code, free_port, health, start_service, test_app, wait_until_serving,
 };
-use common::{Finished, PATIENCE, finish, pki};
+use common::{Finished, PATIENCE, finish, pki, start};
 
 fn health_url(port: u16, args: &[&str]) -> Finished {
     let url = format!("http://127.0.0.1:{port}/health");
@@ -48,6 +48,66 @@ fn health_answers_for_the_running_app() {
     running.signal(libc::SIGTERM);
     let (status, stderr) = running.wait();
     assert_eq!(exit_code(status, &stderr), 0, "{stderr:#?}");
+}
+
+/// `vardr-init health` with only `env` (no `HOST`, no `PORT`): where the run's uvicorn listens.
+fn health_with(env: &[(&str, &str)]) -> Finished {
+    let mut command = Command::new(common::bin());
+    command.arg("health").env_remove("HOST").env_remove("PORT");
+    command.envs(env.iter().copied());
+    pki::scrub(&mut command);
+    finish(command)
+}
+
+/// Issue 24, item 2: the probe follows `BIND` as the run does (it probed 127.0.0.1:8000), over
+/// TCP and over the Unix socket of `BIND=unix:PATH`.
+#[test]
+fn health_follows_bind_as_the_run_does() {
+    let Some(world) = World::venv() else { return };
+    let port = free_port();
+    let socket = world.tmp.path().join("app.sock");
+    let binds = [
+        format!("127.0.0.1:{port}"),
+        format!("unix:{}", socket.display()),
+    ];
+    for bind in &binds {
+        let mode = any_mode();
+        let mut command = world.command(mode, &test_app("service"), &[]);
+        command
+            .env_remove("HOST")
+            .env_remove("PORT")
+            .env("BIND", bind);
+        let running = start(command, mode);
+        running.expect_line("ready ");
+        // uvicorn binds after the app's start-up: wait for the listener, not for a time.
+        let started = Instant::now();
+        let up = || match bind.strip_prefix("unix:") {
+            Some(path) => std::os::unix::net::UnixStream::connect(path).is_ok(),
+            None => TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok(),
+        };
+        while !up() {
+            assert!(started.elapsed() < PATIENCE, "BIND={bind}: nothing listens");
+            thread::sleep(Duration::from_millis(50));
+        }
+        let done = health_with(&[("BIND", bind)]);
+        done.assert_code(0, &format!("BIND={bind}"));
+        let at = bind
+            .strip_prefix("unix:")
+            .map_or(bind.clone(), |p| format!("unix:{p}"));
+        assert!(
+            done.stdout.contains(&at),
+            "BIND={bind}: {}",
+            done.describe()
+        );
+        // HOST and PORT win over BIND, in the run and in the probe alike.
+        if bind.starts_with("unix:") {
+            let other = free_port().to_string();
+            health_with(&[("BIND", bind), ("PORT", &other)]).assert_code(1, "PORT wins");
+        }
+        running.signal(libc::SIGTERM);
+        let (status, stderr) = running.wait();
+        assert_eq!(exit_code(status, &stderr), 0, "BIND={bind}: {stderr:#?}");
+    }
 }
 
 #[test]

@@ -893,6 +893,80 @@ fn hup_with_a_single_process_uvicorn_is_a_configuration_error() {
     finish(command).assert_code(0, "-- python -m uvicorn --workers 2");
 }
 
+/// Issue 24, item 3: the hup check sees what uvicorn sees, its own `UVICORN_*` variables
+/// included. `UVICORN_RELOAD=true` runs the single-process reloader whatever `WORKERS` says: exit
+/// 2 (a rotation used to kill the container with SIGHUP). `UVICORN_WORKERS=2` without `WORKERS`
+/// runs two workers: accepted (it used to be refused), and a rotation rolls them while
+/// vardr-init and the container stay.
+#[test]
+fn hup_sees_uvicorns_own_variables() {
+    let Some(world) = World::venv() else { return };
+    let tree = Tree::new();
+    let app = test_app("watch_client");
+    let hup = ("VARDR_CERTS_RELOAD", "hup");
+    let upstream_off = ("WATCH_UPSTREAM", "https://127.0.0.1:1/");
+    for reload in ["true", "1", "yes"] {
+        let env = [
+            WATCH,
+            hup,
+            ("WORKERS", "2"),
+            ("UVICORN_RELOAD", reload),
+            upstream_off,
+        ];
+        let (code, plan) = world.plan(&app, &env);
+        assert_eq!(code, 2, "UVICORN_RELOAD={reload}: {plan:#}");
+        let errors = plan["errors"].to_string();
+        assert!(errors.contains("UVICORN_RELOAD"), "{errors}");
+        assert_eq!(plan["app"]["workers"], 1, "{plan:#}");
+        assert!(
+            plan["warnings"].to_string().contains("UVICORN_RELOAD"),
+            "{plan:#}"
+        );
+    }
+    let env = [WATCH, hup, ("UVICORN_WORKERS", "2"), upstream_off];
+    let (code, plan) = world.plan(&app, &env);
+    assert_eq!(code, 0, "UVICORN_WORKERS=2: {plan:#}");
+    assert_eq!(plan["app"]["workers"], 2, "{plan:#}");
+    // A command given after --: uvicorn reads the variables there too.
+    let python = common::venv_python().expect("the venv exists");
+    let mut command = world.command(
+        Mode::Subreaper,
+        &app,
+        &[
+            "--dry-run",
+            "--",
+            python.to_str().expect("utf8"),
+            "-m",
+            "uvicorn",
+            "main:app",
+        ],
+    );
+    command.envs(env);
+    finish(command).assert_code(0, "-- python -m uvicorn, UVICORN_WORKERS=2");
+
+    // The real uvicorn with UVICORN_WORKERS=2: a rotation rolls both workers.
+    let mode = any_mode();
+    let (ca1, ca2) = (Ca::new("uvicorn env CA 1"), Ca::new("uvicorn env CA 2"));
+    let upstream = Upstream::start(&ca1);
+    let mut volume = Projected::new(&tree.certs);
+    volume.publish(&ca_crt(&ca1.cert));
+    let env = [WATCH, DEBOUNCE, hup, ("UVICORN_WORKERS", "2")];
+    let mut vardr = client_app(&world, &tree, mode, &upstream, &env);
+    vardr.nth_stdout("ready ", 2);
+    until_watching(vardr.vardr_pid(), &[&[&tree.certs]]);
+    let child = vardr.started();
+    let mark = vardr.out.len();
+    volume.publish(&ca_crt(&ca2.cert));
+    vardr.until("two new workers", PATIENCE, |w| {
+        let new = &w.out[mark..];
+        (new.iter().filter(|l| l.starts_with("ready ")).count() >= 2).then_some(())
+    });
+    assert!(vardr.running(), "vardr-init stays: {}", vardr.describe());
+    assert_eq!(vardr.started(), child, "the same uvicorn: not restarted");
+    let ended = vardr.stop();
+    assert_eq!(ended.code(), 0, "{:#?}", ended.err);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Changes reaching the bundle.
 

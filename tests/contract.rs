@@ -117,6 +117,33 @@ fn bad_environment_exits_2_naming_every_variable_and_starts_nothing() {
     }
 }
 
+/// Issue 24, item 7: values that used to be read as something else (a tiny duration as off, a
+/// signed or huge count, an option as a host, python3.08 as python3.8) are exit 2 in a dry run.
+#[test]
+fn values_that_were_misread_are_exit_2_in_a_dry_run() {
+    for (name, value) in [
+        ("VARDR_STOP_TIMEOUT", "0.0000000001"),
+        ("VARDR_CERTS_RECHECK", "0.0000000001"),
+        ("VARDR_STOP_DELAY", "0.0000000001"),
+        ("VARDR_PRESTART_TIMEOUT", "0.0000000001"),
+        ("VARDR_CERTS_DEBOUNCE", "0.0000000001"),
+        ("PORT", "+5"),
+        ("WORKERS", "+5"),
+        ("WORKERS", "86401"),
+        ("WEB_CONCURRENCY", "86401"),
+        ("HOST", "--reload"),
+        ("VARDR_TLS_PROFILE", "python3.08"),
+    ] {
+        let output = vardr(&["--dry-run", "--", "true"], &[(name, value)]);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}={value}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{name}=\"{value}\"")) && stderr.contains("expected"),
+            "{name}={value}: the message names the variable, its value and the form: {stderr}"
+        );
+    }
+}
+
 fn assert_contract_json(line: &str) -> serde_json::Value {
     let value: serde_json::Value =
         serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"));

@@ -22,7 +22,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::{Bind, Config, GUNICORN_ONLY, Workers};
+use crate::config::{Config, GUNICORN_ONLY, Listen, UvicornEnv, Workers};
 use crate::init::ExitPolicy;
 
 /// uvicorn's exit conventions, for the supervisor: a server that runs until it is stopped.
@@ -114,8 +114,10 @@ pub fn uvicorn(config: &Config) -> Result<Uvicorn, Vec<String>> {
     };
     listen(config, &mut flags);
     let (workers, from) = workers(config);
-    // WEB_CONCURRENCY reaches uvicorn too, which reads it when --workers is not given.
-    if workers > 1 || config.tiangolo.web_concurrency.is_some() {
+    // WEB_CONCURRENCY and UVICORN_WORKERS reach uvicorn too, which reads them when --workers is
+    // not given: passed, the argv says what runs.
+    let uvicorn_env = &config.app.uvicorn_env;
+    if workers > 1 || config.tiangolo.web_concurrency.is_some() || uvicorn_env.workers.is_some() {
         flags.push("--workers", Some(workers.to_string()), from);
     }
     if let Some(dir) = &app_dir {
@@ -152,6 +154,14 @@ pub fn uvicorn(config: &Config) -> Result<Uvicorn, Vec<String>> {
         argv.extend(flag.value.iter().map(OsString::from));
     }
     argv.extend(opts.iter().map(OsString::from));
+    if uvicorn_env.reload {
+        let note = "UVICORN_RELOAD is set: uvicorn runs its reloader, one process, whatever \
+                    --workers says";
+        flags.warnings.push(note.to_owned());
+    }
+    // What uvicorn will run, UVICORN_OPTS and uvicorn's own variables included.
+    let web_concurrency = config.tiangolo.web_concurrency;
+    let workers = uvicorn_workers(&argv, uvicorn_env, web_concurrency).unwrap_or(workers);
     Ok(Uvicorn {
         python,
         module,
@@ -190,32 +200,27 @@ impl Flags<'_> {
     }
 }
 
-/// `--host`/`--port` from `HOST`/`PORT`, else tiangolo's `BIND` (`--uds` for `unix:PATH`).
+/// `--host`/`--port`, or `--uds`, where [`Config::listen`] says.
 fn listen(config: &Config, flags: &mut Flags<'_>) {
     let t = &config.tiangolo;
-    let ours = |set: bool, name: &'static str| if set { name } else { "default" };
     if t.bind.is_some() && (t.host_set || t.port_set) {
         let note = "BIND ignored: HOST or PORT is set";
         flags.warnings.push(note.to_owned());
     }
-    let (bind_host, bind_port) = match &t.bind {
-        Some(Bind::Unix(path)) if !t.host_set && !t.port_set => {
+    match config.listen() {
+        Listen::Unix(path) => {
             flags.push("--uds", Some(path.display().to_string()), "BIND");
-            return;
         }
-        Some(Bind::Tcp { host, port }) => (Some(host), *port),
-        _ => (None, None),
-    };
-    let (host, from) = match bind_host.filter(|_| !t.host_set) {
-        Some(host) => (host.clone(), "BIND"),
-        None => (config.host.clone(), ours(t.host_set, "HOST")),
-    };
-    flags.push("--host", Some(host), from);
-    let (port, from) = match bind_port.filter(|_| !t.port_set) {
-        Some(port) => (port, "BIND"),
-        None => (config.port, ours(t.port_set, "PORT")),
-    };
-    flags.push("--port", Some(port.to_string()), from);
+        Listen::Tcp {
+            host,
+            port,
+            host_from,
+            port_from,
+        } => {
+            flags.push("--host", Some(host), host_from);
+            flags.push("--port", Some(port.to_string()), port_from);
+        }
+    }
 }
 
 /// The worker count and where it came from: `WORKERS`, else tiangolo's `WEB_CONCURRENCY`, else
@@ -229,6 +234,10 @@ fn workers(config: &Config) -> (u32, &'static str) {
         (Workers::Count(n), true) => return (n.get(), "WORKERS"),
         _ => {}
     }
+    // uvicorn prefers its own variable to WEB_CONCURRENCY.
+    if let Some(n) = config.app.uvicorn_env.workers {
+        return (n, "UVICORN_WORKERS");
+    }
     if let Some(n) = t.web_concurrency {
         return (n, "WEB_CONCURRENCY");
     }
@@ -238,7 +247,7 @@ fn workers(config: &Config) -> (u32, &'static str) {
     let cpus = f64::from(cpus::auto_workers().get());
     // Truncated like Python's int(); the product is at most 1024 * u32::MAX, and `as` saturates.
     let by_cores = (t.workers_per_core.unwrap_or(1.0) * cpus) as u32;
-    let count = by_cores.max(2);
+    let count = by_cores.clamp(2, crate::config::MAX_WORKERS);
     match t.max_workers {
         Some(max) => (count.min(max), "WORKERS_PER_CORE, MAX_WORKERS"),
         None => (count, "WORKERS_PER_CORE"),
@@ -300,9 +309,15 @@ fn has_option(opts: &[String], name: &str) -> bool {
 /// How many worker processes the command's uvicorn runs, read from its command line: `None`
 /// when it is not uvicorn (`uvicorn ...`, `python -m uvicorn ...`) nor `fastapi run|dev`.
 /// `--reload` (and `fastapi dev`) is one process whatever `--workers` says; without
-/// `--workers`, uvicorn reads `WEB_CONCURRENCY`. What the SIGHUP policy needs: a single uvicorn
-/// process exits on SIGHUP, its `--workers` manager rolls the workers.
-pub fn uvicorn_workers(argv: &[OsString], web_concurrency: Option<u32>) -> Option<u32> {
+/// `--workers`, uvicorn reads `WEB_CONCURRENCY`. uvicorn's command line (not `fastapi`'s) also
+/// reads `UVICORN_RELOAD` and `UVICORN_WORKERS` (`env`), which an option on the command line
+/// overrides. What the SIGHUP policy needs: a single uvicorn process exits on SIGHUP, its
+/// `--workers` manager rolls the workers.
+pub fn uvicorn_workers(
+    argv: &[OsString],
+    env: &UvicornEnv,
+    web_concurrency: Option<u32>,
+) -> Option<u32> {
     let words: Vec<String> = argv
         .iter()
         .map(|w| w.to_string_lossy().into_owned())
@@ -315,15 +330,18 @@ pub fn uvicorn_workers(argv: &[OsString], web_concurrency: Option<u32>) -> Optio
     } else {
         (program.to_str()?, &words[1..])
     };
-    let reload = match tool {
-        "uvicorn" => false,
-        "fastapi" => args.first().is_none_or(|sub| sub != "run"),
+    let (reload, env) = match tool {
+        "uvicorn" => (env.reload, *env),
+        "fastapi" => (
+            args.first().is_none_or(|sub| sub != "run"),
+            UvicornEnv::default(),
+        ),
         _ => return None,
     };
     if reload || has_option(args, "--reload") {
         return Some(1);
     }
-    let mut workers = web_concurrency;
+    let mut workers = env.workers.or(web_concurrency);
     let mut it = args.iter();
     while let Some(word) = it.next() {
         let value = match word.strip_prefix("--workers") {
@@ -368,7 +386,7 @@ mod tests {
     fn uvicorn_workers_from_the_command_line() {
         let workers = |argv: &str, web: Option<u32>| {
             let argv: Vec<OsString> = argv.split(' ').map(OsString::from).collect();
-            uvicorn_workers(&argv, web)
+            uvicorn_workers(&argv, &UvicornEnv::default(), web)
         };
         assert_eq!(workers("uvicorn main:app", None), Some(1));
         assert_eq!(
@@ -397,6 +415,22 @@ mod tests {
         );
         assert_eq!(workers("python3 -m http.server", None), None);
         assert_eq!(workers("python3 app.py", None), None);
+        // uvicorn's own variables: UVICORN_RELOAD is one process, UVICORN_WORKERS counts before
+        // WEB_CONCURRENCY; the command line wins; `fastapi` reads neither.
+        let with = |argv: &str, reload, env_workers| {
+            let argv: Vec<OsString> = argv.split(' ').map(OsString::from).collect();
+            let env = UvicornEnv {
+                reload,
+                workers: env_workers,
+            };
+            uvicorn_workers(&argv, &env, Some(5))
+        };
+        assert_eq!(with("uvicorn m:a --workers 2", true, None), Some(1));
+        assert_eq!(with("python3 -m uvicorn m:a", false, Some(3)), Some(3));
+        assert_eq!(with("uvicorn m:a --workers 2", false, Some(3)), Some(2));
+        assert_eq!(with("uvicorn m:a", false, None), Some(5));
+        assert_eq!(with("fastapi run --workers 2", true, Some(3)), Some(2));
+        assert_eq!(with("fastapi run", false, Some(3)), Some(5));
     }
 
     #[test]
