@@ -8,15 +8,13 @@
 //! worker's address space.
 
 use std::fmt;
-use std::io;
 use std::time::{Duration, SystemTime};
 
 use super::rules::Profile;
 use super::summary::{self, BundleStatus, Outcome, Report, Trigger};
 use super::{Mode, pass};
 use crate::config::CertSettings;
-use crate::sys::{Pid, signal_name};
-use crate::worker::{Error, Reap, Worker};
+use crate::worker::{Error, Failure, Reap, Worker};
 
 /// How long a pass may take: 10,000 files or 64 MiB take a few seconds; a minute means a hang
 /// (a stalled network file system, a defect), and the service must not wait for ever.
@@ -33,53 +31,24 @@ const CERTIFICATE_WORKER: Worker = Worker {
     reap: Reap::Later,
 };
 
-/// Why no report came back.
+/// Why no report came back: the worker's [`Failure`] (which worker, how it ended, its pid),
+/// said with what it means for the certificates.
 #[derive(Debug)]
-pub enum WorkerError {
-    /// The worker could not be started.
-    Start(io::Error),
-    /// It died of a signal (a crash: SIGSEGV, SIGABRT from a panic; or killed from outside).
-    Killed { pid: Pid, signal: i32 },
-    /// It exited with a failure status.
-    Failed { pid: Pid, code: i32 },
-    /// It ran past [`DEADLINE`] and was killed.
-    TimedOut { pid: Pid },
-    /// What it sent is not a report.
-    Garbled { pid: Pid, error: String },
-    /// The pipe failed.
-    Read { pid: Pid, error: io::Error },
-}
+pub struct WorkerError(pub Failure);
 
 impl fmt::Display for WorkerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WorkerError::Start(e) => write!(f, "cannot start the certificate worker: {e}"),
-            WorkerError::Killed { pid, signal } => write!(
+        write!(f, "{}", self.0)?;
+        match self.0.error {
+            Error::Killed { .. } => write!(
                 f,
-                "the certificate worker (pid {pid}) died of {}: a defect or a kill, not the \
-                 certificates' fault as such; please report it with the files in the certs \
-                 directory",
-                signal_name(*signal)
+                ": not the certificates' fault as such (a defect or a kill); please report it \
+                 with the files in the certs directory"
             ),
-            WorkerError::Failed { pid, code } => write!(
-                f,
-                "the certificate worker (pid {pid}) exited with status {code} before sending its \
-                 report"
-            ),
-            WorkerError::TimedOut { pid } => write!(
-                f,
-                "the certificate worker (pid {pid}) ran past its {}s deadline and was killed: is \
-                 the certs directory on a stalled file system?",
-                DEADLINE.as_secs()
-            ),
-            WorkerError::Garbled { pid, error } => write!(
-                f,
-                "the certificate worker (pid {pid}) sent a report that does not parse: {error}"
-            ),
-            WorkerError::Read { pid, error } => write!(
-                f,
-                "cannot read the certificate worker's (pid {pid}) report: {error}"
-            ),
+            Error::TimedOut { .. } => {
+                write!(f, ": is the certs directory on a stalled file system?")
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -153,7 +122,7 @@ pub fn run_as(
         }
         report
     })
-    .map_err(|failure| WorkerError::from(failure.error))
+    .map_err(WorkerError)
 }
 
 /// A pass after start, logged: nothing when nothing changed; otherwise the verdicts, why the
@@ -184,19 +153,6 @@ fn log_refresh(report: &Report, settings: &CertSettings, trigger: Trigger) {
         );
     }
     summary::log_summary(Some(report), outcome, &settings.bundle, Some(trigger));
-}
-
-impl From<Error> for WorkerError {
-    fn from(error: Error) -> WorkerError {
-        match error {
-            Error::Start(e) => WorkerError::Start(e),
-            Error::Killed { pid, signal } => WorkerError::Killed { pid, signal },
-            Error::Failed { pid, code } => WorkerError::Failed { pid, code },
-            Error::TimedOut { pid } => WorkerError::TimedOut { pid },
-            Error::Garbled { pid, error } => WorkerError::Garbled { pid, error },
-            Error::Read { pid, error } => WorkerError::Read { pid, error },
-        }
-    }
 }
 
 #[cfg(test)]
