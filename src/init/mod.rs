@@ -110,6 +110,8 @@ pub struct Reloads {
     backoff: Backoff,
     /// PID 1's name before [`sys::TRUST_DOWN_NAME`], while that one is shown.
     shown_down: Option<[u8; 16]>,
+    /// A death or restart was dealt with: the code that took is dropped again before the sleep.
+    release: bool,
 }
 
 /// The watcher's restarts: 1 s after its first death, doubling to 60 s; live trust is down after
@@ -163,6 +165,7 @@ impl Reloads {
             restart_at: None,
             backoff: Backoff::default(),
             shown_down: None,
+            release: false,
         })
     }
 
@@ -210,6 +213,7 @@ impl Reloads {
     fn tend(&mut self, stopping: bool) -> bool {
         let now = Instant::now();
         if let Some(status) = self.exited.take() {
+            self.release = true;
             let lived = self
                 .alive_since
                 .take()
@@ -224,6 +228,7 @@ impl Reloads {
         let Some(due) = self.due(stopping).filter(|&at| now >= at) else {
             return false;
         };
+        self.release = true;
         if self.restart_at.is_some_and(|at| at <= due) {
             self.restart_at = None;
             let pending = self.take();
@@ -339,6 +344,10 @@ fn wait(
     let timeout = [timeout, due].into_iter().flatten().min();
     let listen = !reloads.ended && !reloads.held;
     let fds = [reloads.signals.as_fd(), reloads.requests.as_fd()];
+    // PID 1's resident size stays what it was before the watcher died.
+    if std::mem::take(&mut reloads.release) {
+        sys::release_code_pages();
+    }
     let ready = sys::poll_readable(&fds[..if listen { 2 } else { 1 }], timeout)?;
     // Signals first: a stop must never wait behind a reload.
     if ready & 1 != 0
