@@ -18,7 +18,8 @@
 //! PID 1 after the watcher died (`crate::init::Reloads`).
 //!
 //! Its state is a handful of watch descriptors and instants, replaced, never accumulated; the
-//! passes' memory goes with their workers. It dies with PID 1 (`PR_SET_PDEATHSIG`).
+//! passes' memory goes with their workers. It dies with PID 1 (`PR_SET_PDEATHSIG`); PID 1
+//! starts it again if it dies first.
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -86,9 +87,8 @@ pub fn start(
                 Ok(mut state) => state.run(writer),
                 Err(e) => {
                     error!(
-                        "cannot watch {} (inotify: {e}): the bundle will not follow changes; \
-                         raise fs.inotify.max_user_instances, or restart the container to pick \
-                         up new CAs",
+                        "cannot watch {} (inotify: {e}): the bundle does not follow changes \
+                         until vardr-init's next try; raise fs.inotify.max_user_instances",
                         settings.dir.display()
                     );
                     1

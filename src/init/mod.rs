@@ -21,7 +21,8 @@
 //! With [`Reloads`] (a watcher of the certificates runs), step 3 also waits on its pipe: a
 //! rebuilt bundle gets the child SIGHUP, or a restart: SIGTERM, and once it has ended (SIGKILL at
 //! the stop timeout), the same launch again. A stop asked for meanwhile turns the restart into
-//! the stop. Before step 5 the watcher is stopped: it is ours, not something the child left.
+//! the stop. A watcher that dies is started again after a backoff. Before step 5 the watcher and
+//! its process group are stopped: they are ours, not something the child left.
 //!
 //! The supervisor takes only what it must launch ([`Launch`]): it knows nothing of certificates,
 //! plans or uvicorn.
