@@ -121,8 +121,12 @@ fn watch(config: &Config, plan: &Plan, signals: &Signals) -> Option<init::Reload
             return None;
         }
     };
-    let reloads = watch::start(&config.certs, plan.runtime.profile, config.watch, report)
-        .and_then(|w| init::Reloads::new(w.rebuilt, w.pid, config.watch.reload, signals));
+    // Started again by PID 1 if it dies: it keeps copies of what it needs, a few paths.
+    let (settings, profile, watching) = (config.certs.clone(), plan.runtime.profile, config.watch);
+    let points = report.watch.clone();
+    let start =
+        move || watch::start(&settings, profile, watching, &points).map(|w| (w.rebuilt, w.pid));
+    let reloads = init::Reloads::new(Box::new(start), config.watch.reload, signals);
     match reloads {
         Ok(reloads) => Some(reloads),
         Err(e) => {
@@ -255,8 +259,18 @@ pub fn health(url: Option<String>, timeout: Option<String>) -> u8 {
         },
         None => health::DEFAULT_TIMEOUT,
     };
-    if health::draining() {
-        return unhealthy("draining (VARDR_STOP_DELAY)".to_owned());
+    match health::pid1_state() {
+        Some(health::Pid1State::Draining) => {
+            return unhealthy("draining (VARDR_STOP_DELAY)".to_owned());
+        }
+        Some(health::Pid1State::TrustDown) => {
+            return unhealthy(
+                "live trust is down: the certificate watcher keeps dying, so the CA bundle no \
+                 longer follows the certificates (VARDR_CERTS_WATCH=true); see vardr-init's log"
+                    .to_owned(),
+            );
+        }
+        None => {}
     }
     health::run(&target, timeout)
 }

@@ -206,10 +206,22 @@ impl fmt::Display for Status {
     }
 }
 
-/// Whether vardr-init, as PID 1 of this container, is draining (`VARDR_STOP_DELAY`): it renames
-/// itself while it holds a SIGTERM (see [`crate::sys::DRAINING_NAME`]).
-pub fn draining() -> bool {
-    crate::sys::process_name(1).is_some_and(|name| name == crate::sys::DRAINING_NAME)
+/// What vardr-init, as PID 1 of this container, says by its name (see
+/// [`crate::sys::DRAINING_NAME`]): a probe is unhealthy then, whatever the app answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pid1State {
+    /// It holds a SIGTERM (`VARDR_STOP_DELAY`).
+    Draining,
+    /// Its certificate watcher keeps dying ([`crate::sys::TRUST_DOWN_NAME`]).
+    TrustDown,
+}
+
+pub fn pid1_state() -> Option<Pid1State> {
+    match crate::sys::process_name(1)?.as_str() {
+        crate::sys::DRAINING_NAME => Some(Pid1State::Draining),
+        crate::sys::TRUST_DOWN_NAME => Some(Pid1State::TrustDown),
+        _ => None,
+    }
 }
 
 /// Probes `target` once and prints the verdict: one line on stdout when healthy, on stderr when

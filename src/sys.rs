@@ -539,13 +539,45 @@ pub fn release_code_pages() {
 /// seen by every process of the container's PID namespace, a `docker exec` probe included.
 pub const DRAINING_NAME: &str = "vardr-draining";
 
+/// PID 1's name while live trust is down: its certificate watcher keeps dying (see
+/// `crate::init::Reloads`). Draining takes precedence: it is the name PID 1 ends with.
+pub const TRUST_DOWN_NAME: &str = "vardr-trustdown";
+
 /// Sets this thread's name (`/proc/self/comm`, what `ps` shows), at most 15 bytes.
-pub fn set_process_name(name: &str) {
+pub fn set_process_name(name: impl AsRef<[u8]>) {
+    let name = name.as_ref();
     let mut buffer = [0u8; 16];
-    let len = name.len().min(15);
-    buffer[..len].copy_from_slice(&name.as_bytes()[..len]);
+    let len = name
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(name.len())
+        .min(15);
+    buffer[..len].copy_from_slice(&name[..len]);
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes from a valid buffer.
     unsafe { libc::prctl(libc::PR_SET_NAME, buffer.as_ptr() as libc::c_ulong, 0, 0, 0) };
+}
+
+/// This thread's name, as [`set_process_name`] takes it back (NUL-terminated).
+pub fn own_process_name() -> [u8; 16] {
+    let mut buffer = [0u8; 16];
+    // SAFETY: PR_GET_NAME writes at most 16 bytes, NUL included, into a valid buffer.
+    unsafe {
+        libc::prctl(
+            libc::PR_GET_NAME,
+            buffer.as_mut_ptr() as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    buffer
+}
+
+/// Puts this process in a process group of its own: the watcher, so that it and its pass worker
+/// are killed together, and told apart from what the child left.
+pub fn own_process_group() {
+    // SAFETY: plain system call; it can only fail for a session leader, which a fork is not.
+    unsafe { libc::setpgid(0, 0) };
 }
 
 /// The name (`comm`) of process `pid` as `/proc` shows it, without the trailing newline.
@@ -555,8 +587,9 @@ pub fn process_name(pid: Pid) -> Option<String> {
 }
 
 /// Every live process whose chain of parents leads to `ancestor`, with its name, from `/proc`
-/// (empty without it). Zombies are left out: they are dead, and reaping takes them.
-pub fn descendants(ancestor: Pid) -> Vec<(Pid, Pid, String)> {
+/// (empty without it), except the members of process group `except` (vardr-init's own watcher,
+/// when not 0). Zombies are left out: they are dead, and reaping takes them.
+pub fn descendants(ancestor: Pid, except: Pid) -> Vec<(Pid, Pid, String)> {
     // (pid, parent, name) of each process; one that ends meanwhile is simply missing.
     let mut all: Vec<(Pid, Pid, String)> = Vec::new();
     let mut path = std::path::PathBuf::from("/proc");
@@ -579,7 +612,7 @@ pub fn descendants(ancestor: Pid) -> Vec<(Pid, Pid, String)> {
                 n.wrapping_mul(10).wrapping_add(Pid::from(b - b'0'))
             })
         };
-        // After ") ": the state letter, a space, the parent's pid.
+        // After ") ": the state letter, a space, the parent's pid, a space, the group's.
         let (Some(&state), Some(parent), Some(name)) = (
             stat.get(close + 2),
             stat.get(close + 4..),
@@ -587,8 +620,14 @@ pub fn descendants(ancestor: Pid) -> Vec<(Pid, Pid, String)> {
         ) else {
             continue;
         };
+        let group = parent
+            .iter()
+            .position(|&b| b == b' ')
+            .and_then(|at| parent.get(at + 1..))
+            .map_or(0, number);
         let pid = number(&stat);
-        if state != b'Z' && state != b'X' && pid != ancestor {
+        let ours = except != 0 && group == except;
+        if state != b'Z' && state != b'X' && pid != ancestor && !ours {
             let name = String::from_utf8_lossy(name).into_owned();
             all.push((pid, number(parent), name));
         }

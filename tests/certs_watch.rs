@@ -1775,3 +1775,240 @@ fn orphans_are_reaped_and_the_status_passes_through_while_watching() {
     let ended = vardr.wait();
     assert_eq!(ended.code(), 0, "{:#?}", ended.err);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The watcher's own life (issue 24): the start-up gap, its death and restart, the clean-up.
+
+const NO_RECHECK: (&str, &str) = ("VARDR_CERTS_RECHECK", "0");
+
+/// `n` files that are not certificates in `dir`: a pass over them takes a while (a large /certs).
+fn junk_files(dir: &Path, n: usize) {
+    for i in 0..n {
+        fs::write(dir.join(format!("junk-{i:05}.pem")), "not a certificate\n").expect("write junk");
+    }
+}
+
+/// SIGKILL to `pid`, as the OOM killer sends it.
+fn kill9(pid: i32) {
+    // SAFETY: plain kill(2) on a process of this test's vardr-init.
+    assert_eq!(
+        unsafe { libc::kill(pid, libc::SIGKILL) },
+        0,
+        "kill -9 {pid}"
+    );
+}
+
+/// Waits until vardr-init has one `vardr-watch` child watching `tree`'s certificates, and it is
+/// not `old`; its PID.
+fn until_a_new_watcher(vardr: i32, tree: &Tree, old: i32) -> i32 {
+    let start = Instant::now();
+    loop {
+        let watch = until_watching(vardr, &[&[&tree.certs]]);
+        if watch != old {
+            return watch;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "vardr-watch (pid {old}) was killed and no other watcher came"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A CA added right after the start's pass (its summary line seen, the watches maybe not set
+/// yet), with no periodic re-check to save it: the watcher's own pass, once it watches, finds it.
+/// A large /certs widens the gap.
+#[test]
+fn a_change_right_after_the_start_pass_reaches_the_bundle() {
+    let tree = Tree::new();
+    let ca1 = Ca::new("gap CA 1");
+    tree.add("a.pem", &ca1.cert);
+    junk_files(&tree.certs, 3000);
+    let mode = any_mode();
+    let env = [WATCH, DEBOUNCE, JSON_LOGS, NO_RECHECK];
+    let mut vardr = Watched::start(supervise(&tree, mode, &["--", "sleep", "600"], &env), mode);
+    // Straight from the stream: the change follows the summary line at once.
+    let ca2 = Ca::new("gap CA 2");
+    loop {
+        let line = vardr
+            .stderr
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|e| panic!("no start summary: {e}\n{}", vardr.describe()));
+        let summary = line.contains(r#""certificate_import_summary""#);
+        vardr.err.push(line);
+        if summary {
+            tree.add("b.pem", &ca2.cert);
+            break;
+        }
+    }
+    // A correctness bound, not a speed one: without the watcher's pass it never comes.
+    tree.until_holds(
+        &[&ca1.cert, &ca2.cert],
+        Duration::from_secs(20),
+        "a CA added right after the start's pass",
+    );
+    vardr.stop();
+}
+
+/// The watcher's own pass finds nothing changed: nothing written, nothing said at info.
+#[test]
+fn the_watchers_first_pass_on_unchanged_certificates_writes_and_says_nothing() {
+    let tree = Tree::new();
+    tree.add("a.pem", &Ca::new("quiet CA").cert);
+    let mode = any_mode();
+    let env = [
+        WATCH,
+        DEBOUNCE,
+        JSON_LOGS,
+        NO_RECHECK,
+        ("VARDR_LOG_LEVEL", "debug"),
+    ];
+    let mut vardr = Watched::start(supervise(&tree, mode, &["--", "sleep", "600"], &env), mode);
+    let (summary, _) = vardr.summary(0, "the start's", |e| e["trigger"].is_null());
+    let before = tree.identity();
+    let hit = vardr.logged(
+        summary,
+        &["certificates re-checked (start): nothing changed"],
+    );
+    assert!(
+        tree.identity() == before,
+        "a hit: the bundle is not rewritten"
+    );
+    let said: Vec<&String> = vardr.err[summary + 1..=hit]
+        .iter()
+        .filter(|line| line.contains("certificate_import_summary"))
+        .collect();
+    assert!(said.is_empty(), "no summary for a hit: {said:#?}");
+    vardr.stop();
+}
+
+/// `kill -9` of the watcher (an OOM kill picks it the same way): PID 1 says how it ended and when
+/// it restarts it, restarts it, and the new one's pass catches up on a CA added while it was down.
+#[test]
+fn a_killed_watcher_is_restarted_and_catches_up() {
+    let (tree, ca1, mut vardr) = watching_one_ca("killed CA 1", NO_RECHECK);
+    let vardr_pid = vardr.vardr_pid();
+    let old = until_watching(vardr_pid, &[&[&tree.certs]]);
+    vardr.pump();
+    let mark = vardr.err.len();
+    kill9(old);
+    let ca2 = Ca::new("killed CA 2");
+    tree.add("b.pem", &ca2.cert);
+    tree.until_holds(
+        &[&ca1.cert, &ca2.cert],
+        Duration::from_secs(20),
+        "a CA added while the watcher was down",
+    );
+    let died = vardr.logged(mark, &["was killed by SIGKILL", "restarting it in 1s"]);
+    assert!(
+        !vardr.err[died].contains("see above"),
+        "nothing above to see: {}",
+        vardr.err[died]
+    );
+    vardr.logged(died, &["certificate watcher restarted (pid"]);
+    let new = until_a_new_watcher(vardr_pid, &tree, old);
+    vardr.summary(died, "the restarted watcher's", pass("rebuilt", "start"));
+    // And it watches: a change after the restart is followed as before.
+    let ca3 = Ca::new("killed CA 3");
+    tree.add("c.pem", &ca3.cert);
+    tree.until_holds(
+        &[&ca1.cert, &ca2.cert, &ca3.cert],
+        PATIENCE,
+        "after the restart",
+    );
+    assert_eq!(watchers(vardr_pid), [new], "one watcher");
+    vardr.stop();
+}
+
+/// A watcher killed five times in a row, each soon after its start: live trust is down, and
+/// `vardr-init health` (from inside the container) says so.
+#[test]
+fn a_watcher_that_keeps_dying_makes_health_unhealthy() {
+    if !pid_namespaces() {
+        return;
+    }
+    let tree = Tree::new();
+    tree.add("a.pem", &Ca::new("dying CA").cert);
+    let env = [WATCH, DEBOUNCE, JSON_LOGS, NO_RECHECK];
+    let mut vardr = Watched::start(
+        supervise(&tree, Mode::Pid1, &["--", "sleep", "600"], &env),
+        Mode::Pid1,
+    );
+    let vardr_pid = vardr.vardr_pid();
+    let health = || {
+        let mut command = Command::new("nsenter");
+        command
+            .args(["-t", &vardr_pid.to_string(), "-p", "-m", "--"])
+            .arg(bin())
+            .arg("health")
+            .env("PORT", "1");
+        finish(command)
+    };
+    let mut old = 0;
+    for delay in [1, 2, 4, 8, 16] {
+        let watch = until_a_new_watcher(vardr_pid, &tree, old);
+        let before = health();
+        assert!(
+            !before.stderr.contains("live trust"),
+            "not down yet: {}",
+            before.stderr
+        );
+        vardr.pump();
+        let mark = vardr.err.len();
+        kill9(watch);
+        vardr.logged(
+            mark,
+            &[
+                "was killed by SIGKILL",
+                &format!("restarting it in {delay}s"),
+            ],
+        );
+        old = watch;
+    }
+    vardr.logged(0, &["live trust is down"]);
+    let probe = health();
+    assert_eq!(probe.status.code(), Some(1), "{}", probe.stderr);
+    assert!(
+        probe.stderr.contains("unhealthy: live trust is down"),
+        "{}",
+        probe.stderr
+    );
+    vardr.stop();
+}
+
+/// The app exits while the watcher's pass worker works through a large change: the watcher and
+/// its worker are vardr-init's own, stopped before the clean-up, never "left running by the
+/// child".
+#[test]
+fn the_watcher_and_its_worker_are_not_blamed_when_the_app_exits_during_a_rebuild() {
+    let tree = Tree::new();
+    tree.add("a.pem", &Ca::new("blame CA").cert);
+    let stage = tree.root.join("stage");
+    fs::create_dir(&stage).expect("mkdir stage");
+    junk_files(&stage, 4000);
+    let mode = any_mode();
+    let env = [WATCH, DEBOUNCE, NO_RECHECK, ("VARDR_LOG_LEVEL", "debug")];
+    let mut vardr = Watched::start(supervise(&tree, mode, &["--", "sleep", "600"], &env), mode);
+    let vardr_pid = vardr.vardr_pid();
+    until_watching(vardr_pid, &[&[&tree.certs]]);
+    vardr.pump();
+    let mark = vardr.err.len();
+    for entry in fs::read_dir(&stage).expect("list stage").flatten() {
+        fs::rename(entry.path(), tree.certs.join(entry.file_name())).expect("move in");
+    }
+    vardr.logged(mark, &["re-checking after a change"]);
+    let app = app_roots(vardr_pid);
+    assert_eq!(app.len(), 1, "one app: {app:?}");
+    kill9(app[0]);
+    let ended = vardr.wait();
+    assert_eq!(ended.code(), 137, "{:#?}", ended.err);
+    let blamed: Vec<&String> = ended
+        .err
+        .iter()
+        .filter(|line| line.contains("left running") && line.contains("vardr-watch"))
+        .collect();
+    assert!(
+        blamed.is_empty(),
+        "vardr-init's own processes blamed on the app: {blamed:#?}"
+    );
+}

@@ -146,6 +146,8 @@ pub enum Trigger {
     Recheck,
     /// An accepted CA expired, or a rejected one became valid.
     Validity,
+    /// The watcher's own pass once its watches are set (at start, and when restarted).
+    Start,
 }
 
 impl Trigger {
@@ -154,6 +156,7 @@ impl Trigger {
             Trigger::Change => "change",
             Trigger::Recheck => "recheck",
             Trigger::Validity => "validity",
+            Trigger::Start => "start",
         }
     }
 }

@@ -13,8 +13,13 @@
 //!    the bundle only if its bytes change, and logs what it did;
 //! 4. tells PID 1 when the bundle was replaced, and re-aims its watches at what this pass read.
 //!
+//! It sets its watches first and then runs a pass of its own (`trigger: start`), so a change
+//! made after the start's pass read the certificates is never lost; the same on a restart by
+//! PID 1 after the watcher died (`crate::init::Reloads`).
+//!
 //! Its state is a handful of watch descriptors and instants, replaced, never accumulated; the
-//! passes' memory goes with their workers. It dies with PID 1 (`PR_SET_PDEATHSIG`).
+//! passes' memory goes with their workers. It dies with PID 1 (`PR_SET_PDEATHSIG`); PID 1
+//! starts it again if it dies first.
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -24,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::rules::Profile;
-use super::summary::{self, Outcome, Report, Trigger};
+use super::summary::{self, Outcome, Trigger};
 use super::worker::{self, Reporting};
 use super::{Mode, store};
 use crate::config::{CertSettings, WatchSettings};
@@ -59,12 +64,14 @@ pub struct Watcher {
     pub rebuilt: io::PipeReader,
 }
 
-/// Forks the watcher. `first` is the start's pass: where to watch, and the next validity change.
+/// Forks the watcher, in a process group of its own (its pass worker joins it). `points` are
+/// where the start's pass read: watched first, before the watcher's own pass, so that no change
+/// falls between the start's pass and the first watch (or, on a restart, while it was down).
 pub fn start(
     settings: &CertSettings,
     profile: Profile,
     watch: WatchSettings,
-    first: &Report,
+    points: &[PathBuf],
 ) -> io::Result<Watcher> {
     let (reader, writer) = io::pipe()?;
     let parent = sys::getpid();
@@ -74,14 +81,14 @@ pub fn start(
             if !sys::die_with_parent(parent) {
                 sys::exit_now(0);
             }
+            sys::own_process_group();
             sys::set_process_name(NAME);
-            let code = match Watch::new(settings, profile, watch, first) {
+            let code = match Watch::new(settings, profile, watch, points) {
                 Ok(mut state) => state.run(writer),
                 Err(e) => {
                     error!(
-                        "cannot watch {} (inotify: {e}): the bundle will not follow changes; \
-                         raise fs.inotify.max_user_instances, or restart the container to pick \
-                         up new CAs",
+                        "cannot watch {} (inotify: {e}): the bundle does not follow changes \
+                         until vardr-init's next try; raise fs.inotify.max_user_instances",
                         settings.dir.display()
                     );
                     1
@@ -127,7 +134,7 @@ impl<'a> Watch<'a> {
         settings: &'a CertSettings,
         profile: Profile,
         config: WatchSettings,
-        first: &Report,
+        points: &[PathBuf],
     ) -> io::Result<Watch<'a>> {
         let name = |path: &Path| {
             path.file_name()
@@ -140,7 +147,7 @@ impl<'a> Watch<'a> {
             config,
             inotify: File::from(sys::inotify_init()?),
             watched: Vec::new(),
-            next_change: first.next_change,
+            next_change: None,
             own: [
                 name(&settings.bundle),
                 name(&store::cache_path(&settings.bundle)),
@@ -149,7 +156,7 @@ impl<'a> Watch<'a> {
             limit_warned: false,
         };
         // A watching run's pass always says where (the certs directory at least).
-        watch.aim(&first.watch);
+        watch.aim(points);
         let mut dirs = String::new();
         for (_, dir) in &watch.watched {
             let _ = write!(dirs, " {}", dir.display());
@@ -161,6 +168,12 @@ impl<'a> Watch<'a> {
     /// The loop: wait for what is due first, run a pass, tell PID 1. Ends only when PID 1 can no
     /// longer be told (it is gone, and this process with it).
     fn run(&mut self, mut notify: PipeWriter) -> i32 {
+        // Watching already: whatever changed since the start's pass read (or while a previous
+        // watcher was down) is in this pass, and whatever changes from now on is an event. When
+        // nothing did, it is a cache hit: nothing written, nothing logged at info.
+        if self.pass(Trigger::Start) && notify.write_all(b"r").is_err() {
+            return 0;
+        }
         let mut pending: Option<Pending> = None;
         let recheck = self.config.recheck;
         let next_recheck = || recheck.and_then(|t| Instant::now().checked_add(t));

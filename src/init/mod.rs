@@ -21,7 +21,8 @@
 //! With [`Reloads`] (a watcher of the certificates runs), step 3 also waits on its pipe: a
 //! rebuilt bundle gets the child SIGHUP, or a restart: SIGTERM, and once it has ended (SIGKILL at
 //! the stop timeout), the same launch again. A stop asked for meanwhile turns the restart into
-//! the stop. Before step 5 the watcher is stopped: it is ours, not something the child left.
+//! the stop. A watcher that dies is started again after a backoff. Before step 5 the watcher and
+//! its process group are stopped: they are ours, not something the child left.
 //!
 //! The supervisor takes only what it must launch ([`Launch`]): it knows nothing of certificates,
 //! plans or uvicorn.
@@ -78,30 +79,77 @@ pub enum ExitPolicy {
     Server { name: &'static str },
 }
 
-/// Requests to reload the child, from a watcher process: one byte each on a pipe.
+/// Starts a certificate watcher: its pipe (a byte per rebuilt bundle, end of file when it ends)
+/// and its pid. Called again to restart it.
+pub type StartWatcher = Box<dyn FnMut() -> io::Result<(std::io::PipeReader, Pid)>>;
+
+/// Requests to reload the child, from a watcher process: one byte each on a pipe. A watcher that
+/// dies is started again after a [`Backoff`]; one that keeps dying is said by PID 1's name
+/// ([`sys::TRUST_DOWN_NAME`]), which `vardr-init health` reads.
 pub struct Reloads {
     requests: std::io::PipeReader,
-    /// The watcher: stopped at the end, and never counted as something the child left.
+    /// The watcher: stopped at the end with its process group (its pass worker), never counted
+    /// as something the child left.
     watcher: Pid,
     /// Its pidfd, taken while it cannot have been reaped: the kill at the end reaches it and
-    /// nothing else, even if it ended and was reaped with the zombies before.
+    /// nothing else.
     watcher_fd: Option<OwnedFd>,
     reload: Reload,
     /// Readable when a signal we take is pending: polled beside `requests`.
     signals: OwnedFd,
-    /// The watcher's pipe reached end of file: it has ended, no more requests.
+    /// The watcher's pipe reached end of file: no more requests from this watcher.
     ended: bool,
+    /// Requests are left on the pipe (a pre-start task runs: it is not the app).
+    held: bool,
+    start: StartWatcher,
+    /// When the watcher was started; `None` once it has been reaped.
+    alive_since: Option<Instant>,
+    /// Its wait status, reaped and not yet dealt with.
+    exited: Option<ExitStatus>,
+    /// When to start it again.
+    restart_at: Option<Instant>,
+    backoff: Backoff,
+    /// PID 1's name before [`sys::TRUST_DOWN_NAME`], while that one is shown.
+    shown_down: Option<[u8; 16]>,
+    /// A death or restart was dealt with: the code that took is dropped again before the sleep.
+    release: bool,
+}
+
+/// The watcher's restarts: 1 s after its first death, doubling to 60 s; live trust is down after
+/// [`Backoff::DOWN_AFTER`] deaths in a row, each within [`Backoff::STABLE`] of its start. A
+/// watcher that stays up that long starts the count again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Backoff {
+    deaths: u32,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(60);
+    const STABLE: Duration = Duration::from_secs(600);
+    const DOWN_AFTER: u32 = 5;
+
+    /// A death after `lived`: how long until the restart.
+    fn died(&mut self, lived: Duration) -> Duration {
+        if lived >= Self::STABLE {
+            self.deaths = 0;
+        }
+        self.deaths = self.deaths.saturating_add(1);
+        let doublings = self.deaths.saturating_sub(1).min(6);
+        (Self::FIRST * (1 << doublings)).min(Self::MAX)
+    }
+
+    fn down(self) -> bool {
+        self.deaths >= Self::DOWN_AFTER
+    }
 }
 
 impl Reloads {
-    /// On failure the watcher is killed: it would have nobody to tell.
-    pub fn new(
-        requests: std::io::PipeReader,
-        watcher: Pid,
-        reload: Reload,
-        signals: &Signals,
-    ) -> io::Result<Reloads> {
+    /// Starts the watcher; on failure there is none (the error says why).
+    pub fn new(mut start: StartWatcher, reload: Reload, signals: &Signals) -> io::Result<Reloads> {
+        let (requests, watcher) = start()?;
         let signals = sys::signalfd(&signals.waited).inspect_err(|_| {
+            // It would have nobody to tell.
             let _ = sys::kill(watcher, libc::SIGKILL);
         })?;
         Ok(Reloads {
@@ -111,6 +159,14 @@ impl Reloads {
             reload,
             signals,
             ended: false,
+            held: false,
+            start,
+            alive_since: Some(Instant::now()),
+            exited: None,
+            restart_at: None,
+            backoff: Backoff::default(),
+            shown_down: None,
+            release: false,
         })
     }
 
@@ -119,36 +175,142 @@ impl Reloads {
     fn take(&mut self) -> bool {
         let mut buffer = [0u8; 64];
         let mut any = false;
-        loop {
+        while !self.ended {
             match sys::wait_readable(self.requests.as_fd(), Duration::ZERO) {
                 Ok(true) => {}
-                _ => return any,
+                _ => break,
             }
             match self.requests.read(&mut buffer) {
-                Ok(0) | Err(_) => {
-                    self.ended = true;
-                    error!(
-                        "the certificate watcher (pid {}) has ended: the CA bundle no longer \
-                         follows changes (see above); restart the container to watch again",
-                        self.watcher
-                    );
-                    return any;
-                }
+                // Its death is said when it is reaped, with how it ended.
+                Ok(0) | Err(_) => self.ended = true,
                 Ok(_) => any = true,
             }
         }
+        any
     }
 
-    /// Stops the watcher (it holds nothing that needs a graceful end) and reaps it.
-    fn stop(&self) {
-        // Without pidfds (Linux before 5.3), only while its pipe is open: it has not ended.
-        let _ = match &self.watcher_fd {
-            Some(fd) => sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL),
-            None if !self.ended => sys::kill(self.watcher, libc::SIGKILL),
-            None => Ok(()),
+    /// Called for every process reaped that is not the child: whether it was the watcher.
+    fn reaped(&mut self, pid: Pid, status: ExitStatus) -> bool {
+        let ours = pid == self.watcher && self.alive_since.is_some();
+        if ours {
+            self.exited = Some(status);
+        }
+        ours
+    }
+
+    /// The next instant [`Reloads::tend`] has something to do, if any. Nothing while the child
+    /// is stopping: the watcher is not needed any more.
+    fn due(&self, stopping: bool) -> Option<Instant> {
+        if stopping {
+            return None;
+        }
+        let stable = self.alive_since.filter(|_| self.backoff.deaths > 0);
+        let stable = stable.and_then(|at| at.checked_add(Backoff::STABLE));
+        [self.restart_at, stable].into_iter().flatten().min()
+    }
+
+    /// A death is told and its restart scheduled; a restart or a recovery due is done. True when
+    /// the ended watcher's last requests are still to apply.
+    fn tend(&mut self, stopping: bool) -> bool {
+        let now = Instant::now();
+        if let Some(status) = self.exited.take() {
+            self.release = true;
+            let lived = self
+                .alive_since
+                .take()
+                .map_or(Duration::ZERO, |at| now - at);
+            let how = match (status.code(), status.signal()) {
+                (Some(code), _) => format!("exited with status {code}"),
+                (_, signal) => format!("was killed by {}", signal_name(signal.unwrap_or(0))),
+            };
+            let what = format!("the certificate watcher (pid {}) {how}", self.watcher);
+            self.died(now, lived, &what, stopping);
+        }
+        let Some(due) = self.due(stopping).filter(|&at| now >= at) else {
+            return false;
         };
+        self.release = true;
+        if self.restart_at.is_some_and(|at| at <= due) {
+            self.restart_at = None;
+            let pending = self.take();
+            match (self.start)() {
+                Ok((requests, pid)) => {
+                    info!("certificate watcher restarted (pid {pid})");
+                    self.requests = requests;
+                    self.watcher = pid;
+                    self.watcher_fd = sys::pidfd_open(pid).ok();
+                    self.ended = false;
+                    self.alive_since = Some(Instant::now());
+                }
+                Err(e) => {
+                    let what = format!("cannot restart the certificate watcher: {e}");
+                    self.died(now, Duration::ZERO, &what, stopping);
+                }
+            }
+            return pending;
+        }
+        // It stayed up: the count starts again, and live trust is back.
+        self.backoff = Backoff::default();
+        if let Some(name) = self.shown_down.take() {
+            sys::set_process_name(name);
+            info!(
+                "the certificate watcher (pid {}) has run {}s: live trust is back",
+                self.watcher,
+                Backoff::STABLE.as_secs()
+            );
+        }
+        false
+    }
+
+    /// A watcher died after `lived` (or could not be started): said, its restart scheduled, and
+    /// live trust shown down if it keeps dying.
+    fn died(&mut self, now: Instant, lived: Duration, what: &str, stopping: bool) {
+        let delay = self.backoff.died(lived);
+        self.restart_at = now.checked_add(delay);
+        error!(
+            "{what}: restarting it in {}s, with a pass that catches up on what changed \
+             meanwhile; until then the CA bundle does not follow changes",
+            delay.as_secs()
+        );
+        if self.backoff.down() && self.shown_down.is_none() && !stopping {
+            error!(
+                "live trust is down: the certificate watcher died {} times in a row, each within \
+                 {}s of its start; `vardr-init health` reports unhealthy until one runs that \
+                 long (restarts go on, at most {}s apart)",
+                self.backoff.deaths,
+                Backoff::STABLE.as_secs(),
+                Backoff::MAX.as_secs()
+            );
+            self.shown_down = Some(sys::own_process_name());
+            sys::set_process_name(sys::TRUST_DOWN_NAME);
+        }
+    }
+
+    /// Stops the watcher and its pass worker (they hold nothing that needs a graceful end), and
+    /// waits until its process group is gone: the clean-up after it must not find them.
+    fn stop(&self, signals: &Signals) {
+        if self.alive_since.is_some() {
+            // Its group while it lives (then the number cannot be another's); the pidfd, or
+            // without pidfds (Linux before 5.3) the pid while its pipe is open.
+            let _ = sys::kill_group(self.watcher, libc::SIGKILL);
+            let _ = match &self.watcher_fd {
+                Some(fd) => sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL),
+                None if !self.ended => sys::kill(self.watcher, libc::SIGKILL),
+                None => Ok(()),
+            };
+        }
+        // A worker it left dies with it (PR_SET_PDEATHSIG); until reaped it is in the group.
         let until = Instant::now() + Duration::from_secs(1);
-        let _ = sys::reap_within(self.watcher, until);
+        loop {
+            while let Ok(Reaped::Child(..)) = sys::reap_one() {}
+            let now = Instant::now();
+            if sys::kill_group(self.watcher, 0).is_err() || now >= until {
+                return;
+            }
+            let _ = signals
+                .waited
+                .wait(Some((until - now).min(Duration::from_millis(10))));
+        }
     }
 }
 
@@ -161,27 +323,40 @@ enum Wake {
     Nothing,
 }
 
-/// Waits for a signal, or (with a live watcher) a reload request, at most `timeout`.
+/// Waits for a signal, or (with a live watcher) a reload request, at most `timeout`; with a
+/// watcher, tends it (its death, restart, recovery: [`Reloads::tend`]) unless `stopping`.
 fn wait(
     signals: &Signals,
     reloads: Option<&mut Reloads>,
     timeout: Option<Duration>,
+    stopping: bool,
 ) -> io::Result<Wake> {
-    let Some(reloads) = reloads.filter(|r| !r.ended) else {
+    let Some(reloads) = reloads else {
         return Ok(signals
             .waited
             .wait(timeout)?
             .map_or(Wake::Nothing, Wake::Signal));
     };
+    if reloads.tend(stopping) && !reloads.held {
+        return Ok(Wake::Reload);
+    }
+    let due = reloads.due(stopping);
+    let due = due.map(|at| at.saturating_duration_since(Instant::now()));
+    let timeout = [timeout, due].into_iter().flatten().min();
+    let listen = !reloads.ended && !reloads.held;
     let fds = [reloads.signals.as_fd(), reloads.requests.as_fd()];
-    let ready = sys::poll_readable(&fds, timeout)?;
+    // PID 1's resident size stays what it was before the watcher died.
+    if std::mem::take(&mut reloads.release) {
+        sys::release_code_pages();
+    }
+    let ready = sys::poll_readable(&fds[..if listen { 2 } else { 1 }], timeout)?;
     // Signals first: a stop must never wait behind a reload.
     if ready & 1 != 0
         && let Some(signal) = signals.waited.wait(Some(Duration::ZERO))?
     {
         return Ok(Wake::Signal(signal));
     }
-    if ready & 2 != 0 && reloads.take() {
+    if listen && ready & 2 != 0 && reloads.take() {
         return Ok(Wake::Reload);
     }
     Ok(Wake::Nothing)
@@ -282,10 +457,12 @@ pub fn run(
     let reaper = become_reaper();
     let code = run_in_turn(prestart, launch, signals, reloads.as_mut());
     if let Some(reloads) = &reloads {
-        reloads.stop();
+        reloads.stop(signals);
     }
     if reaper {
-        clean_up(launch.stop_timeout, signals);
+        // What is left of the watcher's group (stuck in the kernel past the wait) is ours.
+        let own = reloads.as_ref().map_or(0, |r| r.watcher);
+        clean_up(launch.stop_timeout, signals, own);
     }
     code
 }
@@ -319,7 +496,11 @@ fn run_in_turn(
 ) -> u8 {
     if let Some(task) = prestart {
         info!("pre-start task first: {}", task.command_line());
-        let ended = match supervise_child(task, signals, None) {
+        // The watcher is tended meanwhile; its requests wait for the app.
+        if let Some(reloads) = reloads.as_deref_mut() {
+            reloads.held = true;
+        }
+        let ended = match supervise_child(task, signals, reloads.as_deref_mut()) {
             Ok(ended) => ended,
             Err(code) => {
                 error!("pre-start task not run: app not started; exiting {code}");
@@ -337,6 +518,7 @@ fn run_in_turn(
     }
     // A bundle rebuilt before the app starts is read by it at start: nothing to reload.
     if let Some(reloads) = reloads.as_deref_mut() {
+        reloads.held = false;
         reloads.take();
     }
     match supervise_child(launch, signals, reloads) {
@@ -608,7 +790,7 @@ fn supervise(
     // deadline is the stop's (`stop`), and its end is not reported.
     let mut restart: Option<Instant> = None;
     loop {
-        match reap_zombies(child) {
+        match reap_zombies(child, reloads.as_deref_mut()) {
             Ok(Some(status)) if restart.is_some() => {
                 // Stopped for a restart: its end is not ours to report, its successor's will be.
                 restart = None;
@@ -652,7 +834,9 @@ fn supervise(
         if release {
             sys::release_code_pages();
         }
-        match wait(signals, reloads.as_deref_mut(), timeout) {
+        // Once a stop is under way (not a restart's), the watcher is left as it is.
+        let stopping = !matches!(stop, Stop::NotRequested) && restart.is_none();
+        match wait(signals, reloads.as_deref_mut(), timeout, stopping) {
             Ok(Wake::Signal(libc::SIGCHLD)) => {} // reaped at the top of the loop
             Ok(Wake::Signal(signal)) if STOP_SIGNALS.contains(&signal) && restart.is_some() => {
                 // The child is already stopping (SIGTERM, for the restart): it is not started
@@ -825,14 +1009,14 @@ fn kill_at_deadline(child: Pid, timeout: Duration, why: &str) {
 /// timeout (or [`SHORT_STOP`]) has passed, each logged with its pid and name. Only run as PID 1
 /// or subreaper, where orphans come to vardr-init, and only for its descendants: processes that
 /// entered the container from outside (`docker exec`) are not in its tree.
-fn clean_up(stop_timeout: Option<Duration>, signals: &Signals) {
+fn clean_up(stop_timeout: Option<Duration>, signals: &Signals, own: Pid) {
     // Nothing left to wait for: the common case costs one system call.
     if matches!(sys::reap_one(), Ok(Reaped::NoChildren) | Err(_)) {
         return;
     }
     let grace = stop_timeout.unwrap_or(SHORT_STOP);
     for signal in [libc::SIGTERM, libc::SIGKILL] {
-        let left = sys::descendants(sys::getpid());
+        let left = sys::descendants(sys::getpid(), own);
         for (pid, ..) in &left {
             let _ = sys::kill(*pid, signal);
         }
@@ -873,7 +1057,7 @@ fn wait_for_no_children(limit: Duration, signals: &Signals) -> bool {
 }
 
 /// Reaps every zombie there is; returns the child's wait status once the child was among them.
-fn reap_zombies(child: Pid) -> io::Result<Option<ExitStatus>> {
+fn reap_zombies(child: Pid, mut reloads: Option<&mut Reloads>) -> io::Result<Option<ExitStatus>> {
     let mut child_status = None;
     loop {
         match sys::reap_one()? {
@@ -881,7 +1065,13 @@ fn reap_zombies(child: Pid) -> io::Result<Option<ExitStatus>> {
                 child_status = Some(ExitStatus::from_raw(raw));
             }
             Reaped::Child(pid, raw) => {
-                debug!("reaped orphan pid {pid} ({})", ExitStatus::from_raw(raw));
+                let status = ExitStatus::from_raw(raw);
+                if !reloads
+                    .as_deref_mut()
+                    .is_some_and(|r| r.reaped(pid, status))
+                {
+                    debug!("reaped orphan pid {pid} ({status})");
+                }
             }
             Reaped::NoneReady => return Ok(child_status),
             Reaped::NoChildren => {
@@ -956,6 +1146,24 @@ mod tests {
             launch.command_line().to_string(),
             r#"python3 -c 'print('\''hi there'\'')' '' --port=8000"#
         );
+    }
+
+    /// 1 s, doubling to 60 s; down at the fifth quick death; a watcher that ran 10 minutes
+    /// starts the count again.
+    #[test]
+    fn the_watcher_backs_off_and_is_down_when_it_keeps_dying() {
+        let mut backoff = Backoff::default();
+        let quick = Duration::from_secs(3);
+        let delays: Vec<u64> = (0..9).map(|_| backoff.died(quick).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert!(backoff.down());
+        let mut backoff = Backoff::default();
+        for _ in 0..4 {
+            backoff.died(quick);
+        }
+        assert!(!backoff.down(), "four deaths are not down yet");
+        assert_eq!(backoff.died(Backoff::STABLE), Duration::from_secs(1));
+        assert!(!backoff.down(), "after a long run, the count starts again");
     }
 
     /// What a run's spawn would say, foreseen: found, not found, not executable, not a program.
