@@ -15,6 +15,8 @@ cd "$(dirname "$0")/.."
 keep=false
 [ "${1:-}" = "--keep" ] && keep=true
 
+# The system tools (openssl, curl, python3-venv, util-linux, ...): installed where missing.
+bash scripts/install-deps.sh
 bin=$(bash scripts/build-static.sh)
 app=$PWD/examples/with-deps
 venv=$PWD/target/demo-venv

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The system tools the tests and CI need, installed where missing: the one list, called by
-# scripts/test.sh and .ci/run (tests/dev_tools.rs checks that every tool a test runs is here).
+# The system tools the tests, the demo and CI need, installed where missing: the one list, called
+# by scripts/test.sh, scripts/demo.sh and .ci/run (tests/dev_tools.rs checks that every tool a
+# test runs is here).
 # With root and apt-get it installs what is missing (Debian, Ubuntu); without them it names what
 # is missing and how to get it, and goes on (the tests that need a missing tool skip, or fail when
 # CI=true). Messages go to stderr.

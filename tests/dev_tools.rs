@@ -1,5 +1,5 @@
 //! The test command installs what its tests need: every program a test runs by name is either in
-//! `scripts/install-deps.sh` (which scripts/test.sh and .ci/run both call) or part of every Debian
+//! `scripts/install-deps.sh` (which scripts/test.sh, scripts/demo.sh and .ci/run call) or part of every Debian
 //! base system. A test that starts using a new tool without adding it there fails here, instead of
 //! skipping on a fresh machine.
 
@@ -65,7 +65,7 @@ fn every_tool_a_test_runs_is_installed_by_the_test_command() {
         "tests run programs scripts/install-deps.sh does not install (add a `need` line): {unlisted:?}"
     );
 
-    for caller in ["scripts/test.sh", ".ci/run"] {
+    for caller in ["scripts/test.sh", "scripts/demo.sh", ".ci/run"] {
         let text = fs::read_to_string(root.join(caller)).expect("read a caller");
         assert!(
             text.lines()
