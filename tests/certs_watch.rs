@@ -376,6 +376,14 @@ impl Watched {
         }
     }
 
+    /// The watcher, once it watches every group of `groups` (see [`until_watching`]) and has
+    /// caught up: its own first pass is done (it says `Watching certificates` after it), so a
+    /// change made from now on is seen as a change, not by that pass.
+    fn watching(&mut self, groups: &[&[&Path]]) -> i32 {
+        self.logged(0, &["Watching certificates"]);
+        until_watching(self.vardr_pid(), groups)
+    }
+
     /// The index of the first stderr line from `from` on that contains every one of `needles`.
     fn logged(&mut self, from: usize, needles: &[&str]) -> usize {
         let what = format!("log line with {needles:?}");
@@ -953,7 +961,7 @@ fn hup_sees_uvicorns_own_variables() {
     let env = [WATCH, DEBOUNCE, hup, ("UVICORN_WORKERS", "2")];
     let mut vardr = client_app(&world, &tree, mode, &upstream, &env);
     vardr.nth_stdout("ready ", 2);
-    until_watching(vardr.vardr_pid(), &[&[&tree.certs]]);
+    vardr.watching(&[&[&tree.certs]]);
     let child = vardr.started();
     let mark = vardr.out.len();
     volume.publish(&ca_crt(&ca2.cert));
@@ -993,7 +1001,7 @@ fn a_kubernetes_data_swap_reaches_the_bundle_within_2s() {
         mode,
     );
     tree.until_holds(&[&ca1.cert], PATIENCE, "at start");
-    until_watching(vardr.vardr_pid(), &[&[&tree.certs]]);
+    vardr.watching(&[&[&tree.certs]]);
     vardr.pump();
     let mark = vardr.err.len();
 
@@ -1052,7 +1060,7 @@ fn files_written_renamed_over_or_removed_and_the_system_bundle_are_followed() {
         "at start, no custom CA: the system bundle alone",
     );
     let vardr_pid = vardr.vardr_pid();
-    let watch = until_watching(vardr_pid, &[&[&tree.certs]]);
+    let watch = vardr.watching(&[&[&tree.certs]]);
     assert_eq!(watchers(vardr_pid), [watch], "one vardr-watch child");
 
     let cas: Vec<Ca> = (1..=3).map(|i| Ca::new(&format!("plain CA {i}"))).collect();
@@ -1099,7 +1107,7 @@ fn files_written_renamed_over_or_removed_and_the_system_bundle_are_followed() {
     }
 
     // The system bundle, replaced by rename.
-    until_watching(vardr_pid, &[&[&tree.certs], &[&tree.system, &tree.root]]);
+    vardr.watching(&[&[&tree.certs], &[&tree.system, &tree.root]]);
     let (system, _) = pki::system_bundle(3);
     let tmp = tree.root.join("system.pem.tmp");
     fs::write(&tmp, &system).expect("write");
@@ -1135,9 +1143,9 @@ fn watching_one_ca(name: &str, extra: (&'static str, &'static str)) -> (Tree, Ca
     tree.add("a.pem", &ca.cert);
     let mode = any_mode();
     let env = [WATCH, DEBOUNCE, JSON_LOGS, RESTART, extra];
-    let vardr = Watched::start(supervise(&tree, mode, &["--", "sleep", "600"], &env), mode);
+    let mut vardr = Watched::start(supervise(&tree, mode, &["--", "sleep", "600"], &env), mode);
     tree.until_holds(&[&ca.cert], PATIENCE, "at start");
-    until_watching(vardr.vardr_pid(), &[&[&tree.certs]]);
+    vardr.watching(&[&[&tree.certs]]);
     (tree, ca, vardr)
 }
 
@@ -1208,7 +1216,7 @@ fn a_change_inotify_cannot_see_is_found_by_the_periodic_recheck() {
     let env = [WATCH, DEBOUNCE, JSON_LOGS, ("VARDR_CERTS_RECHECK", "1")];
     let mut vardr = Watched::start(supervise(&tree, mode, &["--", "sleep", "600"], &env), mode);
     tree.until_holds(&[&ca1.cert], PATIENCE, "at start");
-    until_watching(vardr.vardr_pid(), &[&[&tree.certs]]);
+    vardr.watching(&[&[&tree.certs]]);
     vardr.pump();
     let mark = vardr.err.len();
 
@@ -1336,7 +1344,7 @@ fn a_crashed_pass_worker_keeps_the_previous_bundle() {
     let mut vardr = Watched::launch(command, true);
     tree.until_holds(&[&ca1.cert], PATIENCE, "at start");
     let vardr_pid = vardr.vardr_pid();
-    let watch = until_watching(vardr_pid, &[&[&tree.certs]]);
+    let watch = vardr.watching(&[&[&tree.certs]]);
     let before = tree.identity();
     vardr.pump();
     let mark = vardr.err.len();
@@ -1403,7 +1411,7 @@ fn hup_rolls_two_workers_onto_the_new_trust_without_a_failed_request() {
     }
     let child = vardr.started();
     assert_eq!(child.len(), 1, "{}", vardr.describe());
-    until_watching(vardr.vardr_pid(), &[&[&tree.certs]]);
+    vardr.watching(&[&[&tree.certs]]);
 
     let hammer = Hammer::start(port, "/health");
     upstream.rotate(&ca2);
@@ -1504,7 +1512,7 @@ fn restart_brings_one_worker_onto_the_new_trust_and_vardr_init_stays() {
     assert_eq!(upstream_call(port).0, 200, "CA1 trusted at start");
     let vardr_pid = vardr.vardr_pid();
     let child = vardr.started();
-    let watch = until_watching(vardr_pid, &[&[&tree.certs]]);
+    let watch = vardr.watching(&[&[&tree.certs]]);
     let app_before = app_roots(vardr_pid);
     assert_eq!(app_before.len(), 1, "one app process beside vardr-watch");
 
@@ -1585,7 +1593,7 @@ fn a_hundred_swaps_leave_one_app_tree_no_zombie_and_no_leaked_descriptor() {
     vardr.nth_stdout("ready ", 1);
     tree.until_holds(&[&cas[0]], PATIENCE, "at start");
     let vardr_pid = vardr.vardr_pid();
-    let watch = until_watching(vardr_pid, &[&[&tree.certs]]);
+    let watch = vardr.watching(&[&[&tree.certs]]);
     let (vardr_fds, watch_fds) = (descriptors(vardr_pid), descriptors(watch));
 
     for (i, ca) in cas.iter().enumerate().skip(1) {
@@ -1683,8 +1691,7 @@ fn a_stop_during_a_restart_ends_with_the_childs_status() {
         Mode::Subreaper,
     );
     vardr.nth_stdout("ready", 1);
-    let vardr_pid = vardr.vardr_pid();
-    let watch = until_watching(vardr_pid, &[&[&tree.certs]]);
+    let watch = vardr.watching(&[&[&tree.certs]]);
     tree.add("b.pem", &Ca::new("stop CA 2").cert);
     vardr.logged(0, &["Restarting pid", "VARDR_CERTS_RELOAD=restart"]);
     vardr.nth_stdout("stopping", 1);
@@ -1731,7 +1738,7 @@ fn a_restart_kills_a_child_ignoring_sigterm_at_the_stop_timeout() {
         .map(|p| p.parse().expect("pid"))
         .collect();
     let vardr_pid = vardr.vardr_pid();
-    until_watching(vardr_pid, &[&[&tree.certs]]);
+    vardr.watching(&[&[&tree.certs]]);
     tree.add("b.pem", &Ca::new("timeout CA 2").cert);
     vardr.logged(0, &[&format!("Restarting pid {}", old[0])]);
     vardr.nth_stdout("ready ", 2);
@@ -1888,7 +1895,7 @@ fn the_watchers_first_pass_on_unchanged_certificates_writes_and_says_nothing() {
 fn a_killed_watcher_is_restarted_and_catches_up() {
     let (tree, ca1, mut vardr) = watching_one_ca("killed CA 1", NO_RECHECK);
     let vardr_pid = vardr.vardr_pid();
-    let old = until_watching(vardr_pid, &[&[&tree.certs]]);
+    let old = vardr.watching(&[&[&tree.certs]]);
     vardr.pump();
     let mark = vardr.err.len();
     kill9(old);
@@ -1990,7 +1997,7 @@ fn the_watcher_and_its_worker_are_not_blamed_when_the_app_exits_during_a_rebuild
     let env = [WATCH, DEBOUNCE, NO_RECHECK, ("VARDR_LOG_LEVEL", "debug")];
     let mut vardr = Watched::start(supervise(&tree, mode, &["--", "sleep", "600"], &env), mode);
     let vardr_pid = vardr.vardr_pid();
-    until_watching(vardr_pid, &[&[&tree.certs]]);
+    vardr.watching(&[&[&tree.certs]]);
     vardr.pump();
     let mark = vardr.err.len();
     for entry in fs::read_dir(&stage).expect("list stage").flatten() {

@@ -157,11 +157,6 @@ impl<'a> Watch<'a> {
         };
         // A watching run's pass always says where (the certs directory at least).
         watch.aim(points);
-        let mut dirs = String::new();
-        for (_, dir) in &watch.watched {
-            let _ = write!(dirs, " {}", dir.display());
-        }
-        info!("Watching certificates (VARDR_CERTS_WATCH=true):{dirs}");
         Ok(watch)
     }
 
@@ -174,6 +169,12 @@ impl<'a> Watch<'a> {
         if self.pass(Trigger::Start) && notify.write_all(b"r").is_err() {
             return 0;
         }
+        // Said once caught up: from this line on, every change is seen as a change.
+        let mut dirs = String::new();
+        for (_, dir) in &self.watched {
+            let _ = write!(dirs, " {}", dir.display());
+        }
+        info!("Watching certificates (VARDR_CERTS_WATCH=true):{dirs}");
         let mut pending: Option<Pending> = None;
         let recheck = self.config.recheck;
         let next_recheck = || recheck.and_then(|t| Instant::now().checked_add(t));
