@@ -489,62 +489,54 @@ impl Listen {
     }
 
     /// What uvicorn makes of it once `UVICORN_OPTS` (which comes last, so it wins) is added:
-    /// its last `--host`, `--port`, `--uds`; a socket wins over a host and port, as in uvicorn.
+    /// its last `--host`, `--port` (that is a port), `--uds`; a socket wins over a host and
+    /// port, as in uvicorn.
     pub fn with_opts(self, opts: &[String]) -> Listen {
-        let mut it = opts.iter();
-        let mut listen = self;
-        while let Some(word) = it.next() {
-            let Some((name, inline)) = ["--host", "--port", "--uds"].iter().find_map(|name| {
-                let rest = word.strip_prefix(name)?;
-                match rest.strip_prefix('=') {
-                    Some(value) => Some((*name, Some(value))),
-                    None => rest.is_empty().then_some((*name, None)),
-                }
-            }) else {
-                continue;
-            };
-            let Some(value) = inline.or_else(|| it.next().map(String::as_str)) else {
-                break;
-            };
-            listen = match (name, listen) {
-                ("--uds", _) => Listen::Unix(PathBuf::from(value)),
-                (_, Listen::Unix(path)) => Listen::Unix(path),
-                (
-                    "--host",
-                    Listen::Tcp {
-                        port, port_from, ..
-                    },
-                ) => Listen::Tcp {
-                    host: value.to_owned(),
-                    port,
-                    host_from: "UVICORN_OPTS",
-                    port_from,
-                },
-                (
-                    _,
-                    Listen::Tcp {
-                        host,
-                        host_from,
-                        port,
-                        port_from,
-                    },
-                ) => {
-                    let parsed = parse_port(value);
-                    Listen::Tcp {
-                        host,
-                        host_from,
-                        port: parsed.unwrap_or(port),
-                        port_from: if parsed.is_some() {
-                            "UVICORN_OPTS"
-                        } else {
-                            port_from
-                        },
+        if let Some(path) = option_values(opts, "--uds").last() {
+            return Listen::Unix(PathBuf::from(path));
+        }
+        let Listen::Tcp {
+            mut host,
+            mut port,
+            mut host_from,
+            mut port_from,
+        } = self
+        else {
+            return self;
+        };
+        if let Some(value) = option_values(opts, "--host").last() {
+            (host, host_from) = (value.to_owned(), "UVICORN_OPTS");
+        }
+        if let Some(value) = option_values(opts, "--port").filter_map(parse_port).last() {
+            (port, port_from) = (value, "UVICORN_OPTS");
+        }
+        Listen::Tcp {
+            host,
+            port,
+            host_from,
+            port_from,
+        }
+    }
+}
+
+/// The values of `--name VALUE` and `--name=VALUE` among `words`, in order (a `--name` with no
+/// word after it has none): what uvicorn's command line gives an option, the last one winning.
+pub fn option_values<'a>(words: &'a [String], name: &'a str) -> impl Iterator<Item = &'a str> {
+    let mut it = words.iter();
+    std::iter::from_fn(move || {
+        loop {
+            let word = it.next()?;
+            match word.strip_prefix(name) {
+                Some("") => return it.next().map(String::as_str),
+                Some(rest) => {
+                    if let Some(value) = rest.strip_prefix('=') {
+                        return Some(value);
                     }
                 }
-            };
+                None => {}
+            }
         }
-        listen
-    }
+    })
 }
 
 /// The process environment: one function, so that each `Vars` method is compiled once for it.

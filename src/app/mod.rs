@@ -22,7 +22,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::{Config, GUNICORN_ONLY, Listen, UvicornEnv, Workers};
+use crate::config::{Config, GUNICORN_ONLY, Listen, UvicornEnv, Workers, option_values};
 use crate::init::ExitPolicy;
 
 /// uvicorn's exit conventions, for the supervisor: a server that runs until it is stopped.
@@ -341,17 +341,14 @@ pub fn uvicorn_workers(
     if reload || has_option(args, "--reload") {
         return Some(1);
     }
-    let mut workers = env.workers.or(web_concurrency);
-    let mut it = args.iter();
-    while let Some(word) = it.next() {
-        let value = match word.strip_prefix("--workers") {
-            Some("") => it.next().map(String::as_str),
-            Some(v) => v.strip_prefix('='),
-            None => continue,
-        };
-        workers = value.and_then(|v| v.parse().ok()).or(workers);
-    }
-    Some(workers.unwrap_or(1))
+    let given = option_values(args, "--workers").filter_map(|v| v.parse().ok());
+    Some(
+        given
+            .last()
+            .or(env.workers)
+            .or(web_concurrency)
+            .unwrap_or(1),
+    )
 }
 
 /// `python3`, then `python`, in the directories of `PATH`: the first executable regular file.
