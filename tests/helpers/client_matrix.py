@@ -371,19 +371,32 @@ REFUSED = {
 }
 
 
-def verdict(name, call, ports):
-    try:
-        call(ports)
-    except Exception as error:  # a verdict, whatever the library raised
+def is_transient(error):
+    """A timeout or a connection lost on the way: a loaded machine's failure, never a verdict on
+    trust (a refusal is an SSL error, classified before this is asked)."""
+    return any(isinstance(e, (TimeoutError, ConnectionError)) for e in chain(error))
+
+
+def verdict(name, call, ports, attempts=2):
+    """The call's verdict. An error that is only transient (a timeout, a reset: seen once in a
+    CI run, the websockets handshake under load) is retried once, and said on stderr; a refusal
+    or a wrong answer never is."""
+    for attempt in range(1, attempts + 1):
         try:
-            refused = REFUSED.get(name, refused_by_ssl_module)(error)
-        except Exception as classifying:
-            return f"error: classifying {type(error).__name__}: {type(classifying).__name__}: {classifying}"
-        if refused:
-            return "refused"
-        text = " ".join(str(error).split())
-        return f"error: {type(error).__name__}: {text[:400]}"
-    return "trusted"
+            call(ports)
+        except Exception as error:  # a verdict, whatever the library raised
+            try:
+                refused = REFUSED.get(name, refused_by_ssl_module)(error)
+            except Exception as classifying:
+                return f"error: classifying {type(error).__name__}: {type(classifying).__name__}: {classifying}"
+            if refused:
+                return "refused"
+            text = " ".join(str(error).split())
+            if attempt < attempts and is_transient(error):
+                print(f"client_matrix: {name}: retried after {type(error).__name__}: {text[:200]}", file=sys.stderr)
+                continue
+            return f"error: {type(error).__name__}: {text[:400]}"
+        return "trusted"
 
 
 def run(ports, extra=False):
