@@ -13,6 +13,9 @@ per client:
     "error: ..."  anything else (a wrong answer, a timeout, a missing library, a hostname
                   mismatch...): never counted as refused
 
+A call that ends in a timeout or a lost connection is made once more (said on stderr), since a
+loaded machine can stall one handshake; a refusal or a wrong answer is never retried.
+
 The 13 clients are those of issue 22. `--extra` adds rows named "extra: ..." that are not among
 them: httpx with trust_env=False (certifi's bundle whatever the environment), stripe-python with
 its API base at the local server (its own bundled CA file), and pip (a download from the local
