@@ -700,11 +700,12 @@ struct Hammered {
     resets: Vec<String>,
 }
 
-/// A connection the server closed before any byte of an answer: the one failure an HTTP client
-/// may retry for an idempotent request (RFC 9110, 9.2.2), as browsers and proxies do.
+/// A connection the server reset before any byte of an answer (our write or read met its RST):
+/// the one failure an HTTP client may retry for an idempotent request (RFC 9110, 9.2.2), as
+/// browsers and proxies do. (A clean close with nothing read is `get`'s "not an HTTP response".)
 fn is_reset(result: &std::io::Result<(u16, String)>) -> bool {
-    use std::io::ErrorKind::{BrokenPipe, ConnectionReset, UnexpectedEof};
-    matches!(result, Err(e) if matches!(e.kind(), BrokenPipe | ConnectionReset | UnexpectedEof))
+    use std::io::ErrorKind::{BrokenPipe, ConnectionReset};
+    matches!(result, Err(e) if matches!(e.kind(), BrokenPipe | ConnectionReset))
 }
 
 impl Hammer {
