@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use crate::{error, info, warn};
 
+use crate::app::logs::AppLogs;
 use crate::app::runtime::Runtime;
 use crate::certs::exports::PythonPath;
 use crate::certs::hook::HookStatus;
@@ -91,6 +92,7 @@ pub fn run(command: Option<Vec<OsString>>) -> u8 {
     }
     log_exports(&plan);
     log_hook(&plan);
+    log_app_logs(&plan.app_logs);
     for warning in &plan.warnings {
         warn!("{warning}");
     }
@@ -122,7 +124,7 @@ fn watch(config: &Config, plan: &Plan, signals: &Signals) -> Option<init::Reload
         }
     };
     // Started again by PID 1 if it dies: it keeps copies of what it needs, a few paths.
-    let (settings, profile, watching) = (config.certs.clone(), plan.runtime.profile, config.watch);
+    let (settings, profile, watching) = (plan.settings.clone(), plan.runtime.profile, config.watch);
     let points = report.watch.clone();
     let start =
         move || watch::start(&settings, profile, watching, &points).map(|w| (w.rebuilt, w.pid));
@@ -324,12 +326,22 @@ fn log_exports(plan: &Plan) {
 }
 
 /// The Python hook: on (and where), not in place (why), or an old copy dropped from `PYTHONPATH`.
+/// With `VARDR_JSON_LOGS=true`, whose format the app's lines have when it is not JSON (JSON is
+/// said by the hook's line).
+fn log_app_logs(logs: &AppLogs) {
+    match logs {
+        AppLogs::UsersOwn(_) => info!("App logs: {}", logs.describe()),
+        AppLogs::NoHook => warn!("App logs: {}", logs.describe()),
+        AppLogs::Text | AppLogs::Json => {}
+    }
+}
+
 fn log_hook(plan: &Plan) {
     let hook = &plan.hook;
     match (&hook.status, &hook.python_path) {
         (HookStatus::Ready, _) => info!(
-            "Python hook: certifi.where() names {} (PYTHONPATH starts with {})",
-            plan.bundle.display(),
+            "Python hook: {} (PYTHONPATH starts with {})",
+            plan.hook_does(),
             hook.dir.display()
         ),
         (HookStatus::Problem(problem), _) => warn!("{problem}"),

@@ -158,6 +158,9 @@ pub struct CertSettings {
     /// `VARDR_PYTHON_HOOK` (on by default): the Python hook beside the bundle, first on the
     /// child's `PYTHONPATH`, makes `certifi.where()` name the bundle (see `certs::hook`).
     pub python_hook: bool,
+    /// What the hook does to the app's `logging` (`VARDR_JSON_LOGS`): decided by the plan, which
+    /// knows whether a logging configuration of the user's own wins.
+    pub python_logs: PythonLogs,
     /// The `PYTHONPATH` the child would inherit: the hook's directory goes before it.
     pub python_path: Option<OsString>,
     /// The values the user set for the CA variables vardr-init exports (see [`CA_VARS`]).
@@ -169,6 +172,16 @@ pub struct CertSettings {
     /// accepted: the child gets a path whose content follows the certificates directory, so
     /// CAs mounted later reach it too.
     pub keep_bundle: bool,
+}
+
+/// What the Python hook does to the app's `logging`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PythonLogs {
+    /// Nothing: the app's logging is as it configures it.
+    #[default]
+    AsConfigured,
+    /// JSON lines in vardr-init's event schema (`VARDR_JSON_LOGS=true`).
+    Json,
 }
 
 /// Variables vardr-init points at the bundle: always the first [`CLASSIC_CA_VARS`], the rest
@@ -199,6 +212,9 @@ pub struct AppSettings {
     pub uvicorn_opts: Vec<String>,
     /// What uvicorn reads from the environment itself.
     pub uvicorn_env: UvicornEnv,
+    /// `UVICORN_LOG_CONFIG`: uvicorn's own variable for `--log-config` (a logging configuration
+    /// of the user's, which wins over `VARDR_JSON_LOGS` in the app).
+    pub uvicorn_log_config: Option<OsString>,
 }
 
 /// The `UVICORN_*` variables uvicorn reads itself (click's `auto_envvar_prefix`; an option on
@@ -385,6 +401,7 @@ impl Config {
                 strict: vars.parse("VARDR_CERTS_STRICT", BOOL_FORM, parse_bool, false),
                 extra_vars: vars.parse("VARDR_EXTRA_CA_VARS", BOOL_FORM, parse_bool, true),
                 python_hook: vars.parse("VARDR_PYTHON_HOOK", BOOL_FORM, parse_bool, true),
+                python_logs: PythonLogs::AsConfigured,
                 python_path: vars.os("PYTHONPATH"),
                 inherited: CA_VARS
                     .iter()
@@ -406,6 +423,7 @@ impl Config {
                         None,
                     ),
                 },
+                uvicorn_log_config: vars.os("UVICORN_LOG_CONFIG"),
             },
             path: vars.os("PATH"),
             lifecycle: Lifecycle {

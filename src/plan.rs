@@ -13,6 +13,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::app::clients::{self, CaSource, Found};
+use crate::app::logs::AppLogs;
 use crate::app::runtime::Runtime;
 use crate::app::{self, Uvicorn};
 use crate::certs::exports::{self, Export, PythonPath};
@@ -20,7 +21,7 @@ use crate::certs::hook::{self, HookStatus};
 use crate::certs::summary::{lossy, verdict_map};
 use crate::certs::worker::{self, Reporting, WorkerError};
 use crate::certs::{BundleStatus, FileVerdict, Mode, Planned, Report};
-use crate::config::{CertSettings, Config, Reload, WatchSettings};
+use crate::config::{CertSettings, Config, PythonLogs, Reload, WatchSettings};
 use crate::events;
 use crate::init::{ExitPolicy, Launch};
 
@@ -225,6 +226,10 @@ pub struct Prestart {
 
 #[derive(Debug)]
 pub struct Plan {
+    /// The certificate settings of every pass of this run, the watcher's included.
+    pub settings: CertSettings,
+    /// How the app's Python logs (`VARDR_JSON_LOGS`).
+    pub app_logs: AppLogs,
     pub certs_dir: PathBuf,
     pub bundle: PathBuf,
     /// The worker's report, or why there is none.
@@ -265,6 +270,7 @@ impl Plan {
         mode: Mode,
     ) -> Plan {
         let mut errors = Vec::new();
+        let default_command = command.is_none();
         let (uvicorn, argv, policy) = match command {
             Some(command) => (None, command, ExitPolicy::Status),
             None => match app::uvicorn(config) {
@@ -282,7 +288,13 @@ impl Plan {
             errors.extend(reload_problem(config, &argv));
         }
         let starts = errors.is_empty();
-        let settings = &config.certs;
+        let app_logs = AppLogs::decide(config, &argv, default_command);
+        // Every pass of this run (the watcher's too) puts the hook in place for these logs.
+        let settings = CertSettings {
+            python_logs: app_logs.python(),
+            ..config.certs.clone()
+        };
+        let settings = &settings;
         let program = argv.first().map(OsString::as_os_str);
         let runtime = Runtime::find(settings.tls_profile, program, config.path.as_deref());
         let profile = runtime.profile;
@@ -347,6 +359,8 @@ impl Plan {
             None
         };
         let mut plan = Plan {
+            settings: settings.clone(),
+            app_logs,
             certs_dir: settings.dir.clone(),
             bundle: settings.bundle.clone(),
             certs,
@@ -531,6 +545,7 @@ impl Plan {
             let _ = writeln!(out, "  PYTHONPATH={}", value.to_string_lossy());
         }
         let _ = writeln!(out, "Python hook: {}", self.hook_text());
+        let _ = writeln!(out, "App logs: {}", self.app_logs.describe());
         if !self.clients.is_empty() {
             let _ = writeln!(out, "TLS clients and how each gets the bundle:");
             out.push_str(&clients_text(&self.clients));
@@ -614,14 +629,28 @@ impl Plan {
         let hook = &self.hook;
         match &hook.status {
             HookStatus::Ready => format!(
-                "on: certifi.where() names {} ({}, first on PYTHONPATH)",
-                self.bundle.display(),
+                "on: {} ({}, first on PYTHONPATH)",
+                self.hook_does(),
                 hook.dir.join(hook::FILE).display()
             ),
             HookStatus::Problem(problem) => format!("off: {problem}"),
             HookStatus::Off if !hook.enabled => "off (VARDR_PYTHON_HOOK=false)".to_owned(),
-            HookStatus::Off => "off (no bundle is exported)".to_owned(),
+            HookStatus::Off => "off (no bundle is exported, no JSON logs)".to_owned(),
         }
+    }
+
+    /// What the hook in place does: certifi names the bundle (one the child gets), the app's
+    /// logs are JSON.
+    pub fn hook_does(&self) -> String {
+        let certifi = (!self.exports.is_empty())
+            .then(|| format!("certifi.where() names {}", self.bundle.display()));
+        let logs = (self.settings.python_logs == PythonLogs::Json)
+            .then(|| "the app's logging writes JSON lines".to_owned());
+        certifi
+            .into_iter()
+            .chain(logs)
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     /// The plan for a program: `vardr-init --dry-run --json` (documented in docs/contract.md).
@@ -687,6 +716,7 @@ impl Plan {
                     _ => None,
                 },
             },
+            app_logs: self.app_logs.to_json(),
             user_values_kept: self
                 .exports
                 .iter()
@@ -790,6 +820,8 @@ struct PlanEvent<'a> {
     certificates: CertificatesJson<'a>,
     environment: std::collections::BTreeMap<&'static str, String>,
     python_hook: HookJson<'a>,
+    /// How the app's Python logs (`VARDR_JSON_LOGS`).
+    app_logs: crate::app::logs::AppLogsJson,
     /// The TLS clients found in the app's environment, and how each gets the bundle.
     clients: &'a [Covered],
     user_values_kept: Vec<&'static str>,
@@ -808,7 +840,7 @@ struct PlanEvent<'a> {
 #[derive(Serialize)]
 struct HookJson<'a> {
     enabled: bool,
-    /// `on`, `off` (not wanted, or no bundle exported), `problem`.
+    /// `on`, `off` (not wanted, or nothing to do: no bundle exported, no JSON logs), `problem`.
     status: &'static str,
     #[serde(serialize_with = "lossy")]
     dir: Option<&'a Path>,

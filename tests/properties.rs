@@ -169,6 +169,7 @@ fn setup(root: &Path, system: &[u8], inputs: &[Input], order: &[usize]) -> CertS
         strict: false,
         extra_vars: false,
         python_hook: false,
+        python_logs: Default::default(),
         python_path: None,
         inherited: Vec::new(),
         tls_profile: None,

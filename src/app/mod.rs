@@ -13,6 +13,7 @@
 pub mod clients;
 pub mod cpus;
 pub mod discover;
+pub mod logs;
 pub mod prestart;
 pub mod pyproject;
 pub mod runtime;

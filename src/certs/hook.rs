@@ -1,4 +1,5 @@
-//! The Python hook: code that asks certifi for its CA file gets the merged bundle.
+//! The Python hook: code that asks certifi for its CA file gets the merged bundle, and with
+//! `VARDR_JSON_LOGS=true` the app's `logging` records are JSON lines.
 //!
 //! Many libraries (httplib2, elastic-transport, httpx without `trust_env`, code of the app's own)
 //! load `certifi.where()`, a file inside the venv that no variable can redirect. So beside the
@@ -15,6 +16,12 @@
 //! the check is a problem that turns the hook off, never something written through. The hook
 //! compiles itself into that `__pycache__` once, also under `PYTHONDONTWRITEBYTECODE` (which the
 //! images set), so that later Python starts skip the compile.
+//!
+//! The same file carries the app's JSON logs ([`PythonLogs::Json`]): from `logging`'s import on,
+//! the root logger writes JSON on stderr, and uvicorn's default logging configuration is turned
+//! into JSON once `uvicorn.config` is imported (a `--log-config` of the user's is another object,
+//! left alone). So the hook is put in place when a bundle is exported or JSON logs are wanted,
+//! and it does only what it was put there for.
 
 use std::fs;
 use std::io;
@@ -25,9 +32,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::store;
+use crate::config::{CertSettings, PythonLogs};
 use crate::sys;
 
-/// The hook's Python source; `__VARDR_BUNDLE__` stands for the bundle's path.
+/// The hook's Python source; `__VARDR_BUNDLE__` stands for the bundle's path (or `None`), and
+/// `__VARDR_JSON_LOGS__` for whether it makes the app's logs JSON.
 const TEXT: &str = include_str!("sitecustomize.py");
 
 /// The file Python runs at start from a directory on `PYTHONPATH`.
@@ -43,7 +52,8 @@ pub fn dir(bundle: &Path) -> PathBuf {
 /// What became of the hook.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HookStatus {
-    /// Not wanted (`VARDR_PYTHON_HOOK=false`), or no bundle to name.
+    /// Not wanted (`VARDR_PYTHON_HOOK=false`), or nothing to do: no bundle to name and no JSON
+    /// logs.
     Off,
     /// In place (in a dry run: can be put in place): [`dir`] goes first on `PYTHONPATH`.
     Ready,
@@ -52,12 +62,23 @@ pub enum HookStatus {
     Problem(String),
 }
 
-/// The hook's file for `bundle`.
-pub fn text(bundle: &Path) -> String {
-    TEXT.replace(
-        "__VARDR_BUNDLE__",
-        &bytes_literal(bundle.as_os_str().as_bytes()),
-    )
+/// The hook's file: `certifi.where()` names `bundle` when there is one; the logs as `logs` says.
+pub fn text(bundle: Option<&Path>, logs: PythonLogs) -> String {
+    let bundle = bundle.map_or_else(
+        || "None".to_owned(),
+        |b| bytes_literal(b.as_os_str().as_bytes()),
+    );
+    let json = match logs {
+        PythonLogs::AsConfigured => "False",
+        PythonLogs::Json => "True",
+    };
+    TEXT.replace("__VARDR_BUNDLE__", &bundle)
+        .replace("__VARDR_JSON_LOGS__", json)
+}
+
+/// Whether the hook has work to do: a bundle for certifi, or JSON logs.
+pub fn wanted(settings: &CertSettings, exported: bool) -> bool {
+    settings.python_hook && (exported || settings.python_logs == PythonLogs::Json)
 }
 
 /// A Python bytes literal of `bytes` (a path may be any bytes; the hook decodes it with
@@ -78,22 +99,33 @@ fn bytes_literal(bytes: &[u8]) -> String {
     literal
 }
 
-/// Puts the hook for `bundle` in place (`write`), or checks that it can be (a dry run).
-pub fn ensure(bundle: &Path, write: bool) -> HookStatus {
+/// Puts the hook in place beside `settings.bundle` (`write`), or checks that it can be (a dry
+/// run); `exported`: the bundle is given to the app, and certifi is to name it.
+pub fn ensure(settings: &CertSettings, exported: bool, write: bool) -> HookStatus {
+    let bundle = &settings.bundle;
     let dir = dir(bundle);
-    match install(&dir, bundle, write) {
+    let text = text(exported.then_some(bundle.as_path()), settings.python_logs);
+    match install(&dir, &text, write) {
         Ok(()) => HookStatus::Ready,
-        Err(problem) => HookStatus::Problem(format!(
-            "the Python hook cannot be put in {}: {problem}; certifi.where() keeps certifi's own \
-             CA file (remove that path, or point VARDR_CA_BUNDLE into a directory of this user's; \
-             VARDR_PYTHON_HOOK=false turns the hook off)",
-            dir.display()
-        )),
+        Err(problem) => {
+            let lost = match (exported, settings.python_logs) {
+                (true, PythonLogs::Json) => {
+                    "certifi.where() keeps certifi's own CA file and the app's logs are not JSON"
+                }
+                (true, PythonLogs::AsConfigured) => "certifi.where() keeps certifi's own CA file",
+                (false, _) => "the app's logs are not JSON",
+            };
+            HookStatus::Problem(format!(
+                "the Python hook cannot be put in {}: {problem}; {lost} (remove that path, or \
+                 point VARDR_CA_BUNDLE into a directory of this user's; VARDR_PYTHON_HOOK=false \
+                 turns the hook off)",
+                dir.display()
+            ))
+        }
     }
 }
 
-fn install(dir: &Path, bundle: &Path, write: bool) -> Result<(), String> {
-    let text = text(bundle);
+fn install(dir: &Path, text: &str, write: bool) -> Result<(), String> {
     let file = dir.join(FILE);
     let cache = dir.join("__pycache__");
     if !own_directory(dir)? {
@@ -184,12 +216,39 @@ mod tests {
     fn the_bundle_path_is_a_python_bytes_literal() {
         assert_eq!(bytes_literal(b"/tmp/b.pem"), r#"b"/tmp/b.pem""#);
         assert_eq!(bytes_literal(b"a\"b\\c\n\xff"), r#"b"a\"b\\c\x0a\xff""#);
-        let text = text(Path::new("/tmp/custom_ca_bundle.pem"));
+        let bundle = Path::new("/tmp/custom_ca_bundle.pem");
+        let text = text(Some(bundle), PythonLogs::AsConfigured);
         assert!(
             text.contains(r#"BUNDLE = b"/tmp/custom_ca_bundle.pem""#),
             "{text}"
         );
-        assert!(!text.contains("__VARDR_BUNDLE__"));
+        assert!(text.contains("JSON_LOGS = False"), "{text}");
+        assert!(!text.contains("__VARDR_"));
+        let text = super::text(None, PythonLogs::Json);
+        assert!(text.contains("BUNDLE = None") && text.contains("JSON_LOGS = True"));
+    }
+
+    fn settings(bundle: &Path, logs: PythonLogs) -> CertSettings {
+        let bundle = bundle.as_os_str().to_owned();
+        let config = crate::config::Config::from_lookup(|name| {
+            (name == "VARDR_CA_BUNDLE").then(|| bundle.clone())
+        });
+        let mut settings = config.expect("config").certs;
+        settings.python_logs = logs;
+        settings
+    }
+
+    #[test]
+    fn wanted_for_a_bundle_or_json_logs() {
+        let json = settings(Path::new("/b.pem"), PythonLogs::Json);
+        let plain = settings(Path::new("/b.pem"), PythonLogs::AsConfigured);
+        assert!(wanted(&json, false) && wanted(&json, true) && wanted(&plain, true));
+        assert!(!wanted(&plain, false));
+        let off = CertSettings {
+            python_hook: false,
+            ..json
+        };
+        assert!(!wanted(&off, true));
     }
 
     #[test]
@@ -197,27 +256,29 @@ mod tests {
         let root = tempfile::tempdir().expect("tempdir");
         let bundle = root.path().join("bundle.pem");
         let dir = dir(&bundle);
+        let text = || text(Some(&bundle), PythonLogs::AsConfigured);
+        let ensure = |write| ensure(&settings(&bundle, PythonLogs::AsConfigured), true, write);
         // A dry run writes nothing.
-        assert_eq!(ensure(&bundle, false), HookStatus::Ready);
+        assert_eq!(ensure(false), HookStatus::Ready);
         assert!(!dir.exists());
-        assert_eq!(ensure(&bundle, true), HookStatus::Ready);
+        assert_eq!(ensure(true), HookStatus::Ready);
         let file = dir.join(FILE);
-        assert_eq!(fs::read_to_string(&file).expect("hook"), text(&bundle));
+        assert_eq!(fs::read_to_string(&file).expect("hook"), text());
         for made in [&dir, &dir.join("__pycache__")] {
             let mode = fs::metadata(made).expect("meta").permissions().mode();
             assert_eq!(mode & 0o777, 0o755, "{}", made.display());
         }
         // Up to date: left alone (the same inode).
         let inode = fs::metadata(&file).expect("meta").ino();
-        assert_eq!(ensure(&bundle, true), HookStatus::Ready);
+        assert_eq!(ensure(true), HookStatus::Ready);
         assert_eq!(fs::metadata(&file).expect("meta").ino(), inode);
         // Changed: rewritten.
         fs::write(&file, "print('planted')").expect("write");
-        assert_eq!(ensure(&bundle, true), HookStatus::Ready);
-        assert_eq!(fs::read_to_string(&file).expect("hook"), text(&bundle));
+        assert_eq!(ensure(true), HookStatus::Ready);
+        assert_eq!(fs::read_to_string(&file).expect("hook"), text());
         // Writable by others: not used, not repaired.
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).expect("chmod");
-        let HookStatus::Problem(problem) = ensure(&bundle, true) else {
+        let HookStatus::Problem(problem) = ensure(true) else {
             panic!("a world-writable hook directory was used");
         };
         assert!(problem.contains("writable by others"), "{problem}");
@@ -226,7 +287,7 @@ mod tests {
         let elsewhere = root.path().join("elsewhere");
         fs::create_dir(&elsewhere).expect("mkdir");
         symlink(&elsewhere, &dir).expect("symlink");
-        let HookStatus::Problem(problem) = ensure(&bundle, true) else {
+        let HookStatus::Problem(problem) = ensure(true) else {
             panic!("a symlinked hook directory was used");
         };
         assert!(problem.contains("symlink"), "{problem}");

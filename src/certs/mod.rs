@@ -157,9 +157,9 @@ pub fn pass(settings: &CertSettings, profile: Profile, now: SystemTime, mode: Mo
         next_change: (pass.valid_until != i64::MAX).then_some(pass.valid_until),
         watch: pass.watch,
     };
-    // The hook names the bundle: only for a bundle the child gets.
-    if settings.python_hook && report.exported() {
-        report.hook = hook::ensure(&settings.bundle, mode != Mode::Check);
+    // The hook names the bundle (only one the child gets), and makes the app's logs JSON.
+    if hook::wanted(settings, report.exported()) {
+        report.hook = hook::ensure(settings, report.exported(), mode != Mode::Check);
     }
     report
 }
@@ -522,6 +522,7 @@ mod tests {
             strict: false,
             extra_vars: false,
             python_hook: false,
+            python_logs: Default::default(),
             python_path: None,
             inherited: Vec::new(),
             tls_profile: None,

@@ -167,6 +167,7 @@ mod tests {
             strict: false,
             extra_vars: false,
             python_hook: false,
+            python_logs: Default::default(),
             python_path: None,
             inherited: Vec::new(),
             tls_profile: None,

@@ -287,6 +287,24 @@ impl Running {
         assert_eq!(result, 0, "kill({pid}, {signal})");
     }
 
+    /// Waits for vardr-init to exit; returns its status, what it (and the child) wrote to stderr,
+    /// and the stdout lines not taken yet.
+    pub fn wait_with_stdout(mut self) -> (ExitStatus, Vec<String>, Vec<String>) {
+        let stdout = std::mem::replace(&mut self.stdout, mpsc::channel().1);
+        let (status, stderr) = self.wait();
+        let mut lines = Vec::new();
+        loop {
+            match stdout.recv_timeout(Duration::from_secs(5)) {
+                Ok(line) => lines.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("stdout still open 5 s after exit: {lines:?}")
+                }
+            }
+        }
+        (status, stderr, lines)
+    }
+
     /// Waits for vardr-init to exit; returns its status and everything it wrote to stderr.
     pub fn wait(mut self) -> (ExitStatus, Vec<String>) {
         let status = wait_for_exit(&mut self.process, || {
