@@ -629,6 +629,30 @@ for v in "${variants[@]}"; do
     [ "$code" = 0 ] || fail "$v: test app exit code $code after stop"
     pm rm -f -t 0 "vt-$v-app" "vt-$v" >/dev/null
 
+    # One JSON stream: VARDR_JSON_LOGS=true, two workers, the app of tests/json_logs.rs; every
+    # line the container writes (vardr-init's, uvicorn's, the app's) is one JSON object.
+    step "$v: VARDR_JSON_LOGS=true: every line of the container's output is a JSON event"
+    rm -rf "$work/json-app" && cp -r "$repo/tests/apps/json_logs" "$work/json-app" && chmod -R a+rX "$work/json-app"
+    next_port
+    containers+=("vt-$v-json")
+    pm run -d --name "vt-$v-json" "${run_flags[@]}" --read-only --user 65532 -v "$work/certs:/certs:ro" \
+        -v "$work/json-app:/app:ro" --tmpfs /tmp -e PORT="$p" -e WORKERS=2 -e VARDR_JSON_LOGS=true \
+        "$deps_image" >/dev/null
+    wait_http "http://127.0.0.1:$p/health" || { pm logs "vt-$v-json" >&2; fail "$v: JSON logs app /health"; }
+    curl -fsS -o /dev/null "http://127.0.0.1:$p/warn" || fail "$v: GET /warn"
+    curl -sS -o /dev/null "http://127.0.0.1:$p/boom"
+    # Both workers have started once a second request lands anywhere after the first: wait for
+    # the two start-up lines rather than guess.
+    for _ in $(seq 100); do
+        [ "$(pm logs "vt-$v-json" 2>&1 | grep -c 'Started server process')" -ge 2 ] && break
+        sleep 0.1
+    done
+    pm stop -t 10 "vt-$v-json" >/dev/null
+    pm logs "vt-$v-json" >"$work/json-logs.txt" 2>&1
+    python3 "$here/check_json_logs.py" "$work/json-logs.txt" 2 "$v" ||
+        { head -20 "$work/json-logs.txt" >&2; fail "$v: the container's output is not one JSON stream"; }
+    pm rm -f -t 0 "vt-$v-json" >/dev/null
+
     size=$(pm image inspect "$image" --format '{{.Size}}')
     base_size=$(pm image inspect "${base[$v]}" --format '{{.Size}}')
     summary[$v]="$size bytes ($(numfmt --to=iec --suffix=B "$size")), of which the stand-in base $base_size; $shell; user 65532:65532; Python $pyver; CA bundle $bundle (merged: /tmp/custom_ca_bundle.pem)"
