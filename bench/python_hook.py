@@ -8,7 +8,9 @@ rotating which goes first), each run timed by the measure helper (fork, exec, wa
 1. `python -c pass`: no hook, the hook (PYTHONPATH=<bundle>.python), and an eager variant of the
    hook that imports certifi at start instead of when the app does (why the hook waits).
 2. `python -c "import certifi; certifi.where()"`: no hook, the hook (certifi patched on import).
-3. `vardr-init -- python -c pass`, the bundle cached: VARDR_PYTHON_HOOK=false against the default
+3. `python -c "import logging; logging.warning('w')"`: no hook, the hook, and the hook as
+   VARDR_JSON_LOGS=true writes it (a JSON handler on the root logger from logging's import on).
+4. `vardr-init -- python -c pass`, the bundle cached: VARDR_PYTHON_HOOK=false against the default
    (the worker checks the hook's file, Python runs it).
 
 Medians and ratios to the no-hook way; nothing asserted. --smoke runs each way twice.
@@ -61,9 +63,14 @@ def main():
         text = (hook / "sitecustomize.py").read_text()
         eager = work / "eager"
         eager.mkdir()
-        insert = "    sys.meta_path.insert(0, Finder())\n"
+        insert = "        sys.meta_path.insert(0, Finder())\n"
         assert insert in text, "the hook's file changed: update the eager variant"
-        (eager / "sitecustomize.py").write_text(text.replace(insert, insert + "    import certifi\n"))
+        (eager / "sitecustomize.py").write_text(text.replace(insert, insert + "        import certifi\n"))
+        # The hook as VARDR_JSON_LOGS=true writes it.
+        json_hook = work / "json"
+        json_hook.mkdir()
+        assert "JSON_LOGS = False\n" in text, "the hook's file changed: update the JSON variant"
+        (json_hook / "sitecustomize.py").write_text(text.replace("JSON_LOGS = False\n", "JSON_LOGS = True\n"))
         # PYTHONDONTWRITEBYTECODE=1, as the images set it: every start compiles nothing it wrote.
         plain = base_env(PYTHONDONTWRITEBYTECODE=1)
         hooked = base_env(PYTHONDONTWRITEBYTECODE=1, PYTHONPATH=hook)
@@ -72,6 +79,8 @@ def main():
         subprocess.run([python, "-c", "pass"], env=base_env(PYTHONPATH=hook), check=True)
         shutil.copytree(hook / "__pycache__", eager / "__pycache__", dirs_exist_ok=True)
         subprocess.run([python, "-c", "pass"], env=base_env(PYTHONPATH=eager), check=True)
+        subprocess.run([python, "-c", "pass"], env=base_env(PYTHONPATH=json_hook), check=True)
+        jsoned = base_env(PYTHONDONTWRITEBYTECODE=1, PYTHONPATH=json_hook)
         where = "import certifi; certifi.where()"
         figures = {}
         log(f"1. python -c pass, {runs} runs each")
@@ -85,7 +94,14 @@ def main():
             "no hook": ([python, "-c", where], plain, None),
             "hook": ([python, "-c", where], hooked, None),
         }, runs)
-        log(f"3. vardr-init -- python -c pass (bundle cached), {runs} runs each")
+        logged = "import logging; logging.warning('w')"
+        log(f"3. python -c \"{logged}\", {runs} runs each")
+        figures["logging"] = runner.alternate({
+            "no hook": ([python, "-c", logged], plain, None),
+            "hook": ([python, "-c", logged], hooked, None),
+            "JSON logs hook": ([python, "-c", logged], jsoned, None),
+        }, runs)
+        log(f"4. vardr-init -- python -c pass (bundle cached), {runs} runs each")
         figures["vardr"] = runner.alternate({
             "no hook": ([args.vardr, "--", python, "-c", "pass"],
                         {**vardr_env, "VARDR_PYTHON_HOOK": "false", "PYTHONDONTWRITEBYTECODE": "1"}, None),
@@ -101,7 +117,8 @@ def main():
                  f"{runs} runs each, load {fmt_load(os.getloadavg())}):", "",
                  "| start | way | median (ms) | min (ms) | ratio to no hook (median) |", "|---|---|---|---|---|"]
         titles = {"pass": "`python -c pass`", "certifi": f"`python -c \"{where}\"`",
-                  "vardr": "`vardr-init -- python -c pass` (cached)"}
+                  "vardr": "`vardr-init -- python -c pass` (cached)",
+                  "logging": f"`python -c \"{logged}\"`"}
         for key, ways in figures.items():
             base = ways["no hook"]["time_ms"]["median"]
             for way, f in ways.items():

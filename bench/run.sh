@@ -25,8 +25,9 @@
 #                                scripts/test-venv.sh. --smoke also runs it, on tiny inputs
 #   bash bench/run.sh --only python [--vardr BIN] [--runs N]
 #                                only the Python hook's cost on a Python start (bench/python_hook.py):
-#                                `python -c pass` and a certifi.where() call with and without the
-#                                hook (and an eager variant), and vardr-init -- python with the hook
+#                                `python -c pass`, a certifi.where() call and a logging call with and
+#                                without the hook (and eager and JSON-logs variants), and
+#                                vardr-init -- python with the hook
 #                                on and off, side by side, in about a minute; prints them, writes
 #                                nothing (--json FILE to keep them). Uses target/test-venv's Python.
 #                                --smoke also runs it, on two runs each

@@ -130,7 +130,7 @@ def _vardr_certifi(bundle):
 def _vardr_json_logs():
     """The patches that make `logging` write JSON lines, one object per record, in vardr-init's
     event schema: `type`, `timestamp` (RFC 3339 UTC, milliseconds), `level`, `logger`,
-    `message`; an access line of uvicorn's adds `client`, `method`, `path`, `http_version` and
+    `message` (its trailing newlines dropped); an access line of uvicorn's adds `client`, `method`, `path`, `http_version` and
     `status`; a record with an exception adds `exception` (the whole traceback), one with
     `stack_info` adds `stack`; a record's `extra=` fields follow under their own names."""
     import sys
@@ -153,7 +153,7 @@ def _vardr_json_logs():
 
             def format(self, record):
                 try:
-                    message = record.getMessage()
+                    message = record.getMessage().rstrip("\n")
                     problem = None
                 except Exception as e:  # arguments that do not fit the format
                     message, problem = str(record.msg), f"{type(e).__name__}: {e}"

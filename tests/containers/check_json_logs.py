@@ -53,7 +53,8 @@ def main(path, workers, label):
     kinds = {}
     for e in events:
         kinds[e["type"]] = kinds.get(e["type"], 0) + 1
-    print(f"{label}: {len(events)} of {len(events)} lines are JSON events {kinds}")
+    written = sum(1 for line in lines if line.strip())
+    print(f"{label}: {len(events)} of {written} non-empty lines are JSON events {kinds}")
     return 0
 
 
