@@ -57,7 +57,7 @@ pub(super) fn supervise(
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Then {
     Tick,
-    /// A drain has just begun: its end is the next thing due, the next wake-up ticks.
+    /// A drain has just begun: its end is later, the next wake-up ticks.
     Reap,
 }
 
@@ -72,8 +72,8 @@ struct Supervisor<'a> {
     child: Pid,
     /// Where the child is in being stopped.
     stop: Stop,
-    /// The first SIGTERM or SIGINT forwarded (or sent by vardr-init for a stop it decided): a
-    /// stop was requested. A restart's SIGTERM is not one.
+    /// The stop signal the child got, once a stop is requested: the first SIGTERM or SIGINT
+    /// forwarded, or vardr-init's SIGTERM (a drain's end, a time limit, a restart turned stop).
     stop_signal: Option<i32>,
     /// The deadline passed and SIGKILL was sent.
     killed: bool,
@@ -198,10 +198,8 @@ impl<'a> Supervisor<'a> {
         // stderr may hold a log write up to half a second).
         let sent = Instant::now();
         let delay = self.launch.stop_delay.filter(|_| signal == libc::SIGTERM);
-        match (
-            self.stop,
-            delay.and_then(|d| Some((d, sent.checked_add(d)?))),
-        ) {
+        let drain = delay.and_then(|d| Some((d, sent.checked_add(d)?)));
+        match (self.stop, drain) {
             (Stop::NotRequested, Some((delay, until))) => {
                 // The first SIGTERM is held: the child serves on while the load balancer
                 // notices.
@@ -220,6 +218,7 @@ impl<'a> Supervisor<'a> {
                 self.stopping(signal, self.launch.stop_timeout, sent, STOP_TIMEOUT);
             }
             (Stop::NotRequested, None) => {
+                // The first stop: it goes at once, and the deadline starts.
                 forward(child, signal);
                 self.stopping(signal, self.launch.stop_timeout, sent, STOP_TIMEOUT);
             }
