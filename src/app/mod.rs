@@ -22,7 +22,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::{Config, GUNICORN_ONLY, Listen, UvicornEnv, Workers, option_values};
+use crate::config::{Config, Listen, UvicornEnv, Workers, option_values, vars};
 use crate::init::ExitPolicy;
 
 /// uvicorn's exit conventions, for the supervisor: a server that runs until it is stopped.
@@ -280,8 +280,10 @@ fn tiangolo(config: &Config, flags: &mut Flags<'_>) {
         let note = "GRACEFUL_TIMEOUT ignored: VARDR_STOP_TIMEOUT wins";
         flags.warnings.push(note.to_owned());
     }
-    for (name, instead) in GUNICORN_ONLY {
-        if t.gunicorn_only.contains(&name) {
+    for var in vars::VARIABLES {
+        if t.gunicorn_only.contains(&var.name) {
+            // The registry's help line of a gunicorn-only variable says what to do instead.
+            let (name, instead) = (var.name, var.help);
             flags
                 .warnings
                 .push(format!("{name} is gunicorn's, ignored: {instead}"));
