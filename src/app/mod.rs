@@ -17,7 +17,7 @@ pub mod prestart;
 pub mod pyproject;
 pub mod runtime;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -353,20 +353,26 @@ pub fn uvicorn_workers(
     )
 }
 
-/// `python3`, then `python`, in the directories of `PATH`: the first executable regular file.
-pub fn find_python(path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+/// `python3`, then `python`, as [`find_program`] finds them.
+pub fn find_python(path: Option<&OsStr>) -> Option<PathBuf> {
     ["python3", "python"]
         .iter()
-        .find_map(|name| in_path(name.as_ref(), path))
+        .find_map(|name| find_program(name.as_ref(), path))
 }
 
-/// The first executable regular file named `name` in `PATH`'s absolute directories (`PATH`
-/// unset: [`DEFAULT_PATH`]).
-pub fn in_path(name: &std::ffi::OsStr, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+/// The one lookup of a program on `PATH`, as `execvp` finds it: a name with a slash as it is,
+/// else the first executable regular file of that name in `PATH`'s absolute directories (`PATH`
+/// unset: [`DEFAULT_PATH`]). The interpreter of the default command, of a command's `#!` line,
+/// and the TLS clients' programs are all found with it.
+pub fn find_program(program: &OsStr, path: Option<&OsStr>) -> Option<PathBuf> {
+    if program.as_encoded_bytes().contains(&b'/') {
+        let file = PathBuf::from(program);
+        return is_executable_file(&file).then_some(file);
+    }
     let path = path.unwrap_or(DEFAULT_PATH.as_ref());
     std::env::split_paths(path)
         .filter(|dir| dir.is_absolute())
-        .map(|dir| dir.join(name))
+        .map(|dir| dir.join(program))
         .find(|candidate| is_executable_file(candidate))
 }
 
@@ -474,5 +480,18 @@ mod tests {
         // python3 anywhere beats python earlier in PATH; a non-executable file is skipped.
         assert_eq!(find_python(Some(&path)), Some(b.join("python3")));
         assert_eq!(find_python(Some("relative:/nonexistent".as_ref())), None);
+        // A name with a slash is taken as it is, as execvp takes it; PATH is not searched.
+        let named = b.join("python3");
+        assert_eq!(
+            find_program(named.as_os_str(), Some("/nonexistent".as_ref())),
+            Some(named)
+        );
+        let not_executable = a.join("python3");
+        assert_eq!(find_program(not_executable.as_os_str(), Some(&path)), None);
+    }
+
+    #[test]
+    fn help_states_the_path_searched_when_path_is_unset() {
+        assert!(vars::get("PATH").help.contains(DEFAULT_PATH));
     }
 }
