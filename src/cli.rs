@@ -52,7 +52,8 @@ pub const USAGE: &str = "usage: vardr-init [--dry-run [--json]] [-- CMD [ARG...]
                          vardr-init certs [--json] | \
                          vardr-init health [--url URL] [--timeout SECS]";
 
-pub const HELP: &str = "\
+/// `--help` before the environment.
+const HELP_HEAD: &str = "\
 vardr-init: container entrypoint (PID 1) for Python web services
 
 usage: vardr-init [--dry-run [--json]] [-- CMD [ARG...]]
@@ -73,36 +74,24 @@ usage: vardr-init [--dry-run [--json]] [-- CMD [ARG...]]
                                exit 0 on 2xx, 1 otherwise (for HEALTHCHECK without curl)
   -h, --help                   this text
   -V, --version                the version, the commit and the target it was built for
+";
 
-Environment (an empty value means the default):
-  VARDR_CERTS_DIR         custom CAs, PEM or DER, Kubernetes layouts included (/certs)
-  VARDR_CA_BUNDLE         where the merged bundle is written (/tmp/custom_ca_bundle.pem)
-  VARDR_SYSTEM_CA_BUNDLE  the system bundle (auto: SSL_CERT_FILE, then the distro's paths)
-  VARDR_CERTS_STRICT      true: a rejected certificate file stops startup with exit 2
-  VARDR_EXTRA_CA_VARS     false: export only SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE
-                          (default true: also AWS_CA_BUNDLE, GRPC_DEFAULT_SSL_ROOTS_FILE_PATH,
-                          HTTPLIB2_CA_CERTS, PIP_CERT, NODE_EXTRA_CA_CERTS, GIT_SSL_CAINFO)
-  VARDR_PYTHON_HOOK       false: no Python hook (default true: BUNDLE.python/sitecustomize.py
-                          first on PYTHONPATH makes certifi.where() name the bundle)
-  VARDR_TLS_PROFILE       whose TLS rules judge the CAs: auto (the Python the command runs),
-                          python3.N, or openssl (no Python: other rules only warn)
-  VARDR_APP_DIR           where the app is discovered (/app)
-  APP_MODULE              module:variable, instead of discovery (or MODULE_NAME, VARIABLE_NAME)
-  HOST, PORT, WORKERS     uvicorn --host, --port, --workers (0.0.0.0, 8000, 1; WORKERS=auto
-                          sizes from the cgroup CPU limit)
-  UVICORN_OPTS            more uvicorn arguments, split like a shell would (no shell is run)
-  VARDR_STOP_TIMEOUT      seconds (at most 86400) after the first forwarded SIGTERM/SIGINT
-                          before the child's process group gets SIGKILL (default 0: off)
-  VARDR_STOP_DELAY        seconds to serve on after SIGTERM before forwarding it
-  VARDR_PRESTART          command run before the app (or PRE_START_PATH, a file)
-  VARDR_PRESTART_TIMEOUT  seconds before the pre-start task gets SIGTERM (default 0: off)
-  LOG_LEVEL, BIND, ...    tiangolo's variables, mapped onto uvicorn (see --dry-run)
-  VARDR_JSON_LOGS         true: JSON lines on stderr (default false: \"[Vardr] ...\" text)
-  VARDR_LOG_LEVEL         error, warn, info or debug (default info)
-
+/// `--help` after the environment.
+const HELP_TAIL: &str = "\
 Exit status: the child's; 128+N if it died of signal N; 2 bad usage or configuration (nothing
 started); 126 command not executable; 127 command not found; 1 any other failure of vardr-init.
 ";
+
+/// `--help`: the usage, the environment from the registry ([`crate::config::vars`]), the exit
+/// status.
+pub fn help() -> String {
+    let mut text = String::from(HELP_HEAD);
+    text.push('\n');
+    text.push_str(&crate::config::vars::help());
+    text.push('\n');
+    text.push_str(HELP_TAIL);
+    text
+}
 
 /// Parses the arguments after the program name.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, UsageError> {

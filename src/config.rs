@@ -15,6 +15,10 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub mod vars;
+
+use vars::{Variable, var};
+
 /// Everything the environment decides.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -131,15 +135,6 @@ pub enum Bind {
     /// `unix:PATH`: uvicorn's `--uds`.
     Unix(PathBuf),
 }
-
-/// Variables only gunicorn read in tiangolo's image, and what to do instead.
-pub const GUNICORN_ONLY: [(&str, &str); 5] = [
-    ("TIMEOUT", "uvicorn has no worker timeout"),
-    ("WORKER_CLASS", "use UVICORN_OPTS=--loop/--http"),
-    ("GUNICORN_CONF", "use UVICORN_OPTS"),
-    ("GUNICORN_CMD_ARGS", "use UVICORN_OPTS"),
-    ("ERROR_LOG", "errors go to stderr"),
-];
 
 /// The certificate step's inputs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -359,83 +354,69 @@ impl Config {
             errors: Vec::new(),
         };
         let log = LogSettings {
-            json: vars.parse("VARDR_JSON_LOGS", BOOL_FORM, parse_bool, false),
-            level: vars.parse("VARDR_LOG_LEVEL", LEVEL_FORM, parse_level, Level::INFO),
+            json: vars.parse(var!("VARDR_JSON_LOGS"), parse_bool, false),
+            level: vars.parse(var!("VARDR_LOG_LEVEL"), parse_level, Level::INFO),
         };
         let watch = WatchSettings {
-            enabled: vars.parse("VARDR_CERTS_WATCH", BOOL_FORM, parse_bool, false),
-            reload: vars.parse(
-                "VARDR_CERTS_RELOAD",
-                RELOAD_FORM,
-                parse_reload,
-                Reload::None,
-            ),
+            enabled: vars.parse(var!("VARDR_CERTS_WATCH"), parse_bool, false),
+            reload: vars.parse(var!("VARDR_CERTS_RELOAD"), parse_reload, Reload::None),
             debounce: vars.parse(
-                "VARDR_CERTS_DEBOUNCE",
-                DEBOUNCE_FORM,
+                var!("VARDR_CERTS_DEBOUNCE"),
                 parse_debounce,
                 WatchSettings::default().debounce,
             ),
             recheck: vars.parse(
-                "VARDR_CERTS_RECHECK",
-                RECHECK_FORM,
+                var!("VARDR_CERTS_RECHECK"),
                 parse_recheck,
                 WatchSettings::default().recheck,
             ),
         };
         let config = Config {
             log,
-            stop_timeout: vars.parse("VARDR_STOP_TIMEOUT", TIMEOUT_FORM, parse_stop_timeout, None),
-            host: vars.parse("HOST", HOST_FORM, parse_host, "0.0.0.0".to_owned()),
-            port: vars.parse("PORT", PORT_FORM, parse_port, 8000),
+            stop_timeout: vars.parse(var!("VARDR_STOP_TIMEOUT"), parse_stop_timeout, None),
+            host: vars.parse(var!("HOST"), parse_host, "0.0.0.0".to_owned()),
+            port: vars.parse(var!("PORT"), parse_port, 8000),
             workers: vars.parse(
-                "WORKERS",
-                WORKERS_FORM,
+                var!("WORKERS"),
                 parse_workers,
                 Workers::Count(NonZeroU32::MIN),
             ),
             certs: CertSettings {
-                dir: vars.path("VARDR_CERTS_DIR", "/certs"),
-                bundle: vars.path("VARDR_CA_BUNDLE", "/tmp/custom_ca_bundle.pem"),
-                system_bundle: vars.os("VARDR_SYSTEM_CA_BUNDLE").map(PathBuf::from),
-                strict: vars.parse("VARDR_CERTS_STRICT", BOOL_FORM, parse_bool, false),
-                extra_vars: vars.parse("VARDR_EXTRA_CA_VARS", BOOL_FORM, parse_bool, true),
-                python_hook: vars.parse("VARDR_PYTHON_HOOK", BOOL_FORM, parse_bool, true),
+                dir: vars.path(var!("VARDR_CERTS_DIR")),
+                bundle: vars.path(var!("VARDR_CA_BUNDLE")),
+                system_bundle: vars.os(var!("VARDR_SYSTEM_CA_BUNDLE")).map(PathBuf::from),
+                strict: vars.parse(var!("VARDR_CERTS_STRICT"), parse_bool, false),
+                extra_vars: vars.parse(var!("VARDR_EXTRA_CA_VARS"), parse_bool, true),
+                python_hook: vars.parse(var!("VARDR_PYTHON_HOOK"), parse_bool, true),
                 python_logs: PythonLogs::AsConfigured,
-                python_path: vars.os("PYTHONPATH"),
+                python_path: vars.inherited("PYTHONPATH"),
                 inherited: CA_VARS
                     .iter()
-                    .filter_map(|&name| vars.os(name).map(|value| (name, value)))
+                    .filter_map(|&name| vars.inherited(name).map(|value| (name, value)))
                     .collect(),
-                tls_profile: vars.parse("VARDR_TLS_PROFILE", PROFILE_FORM, parse_profile, None),
+                tls_profile: vars.parse(var!("VARDR_TLS_PROFILE"), parse_profile, None),
                 keep_bundle: watch.enabled,
             },
             app: AppSettings {
-                dir: vars.path("VARDR_APP_DIR", "/app"),
+                dir: vars.path(var!("VARDR_APP_DIR")),
                 target: app_target(&mut vars),
-                uvicorn_opts: vars.parse("UVICORN_OPTS", OPTS_FORM, parse_opts, Vec::new()),
+                uvicorn_opts: vars.parse(var!("UVICORN_OPTS"), parse_opts, Vec::new()),
                 uvicorn_env: UvicornEnv {
-                    reload: vars.parse("UVICORN_RELOAD", CLICK_BOOL_FORM, parse_click_bool, false),
-                    workers: vars.parse(
-                        "UVICORN_WORKERS",
-                        WORKER_COUNT_FORM,
-                        parse_worker_count,
-                        None,
-                    ),
+                    reload: vars.parse(var!("UVICORN_RELOAD"), parse_click_bool, false),
+                    workers: vars.parse(var!("UVICORN_WORKERS"), parse_worker_count, None),
                 },
-                uvicorn_log_config: vars.os("UVICORN_LOG_CONFIG"),
+                uvicorn_log_config: vars.os(var!("UVICORN_LOG_CONFIG")),
             },
-            path: vars.os("PATH"),
+            path: vars.os(var!("PATH")),
             lifecycle: Lifecycle {
-                prestart: vars.parse("VARDR_PRESTART", OPTS_FORM, parse_opts, Vec::new()),
-                pre_start_path: vars.os("PRE_START_PATH").map(PathBuf::from),
+                prestart: vars.parse(var!("VARDR_PRESTART"), parse_opts, Vec::new()),
+                pre_start_path: vars.os(var!("PRE_START_PATH")).map(PathBuf::from),
                 prestart_timeout: vars.parse(
-                    "VARDR_PRESTART_TIMEOUT",
-                    TIMEOUT_FORM,
+                    var!("VARDR_PRESTART_TIMEOUT"),
                     parse_stop_timeout,
                     None,
                 ),
-                stop_delay: vars.parse("VARDR_STOP_DELAY", TIMEOUT_FORM, parse_stop_timeout, None),
+                stop_delay: vars.parse(var!("VARDR_STOP_DELAY"), parse_stop_timeout, None),
             },
             tiangolo: tiangolo(&mut vars),
             watch,
@@ -569,10 +550,10 @@ pub fn listen_from_env() -> Result<Listen, InvalidVar> {
         lookup: env_var,
         errors: Vec::new(),
     };
-    let host = vars.parse("HOST", HOST_FORM, |t| parse_host(t).map(Some), None);
-    let port = vars.parse("PORT", PORT_FORM, |t| parse_port(t).map(Some), None);
-    let bind = vars.parse("BIND", BIND_FORM, |t| parse_bind(t).map(Some), None);
-    let opts = vars.parse("UVICORN_OPTS", OPTS_FORM, parse_opts, Vec::new());
+    let host = vars.parse(var!("HOST"), |t| parse_host(t).map(Some), None);
+    let port = vars.parse(var!("PORT"), |t| parse_port(t).map(Some), None);
+    let bind = vars.parse(var!("BIND"), |t| parse_bind(t).map(Some), None);
+    let opts = vars.parse(var!("UVICORN_OPTS"), parse_opts, Vec::new());
     match vars.errors.pop() {
         Some(invalid) => Err(invalid),
         None => Ok(Listen::choose(host, port, bind.as_ref()).with_opts(&opts)),
@@ -580,49 +561,44 @@ pub fn listen_from_env() -> Result<Listen, InvalidVar> {
 }
 
 fn tiangolo<F: Fn(&str) -> Option<OsString>>(vars: &mut Vars<F>) -> Tiangolo {
-    let set = |vars: &Vars<F>, name| vars.os(name).is_some();
+    let set = |vars: &Vars<F>, var| vars.os(var).is_some();
     Tiangolo {
-        log_level: vars.parse("LOG_LEVEL", UVICORN_LEVEL_FORM, parse_uvicorn_level, None),
+        log_level: vars.parse(var!("LOG_LEVEL"), parse_uvicorn_level, None),
         // tiangolo's `${ACCESS_LOG-"-"}`: set and empty is a value (no access log), the one
         // variable where empty does not mean unset.
-        access_log: (vars.lookup)("ACCESS_LOG").map(|v| v.to_string_lossy().into_owned()),
-        keep_alive: vars.parse("KEEP_ALIVE", SECONDS_FORM, parse_some, None),
-        graceful_timeout: vars.parse("GRACEFUL_TIMEOUT", SECONDS_FORM, parse_some, None),
-        bind: vars.parse("BIND", BIND_FORM, |t| parse_bind(t).map(Some), None),
-        max_workers: vars.parse("MAX_WORKERS", COUNT_FORM, parse_count, None),
+        access_log: vars
+            .raw(var!("ACCESS_LOG"))
+            .map(|v| v.to_string_lossy().into_owned()),
+        keep_alive: vars.parse(var!("KEEP_ALIVE"), parse_some, None),
+        graceful_timeout: vars.parse(var!("GRACEFUL_TIMEOUT"), parse_some, None),
+        bind: vars.parse(var!("BIND"), |t| parse_bind(t).map(Some), None),
+        max_workers: vars.parse(var!("MAX_WORKERS"), parse_count, None),
         workers_per_core: vars
-            .parse("WORKERS_PER_CORE", PER_CORE_FORM, parse_per_core, None)
+            .parse(var!("WORKERS_PER_CORE"), parse_per_core, None)
             .map(|per_core| per_core.as_secs_f64()),
-        web_concurrency: vars.parse(
-            "WEB_CONCURRENCY",
-            WORKER_COUNT_FORM,
-            parse_worker_count,
-            None,
-        ),
-        gunicorn_only: GUNICORN_ONLY
+        web_concurrency: vars.parse(var!("WEB_CONCURRENCY"), parse_worker_count, None),
+        gunicorn_only: vars::VARIABLES
             .iter()
-            .map(|(name, _)| *name)
-            .filter(|name| set(vars, name))
+            .filter(|var| var.section == vars::Section::Gunicorn && set(vars, var))
+            .map(|var| var.name)
             .collect(),
-        host_set: set(vars, "HOST"),
-        port_set: set(vars, "PORT"),
-        workers_set: set(vars, "WORKERS"),
+        host_set: set(vars, var!("HOST")),
+        port_set: set(vars, var!("PORT")),
+        workers_set: set(vars, var!("WORKERS")),
     }
 }
 
 /// `APP_MODULE` wins over `MODULE_NAME` / `VARIABLE_NAME` (the names tiangolo's images used).
 fn app_target<F: Fn(&str) -> Option<OsString>>(vars: &mut Vars<F>) -> AppTarget {
-    if let Some((module, variable)) =
-        vars.parse("APP_MODULE", APP_MODULE_FORM, parse_app_module, None)
-    {
+    if let Some((module, variable)) = vars.parse(var!("APP_MODULE"), parse_app_module, None) {
         return AppTarget {
             module: Some(module),
             variable: Some(variable),
             set_by: Some("APP_MODULE"),
         };
     }
-    let module = vars.parse("MODULE_NAME", MODULE_FORM, parse_module, None);
-    let variable = vars.parse("VARIABLE_NAME", VARIABLE_FORM, parse_variable, None);
+    let module = vars.parse(var!("MODULE_NAME"), parse_module, None);
+    let variable = vars.parse(var!("VARIABLE_NAME"), parse_variable, None);
     AppTarget {
         set_by: module.is_some().then_some("MODULE_NAME"),
         module,
@@ -646,15 +622,16 @@ struct Vars<F> {
 }
 
 impl<F: Fn(&str) -> Option<OsString>> Vars<F> {
+    /// `var`'s value read by `parse`; unset, empty or bad (then recorded with the registry's
+    /// form): `default`.
     fn parse<T>(
         &mut self,
-        name: &'static str,
-        expected: &'static str,
+        var: &'static Variable,
         // A function pointer, not a generic: one copy of this per value type, not per parser.
         parse: fn(&str) -> Option<T>,
         default: T,
     ) -> T {
-        let Some(raw) = (self.lookup)(name) else {
+        let Some(raw) = (self.lookup)(var.name) else {
             return default;
         };
         let parsed = match raw.to_str() {
@@ -663,18 +640,33 @@ impl<F: Fn(&str) -> Option<OsString>> Vars<F> {
             None => None,
         };
         parsed.unwrap_or_else(|| {
-            reject(&mut self.errors, name, expected, &raw);
+            reject(&mut self.errors, var.name, var.form, &raw);
             default
         })
     }
 
     /// A raw value (paths may be any bytes); empty counts as unset.
-    fn os(&self, name: &str) -> Option<OsString> {
+    fn os(&self, var: &Variable) -> Option<OsString> {
+        self.inherited(var.name)
+    }
+
+    /// The raw value, empty included (`ACCESS_LOG=` is a value).
+    fn raw(&self, var: &Variable) -> Option<OsString> {
+        (self.lookup)(var.name)
+    }
+
+    /// A variable of the child's that vardr-init reads to keep or extend, not a setting of its
+    /// own (see [`vars`]); empty counts as unset.
+    fn inherited(&self, name: &str) -> Option<OsString> {
         (self.lookup)(name).filter(|value| !value.is_empty())
     }
 
-    fn path(&self, name: &str, default: &str) -> PathBuf {
-        PathBuf::from(self.os(name).unwrap_or_else(|| default.into()))
+    /// A path whose default is the registry's.
+    fn path(&self, var: &Variable) -> PathBuf {
+        let default = match var.default {
+            vars::Unset::Value(path) | vars::Unset::Words(path) => path,
+        };
+        PathBuf::from(self.os(var).unwrap_or_else(|| default.into()))
     }
 }
 

@@ -47,7 +47,7 @@ pub const VERSION_LINE: &str = concat!(
 /// Runs vardr-init with the arguments after the program name; returns the process exit code.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
     match cli::parse(args) {
-        Ok(Invocation::Help) => commands::output(cli::HELP),
+        Ok(Invocation::Help) => commands::output(&cli::help()),
         Ok(Invocation::Version) => commands::output(VERSION_LINE),
         Ok(Invocation::Run { command }) => commands::run(command),
         Ok(Invocation::DryRun { json, command }) => commands::dry_run(json, command),

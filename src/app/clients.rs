@@ -192,7 +192,7 @@ pub fn find(
                 }
             }
             FoundAs::Program(program) => {
-                if let Some(at) = super::in_path(OsStr::new(program), path) {
+                if let Some(at) = super::find_program(OsStr::new(program), path) {
                     found.push(Found {
                         known,
                         version: None,

@@ -18,12 +18,12 @@ pub mod prestart;
 pub mod pyproject;
 pub mod runtime;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::{Config, GUNICORN_ONLY, Listen, UvicornEnv, Workers, option_values};
+use crate::config::{Config, Listen, UvicornEnv, Workers, option_values, vars};
 use crate::init::ExitPolicy;
 
 /// uvicorn's exit conventions, for the supervisor: a server that runs until it is stopped.
@@ -281,8 +281,10 @@ fn tiangolo(config: &Config, flags: &mut Flags<'_>) {
         let note = "GRACEFUL_TIMEOUT ignored: VARDR_STOP_TIMEOUT wins";
         flags.warnings.push(note.to_owned());
     }
-    for (name, instead) in GUNICORN_ONLY {
-        if t.gunicorn_only.contains(&name) {
+    for var in vars::VARIABLES {
+        if t.gunicorn_only.contains(&var.name) {
+            // The registry's help line of a gunicorn-only variable says what to do instead.
+            let (name, instead) = (var.name, var.help);
             flags
                 .warnings
                 .push(format!("{name} is gunicorn's, ignored: {instead}"));
@@ -352,20 +354,26 @@ pub fn uvicorn_workers(
     )
 }
 
-/// `python3`, then `python`, in the directories of `PATH`: the first executable regular file.
-pub fn find_python(path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+/// `python3`, then `python`, as [`find_program`] finds them.
+pub fn find_python(path: Option<&OsStr>) -> Option<PathBuf> {
     ["python3", "python"]
         .iter()
-        .find_map(|name| in_path(name.as_ref(), path))
+        .find_map(|name| find_program(name.as_ref(), path))
 }
 
-/// The first executable regular file named `name` in `PATH`'s absolute directories (`PATH`
-/// unset: [`DEFAULT_PATH`]).
-pub fn in_path(name: &std::ffi::OsStr, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+/// The one lookup of a program on `PATH`, as `execvp` finds it: a name with a slash as it is,
+/// else the first executable regular file of that name in `PATH`'s absolute directories (`PATH`
+/// unset: [`DEFAULT_PATH`]). The interpreter of the default command, of a command's `#!` line,
+/// and the TLS clients' programs are all found with it.
+pub fn find_program(program: &OsStr, path: Option<&OsStr>) -> Option<PathBuf> {
+    if program.as_encoded_bytes().contains(&b'/') {
+        let file = PathBuf::from(program);
+        return is_executable_file(&file).then_some(file);
+    }
     let path = path.unwrap_or(DEFAULT_PATH.as_ref());
     std::env::split_paths(path)
         .filter(|dir| dir.is_absolute())
-        .map(|dir| dir.join(name))
+        .map(|dir| dir.join(program))
         .find(|candidate| is_executable_file(candidate))
 }
 
@@ -473,5 +481,18 @@ mod tests {
         // python3 anywhere beats python earlier in PATH; a non-executable file is skipped.
         assert_eq!(find_python(Some(&path)), Some(b.join("python3")));
         assert_eq!(find_python(Some("relative:/nonexistent".as_ref())), None);
+        // A name with a slash is taken as it is, as execvp takes it; PATH is not searched.
+        let named = b.join("python3");
+        assert_eq!(
+            find_program(named.as_os_str(), Some("/nonexistent".as_ref())),
+            Some(named)
+        );
+        let not_executable = a.join("python3");
+        assert_eq!(find_program(not_executable.as_os_str(), Some(&path)), None);
+    }
+
+    #[test]
+    fn help_states_the_path_searched_when_path_is_unset() {
+        assert!(vars::get("PATH").help.contains(DEFAULT_PATH));
     }
 }

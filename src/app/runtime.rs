@@ -80,7 +80,7 @@ impl Runtime {
 
 /// The Python interpreter `program` runs as, if any: itself, or its script's `#!` interpreter.
 fn interpreter(program: &OsStr, path: Option<&OsStr>) -> Option<PathBuf> {
-    let file = which(program, path)?;
+    let file = super::find_program(program, path)?;
     if is_python_name(file.file_name()?) {
         return Some(file);
     }
@@ -99,7 +99,7 @@ fn interpreter(program: &OsStr, path: Option<&OsStr>) -> Option<PathBuf> {
     } else {
         first
     };
-    let resolved = which(named, path)?;
+    let resolved = super::find_program(named, path)?;
     is_python_name(resolved.file_name()?).then_some(resolved)
 }
 
@@ -110,16 +110,6 @@ pub fn is_python_name(name: &OsStr) -> bool {
     };
     rest.iter()
         .all(|b| b.is_ascii_digit() || *b == b'.' || *b == b't')
-}
-
-/// `program` as `execvp` would find it: a path with a slash as is, else the first executable
-/// regular file of that name in `PATH`'s absolute directories.
-fn which(program: &OsStr, path: Option<&OsStr>) -> Option<PathBuf> {
-    if program.as_bytes().contains(&b'/') {
-        let p = PathBuf::from(program);
-        return super::is_executable_file(&p).then_some(p);
-    }
-    super::in_path(program, path)
 }
 
 /// The minor version of the Python 3 at `python` and how it was told.
