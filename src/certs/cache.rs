@@ -3,13 +3,14 @@
 
 use std::path::Path;
 
+use data_encoding::HEXLOWER;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::rules::Profile;
 use super::scan::{self, Content};
+use super::store;
 use super::summary::Summary;
-use super::{hex, store};
 use crate::config::CertSettings;
 
 /// SHA-256 over everything that decides the bundle but the system bundle's bytes. Each field is
@@ -52,7 +53,7 @@ pub fn key(
             }
         }
     }
-    hex(&hash.finalize())
+    HEXLOWER.encode(&hash.finalize())
 }
 
 /// The cache record stored beside the bundle: the key it was built for, the hash of the bundle
@@ -110,7 +111,8 @@ impl Record {
                 store::stream_own(bundle, store::MAX_BUNDLE_BYTES, |chunk| {
                     bundle_hash.update(chunk)
                 })?;
-                hex(&Sha256::digest(system)) == *source && hex(&bundle_hash.finalize()) == *whole
+                HEXLOWER.encode(&Sha256::digest(system)) == *source
+                    && HEXLOWER.encode(&bundle_hash.finalize()) == *whole
             }
             SystemPart::Verbatim => {
                 let mut hash = Sha256::new();
@@ -127,7 +129,7 @@ impl Record {
                 })?;
                 system_matches
                     && read >= system.len() as u64
-                    && hex(&hash.finalize()) == record.custom_sha256
+                    && HEXLOWER.encode(&hash.finalize()) == record.custom_sha256
             }
         };
         intact.then_some(record)

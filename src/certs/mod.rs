@@ -28,10 +28,10 @@ pub mod verdict;
 pub mod watch;
 pub mod worker;
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use data_encoding::HEXLOWER;
 use sha2::{Digest, Sha256};
 
 use crate::config::CertSettings;
@@ -298,12 +298,12 @@ fn merge(judged: Judged, settings: &CertSettings) -> Pass {
             cache::SystemPart::Verbatim
         } else {
             cache::SystemPart::Filtered {
-                source: hex(&Sha256::digest(source)),
-                bundle: hex(&Sha256::digest(&merged.bytes)),
+                source: HEXLOWER.encode(&Sha256::digest(source)),
+                bundle: HEXLOWER.encode(&Sha256::digest(&merged.bytes)),
             }
         },
         key,
-        custom_sha256: hex(&Sha256::digest(&merged.bytes[system_len..])),
+        custom_sha256: HEXLOWER.encode(&Sha256::digest(&merged.bytes[system_len..])),
         summary: pass.summary.clone(),
     }
     .to_text();
@@ -524,13 +524,6 @@ fn unix_seconds(time: SystemTime) -> i64 {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 #[cfg(test)]
