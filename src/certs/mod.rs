@@ -100,15 +100,13 @@ pub fn prepare(settings: &CertSettings, profile: Profile, now: SystemTime) -> Pa
     merge(judged, settings)
 }
 
-/// What [`scan`] read: the inputs, the system bundle, and the cache's record if it holds for
-/// them.
+/// What [`scan`] read: the pass begun (the system bundle's path, its warnings, the watch), the
+/// inputs, the system bundle, and the cache's record if it holds for them.
 struct Scanned {
-    bundle: PathBuf,
+    pass: Pass,
     inputs: Vec<scan::Input>,
     /// The system bundle [`system::find`] chose, as read.
     system: Option<(PathBuf, Vec<u8>)>,
-    warnings: Vec<String>,
-    watch: Vec<PathBuf>,
     key: String,
     /// The record beside the bundle, when it was built for `key` and the bundle is intact.
     cached: Option<cache::Record>,
@@ -125,12 +123,19 @@ fn scan(settings: &CertSettings, profile: Profile, now: i64) -> Scanned {
         dirs,
         linked,
     } = scan::scan(&settings.dir, &outputs);
-    let mut scanned = Scanned {
+    let pass = Pass {
         bundle: settings.bundle.clone(),
-        inputs,
         system: None,
         warnings: Vec::new(),
+        summary: Summary::default(),
+        action: Action::Nothing,
+        profile,
         watch: Vec::new(),
+    };
+    let mut scanned = Scanned {
+        pass,
+        inputs,
+        system: None,
         key: String::new(),
         cached: None,
     };
@@ -140,9 +145,10 @@ fn scan(settings: &CertSettings, profile: Profile, now: i64) -> Scanned {
     }
     if settings.keep_bundle {
         let first = system::first_candidate(settings);
-        scanned.watch = watch_points(&settings.dir, &dirs, &linked, first.as_deref());
+        scanned.pass.watch = watch_points(&settings.dir, &dirs, &linked, first.as_deref());
     }
-    scanned.system = system::find(settings, &mut scanned.warnings);
+    scanned.system = system::find(settings, &mut scanned.pass.warnings);
+    scanned.pass.system = scanned.system.as_ref().map(|(path, _)| path.clone());
     let (path, bytes) = match &scanned.system {
         Some((path, bytes)) => (Some(path.as_path()), bytes.as_slice()),
         None => (None, &[][..]),
@@ -167,17 +173,15 @@ struct Fresh {
 }
 
 /// The one reuse decision, then each file's verdict (pure: the bytes were read by [`scan`]).
-fn judge(mut scanned: Scanned, profile: Profile, now: i64) -> Judged {
-    let mut pass = Pass {
-        bundle: std::mem::take(&mut scanned.bundle),
-        system: scanned.system.as_ref().map(|(path, _)| path.clone()),
-        warnings: std::mem::take(&mut scanned.warnings),
-        summary: Summary::default(),
-        action: Action::Nothing,
-        profile,
-        watch: std::mem::take(&mut scanned.watch),
-    };
-    if let Some(record) = scanned.cached.take() {
+fn judge(scanned: Scanned, profile: Profile, now: i64) -> Judged {
+    let Scanned {
+        mut pass,
+        inputs,
+        system,
+        key,
+        cached,
+    } = scanned;
+    if let Some(record) = cached {
         pass.summary = record.summary;
         pass.action = Action::Reuse;
         // A used system bundle holds at least one certificate. None, with a system bundle the
@@ -193,8 +197,7 @@ fn judge(mut scanned: Scanned, profile: Profile, now: i64) -> Judged {
         }
         return Judged { pass, fresh: None };
     }
-    let mut verdicts: Vec<Verdict> = scanned
-        .inputs
+    let mut verdicts: Vec<Verdict> = inputs
         .iter()
         .map(|input| match &input.content {
             Content::Bytes(bytes) => verdict::judge(bytes, now, profile),
@@ -202,12 +205,12 @@ fn judge(mut scanned: Scanned, profile: Profile, now: i64) -> Judged {
         })
         .collect();
     if profile.needs_root() {
-        let system_bytes = scanned.system.as_ref().map(|(_, bytes)| bytes.as_slice());
+        let system_bytes = system.as_ref().map(|(_, bytes)| bytes.as_slice());
         chain::require_roots(&mut verdicts, system_bytes, profile);
     }
     let mut accepted = Vec::new();
     let mut next_change = i64::MAX;
-    for (input, verdict) in scanned.inputs.iter().zip(verdicts) {
+    for (input, verdict) in inputs.iter().zip(verdicts) {
         let mut warnings = Vec::new();
         let verdict = match verdict {
             Verdict::Accepted(cas) => {
@@ -236,9 +239,9 @@ fn judge(mut scanned: Scanned, profile: Profile, now: i64) -> Judged {
     }
     pass.summary.next_change = (next_change != i64::MAX).then_some(next_change);
     let fresh = Fresh {
-        system: scanned.system,
+        system,
         accepted,
-        key: scanned.key,
+        key,
     };
     Judged {
         pass,
