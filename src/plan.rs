@@ -467,7 +467,7 @@ impl Plan {
             self.runtime.source
         );
         let report = self.certs.as_ref().ok();
-        let results = report.map_or(&[][..], |r| &r.results);
+        let results = report.map_or(&[][..], |r| &r.summary.results);
         if results.is_empty() && report.is_some() {
             let _ = writeln!(
                 out,
@@ -489,7 +489,7 @@ impl Plan {
         }
         let bundle = self.bundle.display();
         if let Some(c) = report {
-            let system = match (&c.system, c.results.is_empty()) {
+            let system = match (&c.system, c.summary.results.is_empty()) {
                 (Some(path), _) => path.display().to_string(),
                 (None, true) => "not read (no custom certificates to merge)".to_owned(),
                 (None, false) => "none found".to_owned(),
@@ -499,11 +499,13 @@ impl Plan {
                 Planned::Nothing => "none: nothing to add to the system trust".to_owned(),
                 Planned::Reuse => format!(
                     "reuse {bundle} (inputs unchanged: {} system + {} custom certificates)",
-                    c.system_certificates, c.custom_certificates
+                    c.summary.system_certificates, c.summary.custom_certificates
                 ),
                 Planned::Build | Planned::Same => format!(
                     "build {bundle}: {} system + {} custom certificates ({} duplicates dropped)",
-                    c.system_certificates, c.custom_certificates, c.duplicates
+                    c.summary.system_certificates,
+                    c.summary.custom_certificates,
+                    c.summary.duplicates
                 ),
             };
             let _ = writeln!(out, "Bundle: {action}");
@@ -676,14 +678,14 @@ impl Plan {
                 bundle: Some(&self.bundle),
                 action: report.map_or("failed", |r| r.planned.as_str()),
                 system_bundle: report.and_then(|r| r.system.as_deref()),
-                system_certificates: report.map_or(0, |r| r.system_certificates),
-                total_certificates: report.map_or(0, |r| r.custom_certificates),
-                duplicates: report.map_or(0, |r| r.duplicates),
+                system_certificates: report.map_or(0, |r| r.summary.system_certificates),
+                total_certificates: report.map_or(0, |r| r.summary.custom_certificates),
+                duplicates: report.map_or(0, |r| r.summary.duplicates),
                 successful_imports: report.map_or(0, Report::successful),
                 failed_imports: report.map_or(0, Report::failed),
-                results: report.map_or(&[], |r| &r.results),
+                results: report.map_or(&[], |r| &r.summary.results),
                 warnings: report.map_or_else(Vec::new, |r| {
-                    let files = r.results.iter().flat_map(|result| {
+                    let files = r.summary.results.iter().flat_map(|result| {
                         result
                             .warnings
                             .iter()

@@ -210,8 +210,8 @@ proptest! {
         let pass = certs::prepare(&settings, PROFILE, now);
 
         // The verdicts are what each input deserves.
-        prop_assert_eq!(pass.results.len(), inputs.len());
-        for (i, (input, result)) in inputs.iter().zip(&pass.results).enumerate() {
+        prop_assert_eq!(pass.summary.results.len(), inputs.len());
+        for (i, (input, result)) in inputs.iter().zip(&pass.summary.results).enumerate() {
             prop_assert_eq!(&result.name, &format!("f{i:02}.pem"));
             prop_assert_eq!(result.verdict.is_accepted(), input.accepted().is_some(), "{:?}: {}", input, result.detail());
         }
@@ -245,8 +245,8 @@ proptest! {
         prop_assert_eq!(pass.system.is_some(), system_used);
         let written = pki::assert_bundle(&settings.bundle, prefix, &expected, "property");
         prop_assert_eq!(&written, bytes);
-        prop_assert_eq!(pass.system_certificates, system_ders.len());
-        prop_assert_eq!(pass.custom_certificates, expected.len());
+        prop_assert_eq!(pass.summary.system_certificates, system_ders.len());
+        prop_assert_eq!(pass.summary.custom_certificates, expected.len());
 
         // It parses back: the lenient reader and the library's own see every certificate.
         let all: Vec<Vec<u8>> = system_ders.iter().chain(&expected).cloned().collect();
@@ -262,11 +262,11 @@ proptest! {
             return Err(TestCaseError::fail(format!("no bundle the second time: {again:?}")));
         };
         prop_assert_eq!(same, bytes);
-        prop_assert_eq!(&again.results, &pass.results);
+        prop_assert_eq!(&again.summary.results, &pass.summary.results);
         // The next start reuses it, whether the system bundle came through byte for byte or
         // was filtered (then both files are hashed instead of compared).
         let reused = certs::prepare(&settings, PROFILE, now);
         prop_assert_eq!(&reused.action, &Action::Reuse);
-        prop_assert_eq!(&reused.results, &pass.results);
+        prop_assert_eq!(&reused.summary.results, &pass.summary.results);
     }
 }

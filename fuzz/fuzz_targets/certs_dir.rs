@@ -158,7 +158,7 @@ fuzz_target!(|data: &[u8]| {
         pass,
         "two passes over the same inputs differ"
     );
-    assert_eq!(pass.successful() + pass.failed(), pass.results.len());
+    assert_eq!(pass.successful() + pass.failed(), pass.summary.results.len());
     let Action::Build { bytes, .. } = &pass.action else {
         assert_eq!(pass.action, Action::Nothing);
         assert_eq!(
@@ -185,7 +185,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let system_used = !kept.is_empty();
     assert_eq!(pass.system.is_some(), system_used, "{:?}", pass.warnings);
-    assert_eq!(pass.system_certificates, kept.len());
+    assert_eq!(pass.summary.system_certificates, kept.len());
     let system_part: Vec<u8> = kept.iter().flat_map(|der| pem(der)).collect();
     assert!(
         bytes.starts_with(&system_part),
@@ -216,7 +216,7 @@ fuzz_target!(|data: &[u8]| {
         &canonical[..],
         "something besides canonical certificates"
     );
-    assert_eq!(seen.len(), pass.custom_certificates);
+    assert_eq!(seen.len(), pass.summary.custom_certificates);
     assert!(
         !has_private_key(bytes),
         "private key material in the bundle"
@@ -230,21 +230,21 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(fs::read(&settings.bundle).expect("bundle"), *bytes);
             assert_eq!(
                 bundle::count(bytes),
-                Ok(pass.system_certificates + pass.custom_certificates)
+                Ok(pass.summary.system_certificates + pass.summary.custom_certificates)
             );
             let again = certs::prepare(&settings, PROFILE, now);
             assert_eq!(again.action, Action::Reuse, "the next start rebuilds");
-            assert_eq!(again.results, pass.results);
+            assert_eq!(again.summary.results, pass.summary.results);
             assert_eq!(
                 (
-                    again.system_certificates,
-                    again.custom_certificates,
-                    again.duplicates
+                    again.summary.system_certificates,
+                    again.summary.custom_certificates,
+                    again.summary.duplicates
                 ),
                 (
-                    pass.system_certificates,
-                    pass.custom_certificates,
-                    pass.duplicates
+                    pass.summary.system_certificates,
+                    pass.summary.custom_certificates,
+                    pass.summary.duplicates
                 )
             );
         }

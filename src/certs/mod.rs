@@ -2,9 +2,11 @@
 //!
 //! The pass runs in a short-lived worker process ([`worker`]): PID 1 never opens the certificates
 //! directory nor parses a certificate byte, and receives a [`Report`]. [`pass`] is the worker's
-//! whole job: [`prepare`] reads everything and decides (verdicts, reuse or rebuild, the bundle's
-//! bytes) without writing; then, in a run, [`Pass::write`] writes what was decided. A dry run
-//! stops before the write, so what it shows is what a run does.
+//! whole job, a pipeline whose stages are entered once each, in order: scan (read the directory,
+//! the system bundle and the cache record), judge (the cached verdicts, or each file's), merge
+//! (the bundle's bytes and record), compare (strict mode, the target on disk), write. The first
+//! three are [`prepare`], which writes nothing; a dry run stops before the write, so what it
+//! shows is what a run does.
 //!
 //! One job per module: reading the directory is [`scan`], judging one file [`verdict`], the
 //! system bundle [`system`], the merge [`bundle`] (pure), the cache key and record [`cache`], the
@@ -26,16 +28,16 @@ pub mod verdict;
 pub mod watch;
 pub mod worker;
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use data_encoding::HEXLOWER;
 use sha2::{Digest, Sha256};
 
 use crate::config::CertSettings;
 use rules::Profile;
 use scan::Content;
-pub use summary::{BundleStatus, FileResult, FileVerdict, Outcome, Planned, Report};
+pub use summary::{BundleStatus, FileResult, FileVerdict, Outcome, Planned, Report, Summary};
 use verdict::{Reason, Verdict};
 
 /// Whether the worker may write: a run and `vardr-init certs` write, a dry run only checks.
@@ -54,19 +56,15 @@ pub const MAX_WATCHED: usize = 256;
 /// What [`prepare`] read and decided, bundle bytes included: this stays in the worker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pass {
-    pub dir: PathBuf,
     pub bundle: PathBuf,
     pub system: Option<PathBuf>,
     /// Problems with the system bundle, to log as warnings.
     pub warnings: Vec<String>,
-    pub results: Vec<FileResult>,
-    pub system_certificates: usize,
-    pub custom_certificates: usize,
-    pub duplicates: usize,
+    /// The verdicts and the counts: the report's, and the cache record's.
+    pub summary: Summary,
     pub action: Action,
-    /// The first moment a verdict could change (Unix seconds): an accepted CA expires, a
-    /// rejected one becomes valid.
-    pub valid_until: i64,
+    /// Whose verifier the verdicts match.
+    pub profile: Profile,
     /// Where what was read lives, for a run that watches it (empty otherwise).
     pub watch: Vec<PathBuf>,
 }
@@ -79,25 +77,271 @@ pub enum Action {
     Reuse,
     /// Write these bytes, then the cache record.
     Build { bytes: Vec<u8>, record: String },
+    /// The bundle already holds what a build makes (a re-check after start): write only the
+    /// cache record.
+    Record(String),
 }
 
-/// The worker's job: read, judge, decide, and in [`Mode::Write`] write. Strict mode's refusals and
-/// a bundle path that cannot take the bundle are found here, for a dry run and a run alike.
+/// The worker's job, stage by stage: [`scan`] reads, [`judge`] takes the cached verdicts or
+/// judges each file, [`merge`] makes the bundle's bytes, [`compare`] holds them against strict
+/// mode and the target on disk, [`write`] writes what was decided (in [`Mode::Write`] and
+/// [`Mode::Refresh`]). A dry run stops before the write, so what it shows is what a run does.
 pub fn pass(settings: &CertSettings, profile: Profile, now: SystemTime, mode: Mode) -> Report {
-    let mut pass = prepare(settings, profile, now);
+    let merged = prepare(settings, profile, now);
+    let decided = compare(merged, settings, mode);
+    write(decided, settings, mode)
+}
+
+/// Reads and judges everything for the runtime `profile`, and makes the bundle; writes nothing.
+pub fn prepare(settings: &CertSettings, profile: Profile, now: SystemTime) -> Pass {
+    let now = unix_seconds(now);
+    let scanned = scan(settings, profile, now);
+    let judged = judge(scanned, profile, now);
+    merge(judged, settings)
+}
+
+/// What [`scan`] read: the pass begun (the system bundle's path, its warnings, the watch), the
+/// inputs, the system bundle, and the cache's record if it holds for them.
+struct Scanned {
+    pass: Pass,
+    inputs: Vec<scan::Input>,
+    /// The system bundle [`system::find`] chose, as read.
+    system: Option<(PathBuf, Vec<u8>)>,
+    key: String,
+    /// The record beside the bundle, when it was built for `key` and the bundle is intact.
+    cached: Option<cache::Record>,
+}
+
+/// The I/O before any decision: the directory, the system bundle, and the cache record (the key
+/// computed once, over the inputs and the system bundle's path; one reuse check, comparing the
+/// bundle with the system bundle as the bundle is read).
+fn scan(settings: &CertSettings, profile: Profile, now: i64) -> Scanned {
+    // Our own outputs are never inputs, should the bundle be pointed into the certs directory.
+    let outputs = [settings.bundle.clone(), store::cache_path(&settings.bundle)];
+    let scan::Scanned {
+        inputs,
+        dirs,
+        linked,
+    } = scan::scan(&settings.dir, &outputs);
+    let pass = Pass {
+        bundle: settings.bundle.clone(),
+        system: None,
+        warnings: Vec::new(),
+        summary: Summary::default(),
+        action: Action::Nothing,
+        profile,
+        watch: Vec::new(),
+    };
+    let mut scanned = Scanned {
+        pass,
+        inputs,
+        system: None,
+        key: String::new(),
+        cached: None,
+    };
+    if scanned.inputs.is_empty() && !settings.keep_bundle {
+        // No custom CAs: the system bundle is not even read (the common case, kept cheap).
+        return scanned;
+    }
+    if settings.keep_bundle {
+        let first = system::first_candidate(settings);
+        scanned.pass.watch = watch_points(&settings.dir, &dirs, &linked, first.as_deref());
+    }
+    scanned.system = system::find(settings, &mut scanned.pass.warnings);
+    scanned.pass.system = scanned.system.as_ref().map(|(path, _)| path.clone());
+    let (path, bytes) = match &scanned.system {
+        Some((path, bytes)) => (Some(path.as_path()), bytes.as_slice()),
+        None => (None, &[][..]),
+    };
+    scanned.key = cache::key(settings, profile, path, &scanned.inputs);
+    scanned.cached = cache::Record::load(&settings.bundle, &scanned.key, now, bytes);
+    scanned
+}
+
+/// What [`judge`] found: the pass so far and, unless the cache answered, what [`merge`] takes.
+struct Judged {
+    pass: Pass,
+    fresh: Option<Fresh>,
+}
+
+/// What the bundle is made of: the system bundle as read, the CAs accepted, and the key its
+/// cache record is for.
+struct Fresh {
+    system: Option<(PathBuf, Vec<u8>)>,
+    accepted: Vec<verdict::Ca>,
+    key: String,
+}
+
+/// The one reuse decision, then each file's verdict (pure: the bytes were read by [`scan`]).
+fn judge(scanned: Scanned, profile: Profile, now: i64) -> Judged {
+    let Scanned {
+        mut pass,
+        inputs,
+        system,
+        key,
+        cached,
+    } = scanned;
+    if let Some(record) = cached {
+        pass.summary = record.summary;
+        pass.action = Action::Reuse;
+        // A used system bundle holds at least one certificate. None, with a system bundle the
+        // bundle begins with, can only be an empty one: left out when it was built, and still.
+        if pass.summary.system_certificates == 0
+            && let Some(path) = pass.system.take()
+        {
+            pass.warnings.push(format!(
+                "system bundle {} holds no usable certificate (found when this bundle was \
+                 built): not used",
+                path.display()
+            ));
+        }
+        return Judged { pass, fresh: None };
+    }
+    let mut verdicts: Vec<Verdict> = inputs
+        .iter()
+        .map(|input| match &input.content {
+            Content::Bytes(bytes) => verdict::judge(bytes, now, profile),
+            Content::Unusable(reason) => Verdict::Rejected(reason.clone()),
+        })
+        .collect();
+    if profile.needs_root() {
+        let system_bytes = system.as_ref().map(|(_, bytes)| bytes.as_slice());
+        chain::require_roots(&mut verdicts, system_bytes, profile);
+    }
+    let mut accepted = Vec::new();
+    let mut next_change = i64::MAX;
+    for (input, verdict) in inputs.iter().zip(verdicts) {
+        let mut warnings = Vec::new();
+        let verdict = match verdict {
+            Verdict::Accepted(cas) => {
+                for (i, ca) in cas.iter().enumerate() {
+                    next_change = next_change.min(ca.not_after.saturating_add(1));
+                    for rule in &ca.warnings {
+                        warnings.push(format!("certificate {} ({}): {rule}", i + 1, ca.subject));
+                    }
+                }
+                let subjects = cas.iter().map(|ca| ca.subject.clone()).collect();
+                accepted.extend(cas);
+                FileVerdict::Accepted(subjects)
+            }
+            Verdict::Rejected(reason) => {
+                if let Reason::NotYetValid { starts, .. } = reason {
+                    next_change = next_change.min(starts);
+                }
+                FileVerdict::Rejected(reason)
+            }
+        };
+        pass.summary.results.push(FileResult {
+            name: input.display_name(),
+            verdict,
+            warnings,
+        });
+    }
+    pass.summary.next_change = (next_change != i64::MAX).then_some(next_change);
+    let fresh = Fresh {
+        system,
+        accepted,
+        key,
+    };
+    Judged {
+        pass,
+        fresh: Some(fresh),
+    }
+}
+
+/// The bundle's bytes and its cache record, from the accepted CAs and the system bundle (pure).
+fn merge(judged: Judged, settings: &CertSettings) -> Pass {
+    let Judged {
+        mut pass,
+        fresh: Some(Fresh {
+            system,
+            accepted,
+            key,
+        }),
+    } = judged
+    else {
+        return judged.pass; // reused
+    };
+    if accepted.is_empty() && (!settings.keep_bundle || system.is_none()) {
+        if let Some((_, bytes)) = &system {
+            pass.summary.system_certificates = bundle::certificates(bytes).count();
+        }
+        return pass;
+    }
+    // The system bundle as read, used or not: a reuse compares the bundle with it.
+    let source = system
+        .as_ref()
+        .map_or(&[][..], |(_, bytes)| bytes.as_slice());
+    let mut merged = bundle::merge(system.as_ref().map(|_| source), &accepted);
+    // Only the system bundle's certificates that OpenSSL decodes are kept: say what was not.
+    if let Some((path, _)) = &system {
+        for left_out in &merged.system_left_out {
+            pass.warnings
+                .push(format!("system bundle {}: {left_out}", path.display()));
+        }
+        if merged.system_certificates == 0 {
+            pass.warnings.push(format!(
+                "system bundle {} holds no usable certificate: not used",
+                path.display()
+            ));
+            pass.system = None;
+            merged = bundle::merge(None, &accepted);
+            if accepted.is_empty() {
+                // Kept for a watching run, but nothing to keep: no bundle.
+                return pass;
+            }
+        }
+    }
+    let system_len = merged.system_len;
+    pass.summary.system_certificates = merged.system_certificates;
+    pass.summary.custom_certificates = merged.custom_certificates;
+    pass.summary.duplicates = merged.duplicates;
+    let record = cache::Record {
+        system: if merged.bytes[..system_len] == *source {
+            cache::SystemPart::Verbatim
+        } else {
+            cache::SystemPart::Filtered {
+                source: HEXLOWER.encode(&Sha256::digest(source)),
+                bundle: HEXLOWER.encode(&Sha256::digest(&merged.bytes)),
+            }
+        },
+        key,
+        custom_sha256: HEXLOWER.encode(&Sha256::digest(&merged.bytes[system_len..])),
+        summary: pass.summary.clone(),
+    }
+    .to_text();
+    pass.action = Action::Build {
+        bytes: merged.bytes,
+        record,
+    };
+    pass
+}
+
+/// What [`compare`] decided: the pass, what it plans, strict mode's refusals, and whether the
+/// bundle may be exported ([`BundleStatus::Ready`]: go ahead).
+struct Decided {
+    pass: Pass,
+    planned: Planned,
+    refusals: Vec<String>,
+    bundle: BundleStatus,
+}
+
+/// The merged pass against strict mode and the target on disk. Strict mode's refusals and a
+/// bundle path that cannot take the bundle are found here, for a dry run and a run alike.
+fn compare(mut pass: Pass, settings: &CertSettings, mode: Mode) -> Decided {
     let mut planned = match pass.action {
         Action::Nothing => Planned::Nothing,
         Action::Reuse => Planned::Reuse,
-        Action::Build { .. } => Planned::Build,
+        Action::Build { .. } | Action::Record(_) => Planned::Build,
     };
     let mut refusals = Vec::new();
-    if settings.strict && pass.failed() > 0 {
+    let failed = pass.summary.failed();
+    if settings.strict && failed > 0 {
         refusals.push(format!(
-            "VARDR_CERTS_STRICT=true and {} of {} files in {} were rejected: fix or remove them, \
-             or unset VARDR_CERTS_STRICT",
-            pass.failed(),
-            pass.results.len(),
-            pass.dir.display()
+            "VARDR_CERTS_STRICT=true and {failed} of {} files in {} were rejected: fix or \
+             remove them, or unset VARDR_CERTS_STRICT",
+            pass.summary.results.len(),
+            settings.dir.display()
         ));
     }
     if settings.strict && planned != Planned::Nothing && pass.system.is_none() {
@@ -118,43 +362,50 @@ pub fn pass(settings: &CertSettings, profile: Profile, now: SystemTime, mode: Mo
             Err(problem) => BundleStatus::Problem(problem),
             Ok(warning) => {
                 pass.warnings.extend(warning);
+                // A re-check that makes the bundle already there leaves it alone.
                 if mode == Mode::Refresh
                     && let Action::Build { bytes, record } = &pass.action
                     && store::holds(&pass.bundle, bytes)
                 {
                     planned = Planned::Same;
-                    if let Err(e) = pass.write_record(record) {
-                        pass.warnings
-                            .push(format!("cannot update the cache record: {e}"));
-                    }
-                    pass.action = Action::Reuse;
+                    pass.action = Action::Record(record.clone());
                 }
-                match mode {
-                    Mode::Check => BundleStatus::Ready,
-                    Mode::Write | Mode::Refresh => match pass.write() {
-                        Ok(warnings) => {
-                            pass.warnings.extend(warnings);
-                            BundleStatus::Ready
-                        }
-                        Err(problem) => BundleStatus::Problem(problem),
-                    },
-                }
+                BundleStatus::Ready
             }
         }
     };
+    Decided {
+        pass,
+        planned,
+        refusals,
+        bundle,
+    }
+}
+
+/// Writes what [`compare`] let through (a dry run writes nothing), and the Python hook beside an
+/// exported bundle; the report for PID 1.
+fn write(decided: Decided, settings: &CertSettings, mode: Mode) -> Report {
+    let Decided {
+        mut pass,
+        planned,
+        refusals,
+        mut bundle,
+    } = decided;
+    if bundle == BundleStatus::Ready && mode != Mode::Check {
+        match pass.write() {
+            Ok(warnings) => pass.warnings.extend(warnings),
+            Err(problem) => bundle = BundleStatus::Problem(problem),
+        }
+    }
     let mut report = Report {
         hook: hook::HookStatus::Off,
         system: pass.system,
         warnings: pass.warnings,
-        results: pass.results,
-        system_certificates: pass.system_certificates,
-        custom_certificates: pass.custom_certificates,
-        duplicates: pass.duplicates,
+        summary: pass.summary,
         planned,
         bundle,
         refusals,
-        profile,
-        next_change: (pass.valid_until != i64::MAX).then_some(pass.valid_until),
+        profile: pass.profile,
         watch: pass.watch,
     };
     // The hook names the bundle (only one the child gets), and makes the app's logs JSON.
@@ -165,29 +416,12 @@ pub fn pass(settings: &CertSettings, profile: Profile, now: SystemTime, mode: Mo
 }
 
 impl Pass {
-    /// A pass over no inputs: nothing to do.
-    pub fn empty(settings: &CertSettings) -> Pass {
-        Pass {
-            dir: settings.dir.clone(),
-            bundle: settings.bundle.clone(),
-            system: None,
-            warnings: Vec::new(),
-            results: Vec::new(),
-            system_certificates: 0,
-            custom_certificates: 0,
-            duplicates: 0,
-            action: Action::Nothing,
-            valid_until: i64::MAX,
-            watch: Vec::new(),
-        }
-    }
-
     pub fn successful(&self) -> usize {
-        summary::accepted(&self.results)
+        self.summary.successful()
     }
 
     pub fn failed(&self) -> usize {
-        self.results.len() - self.successful()
+        self.summary.failed()
     }
 
     /// Executes the decision. `Ok(Some(path))`: a verified bundle to export; `Ok(None)`: none
@@ -195,23 +429,28 @@ impl Pass {
     pub fn apply(&self) -> Result<Option<&Path>, String> {
         match self.action {
             Action::Nothing => Ok(None),
-            Action::Reuse | Action::Build { .. } => {
-                self.write().map(|_| Some(self.bundle.as_path()))
-            }
+            _ => self.write().map(|_| Some(self.bundle.as_path())),
         }
     }
 
-    /// Writes a built bundle and its cache record (a reuse writes nothing). `Ok` carries warnings:
-    /// a bundle whose record could not be written is still good (the next start rebuilds).
+    /// Writes a built bundle and its cache record, or the record alone (a reuse writes nothing).
+    /// `Ok` carries warnings: a bundle whose record could not be written is still good (the next
+    /// start rebuilds).
     pub fn write(&self) -> Result<Vec<String>, String> {
-        let Action::Build { bytes, record } = &self.action else {
-            return Ok(Vec::new());
+        let warning = match &self.action {
+            Action::Nothing | Action::Reuse => return Ok(Vec::new()),
+            Action::Record(record) => self
+                .write_record(record)
+                .err()
+                .map(|e| format!("cannot update the cache record: {e}")),
+            Action::Build { bytes, record } => {
+                store::write_atomic(&self.bundle, bytes, |read| self.verify(read, bytes))?;
+                self.write_record(record)
+                    .err()
+                    .map(|e| format!("bundle written, but its cache record was not: {e}"))
+            }
         };
-        store::write_atomic(&self.bundle, bytes, |read| self.verify(read, bytes))?;
-        Ok(match self.write_record(record) {
-            Ok(()) => Vec::new(),
-            Err(e) => vec![format!("bundle written, but its cache record was not: {e}")],
-        })
+        Ok(warning.into_iter().collect())
     }
 
     /// The cache record beside the bundle.
@@ -242,217 +481,6 @@ impl Pass {
                 self.bundle.display()
             )),
         }
-    }
-}
-
-/// Reads and judges everything for the runtime `profile`; writes nothing.
-pub fn prepare(settings: &CertSettings, profile: Profile, now: SystemTime) -> Pass {
-    let now_secs = unix_seconds(now);
-    // Our own outputs are never inputs, should the bundle be pointed into the certs directory.
-    let outputs = [settings.bundle.clone(), store::cache_path(&settings.bundle)];
-    let scanned = scan::scan(&settings.dir, &outputs);
-    let inputs = scanned.inputs;
-    let mut pass = Pass::empty(settings);
-    if inputs.is_empty() && !settings.keep_bundle {
-        // No custom CAs: the system bundle is not even read (the common case, kept cheap).
-        return pass;
-    }
-    // The cache first, comparing the bundle with the system bundle in pieces as they are read
-    // (see `system::first_candidate`): a reuse reads both once and holds neither.
-    let first = system::first_candidate(settings);
-    if settings.keep_bundle {
-        pass.watch = watch_points(
-            &settings.dir,
-            &scanned.dirs,
-            &scanned.linked,
-            first.as_deref(),
-        );
-    }
-    let first_key = cache::key(settings, profile, first.as_deref(), &inputs);
-    let mut compared = None;
-    if let Some(path) = &first
-        && let Ok((mut file, len)) = scan::open_capped(path, store::MAX_BUNDLE_BYTES)
-    {
-        let record =
-            cache::Record::load_from(&settings.bundle, &first_key, now_secs, &mut file, len);
-        if let Some(record) = record {
-            return Reused {
-                record,
-                system: first,
-            }
-            .into_pass(pass);
-        }
-        compared = Some(path.as_path());
-    }
-    let mut system = system::find(settings, &mut pass.warnings);
-    pass.system = system.as_ref().map(|(path, _)| path.clone());
-    let found = system.as_ref().map(|(path, _)| path.as_path());
-    // The key and the comparison depend on the system bundle's path and bytes: when the judged
-    // choice is the bundle just compared, both are known already (a miss), not done again.
-    let key = if found == first.as_deref() {
-        first_key
-    } else {
-        cache::key(settings, profile, found, &inputs)
-    };
-    if (compared.is_none() || found != compared)
-        && let Some(reused) = reuse(settings, &key, system.as_ref(), now_secs)
-    {
-        return reused.into_pass(pass);
-    }
-
-    let mut verdicts: Vec<Verdict> = inputs
-        .iter()
-        .map(|input| match &input.content {
-            Content::Bytes(bytes) => verdict::judge(bytes, now_secs, profile),
-            Content::Unusable(reason) => Verdict::Rejected(reason.clone()),
-        })
-        .collect();
-    if profile.needs_root() {
-        let system_bytes = system.as_ref().map(|(_, bytes)| bytes.as_slice());
-        chain::require_roots(&mut verdicts, system_bytes, profile);
-    }
-    let mut accepted = Vec::new();
-    let mut valid_until = i64::MAX;
-    for (input, verdict) in inputs.iter().zip(verdicts) {
-        let name = input.display_name();
-        let mut warnings = Vec::new();
-        let verdict = match verdict {
-            Verdict::Accepted(cas) => {
-                for (i, ca) in cas.iter().enumerate() {
-                    valid_until = valid_until.min(ca.not_after.saturating_add(1));
-                    for rule in &ca.warnings {
-                        warnings.push(format!("certificate {} ({}): {rule}", i + 1, ca.subject));
-                    }
-                }
-                let subjects = cas.iter().map(|ca| ca.subject.clone()).collect();
-                accepted.extend(cas);
-                FileVerdict::Accepted(subjects)
-            }
-            Verdict::Rejected(reason) => {
-                if let Reason::NotYetValid { starts, .. } = reason {
-                    valid_until = valid_until.min(starts);
-                }
-                FileVerdict::Rejected(reason)
-            }
-        };
-        pass.results.push(FileResult {
-            name,
-            verdict,
-            warnings,
-        });
-    }
-    pass.valid_until = valid_until;
-    if accepted.is_empty() && (!settings.keep_bundle || system.is_none()) {
-        if let Some((_, bytes)) = &system {
-            pass.system_certificates = bundle::certificates(bytes).count();
-        }
-        return pass;
-    }
-    let mut merged = bundle::merge(
-        system.as_ref().map(|(_, bytes)| bytes.as_slice()),
-        &accepted,
-    );
-    // Only the system bundle's certificates that OpenSSL decodes are kept: say what was not.
-    if let Some((path, _)) = &system {
-        for left_out in &merged.system_left_out {
-            pass.warnings
-                .push(format!("system bundle {}: {left_out}", path.display()));
-        }
-    }
-    let mut unused = None;
-    if merged.system_certificates == 0
-        && let Some((path, bytes)) = system.take()
-    {
-        pass.warnings.push(format!(
-            "system bundle {} holds no usable certificate: not used",
-            path.display()
-        ));
-        pass.system = None;
-        merged = bundle::merge(None, &accepted);
-        unused = Some(bytes);
-        if accepted.is_empty() {
-            // Kept for a watching run, but nothing to keep: no bundle.
-            return pass;
-        }
-    }
-    let system_len = merged.system_len;
-    pass.system_certificates = merged.system_certificates;
-    pass.custom_certificates = merged.custom_certificates;
-    pass.duplicates = merged.duplicates;
-    // The system bundle as read (used or not): a reuse compares the bundle with it.
-    let source = system
-        .as_ref()
-        .map(|(_, bytes)| bytes)
-        .or(unused.as_ref())
-        .map_or(&[][..], Vec::as_slice);
-    let record = cache::Record {
-        system: if merged.bytes[..system_len] == *source {
-            cache::SystemPart::Verbatim
-        } else {
-            cache::SystemPart::Filtered {
-                source: hex(&Sha256::digest(source)),
-                bundle: hex(&Sha256::digest(&merged.bytes)),
-            }
-        },
-        key,
-        custom_sha256: hex(&Sha256::digest(&merged.bytes[system_len..])),
-        valid_until,
-        system_certificates: pass.system_certificates,
-        custom_certificates: pass.custom_certificates,
-        duplicates: pass.duplicates,
-        results: pass.results.clone(),
-    }
-    .to_text();
-    pass.action = Action::Build {
-        bytes: merged.bytes,
-        record,
-    };
-    pass
-}
-
-/// A cache hit: the record, and the system bundle the reused bundle begins with.
-struct Reused {
-    record: cache::Record,
-    system: Option<PathBuf>,
-}
-
-/// The record for these inputs with this system bundle, if the bundle beside it is current.
-fn reuse(
-    settings: &CertSettings,
-    key: &str,
-    system: Option<&(PathBuf, Vec<u8>)>,
-    now_secs: i64,
-) -> Option<Reused> {
-    let bytes = system.map_or(&[][..], |(_, bytes)| bytes.as_slice());
-    let record = cache::Record::load(&settings.bundle, key, now_secs, bytes)?;
-    Some(Reused {
-        record,
-        system: system.map(|(path, _)| path.clone()),
-    })
-}
-
-impl Reused {
-    fn into_pass(self, mut pass: Pass) -> Pass {
-        let record = self.record;
-        pass.valid_until = record.valid_until;
-        pass.system = self.system;
-        pass.results = record.results;
-        pass.system_certificates = record.system_certificates;
-        pass.custom_certificates = record.custom_certificates;
-        pass.duplicates = record.duplicates;
-        pass.action = Action::Reuse;
-        // A used system bundle holds at least one certificate. None, with a system bundle the
-        // bundle begins with, can only be an empty one: left out when it was built, and still.
-        if pass.system_certificates == 0
-            && let Some(path) = pass.system.take()
-        {
-            pass.warnings.push(format!(
-                "system bundle {} holds no usable certificate (found when this bundle was \
-                 built): not used",
-                path.display()
-            ));
-        }
-        pass
     }
 }
 
@@ -499,13 +527,6 @@ fn unix_seconds(time: SystemTime) -> i64 {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 #[cfg(test)]
@@ -614,8 +635,11 @@ mod tests {
 
         let after = prepare(&s, Profile::OpenSsl, expiry + Duration::from_secs(2));
         assert_eq!(after.action, Action::Nothing, "{after:?}");
-        assert!(!after.results[0].verdict.is_accepted());
-        assert!(after.results[0].detail().contains("expired"), "{after:?}");
+        assert!(!after.summary.results[0].verdict.is_accepted());
+        assert!(
+            after.summary.results[0].detail().contains("expired"),
+            "{after:?}"
+        );
     }
 
     /// A system bundle that parses is merged; a malformed one is left out, with a warning, so it
@@ -693,7 +717,7 @@ mod tests {
         std::fs::write(&system, "").expect("write");
         let alone = prepare(&s, p12, now);
         assert!(
-            matches!(&alone.results[0].verdict, FileVerdict::Rejected(r) if r.to_string().contains("mount its root CA")),
+            matches!(&alone.summary.results[0].verdict, FileVerdict::Rejected(r) if r.to_string().contains("mount its root CA")),
             "{alone:?}"
         );
         assert!(accepted(Profile::Python { minor: 13 }));

@@ -54,10 +54,8 @@ pub enum Scope {
 
 /// A rule a CA certificate breaks. The `Display` text says the rule, who applies it, and the fix.
 ///
-/// It crosses the worker's pipe and is kept in the cache record as `[code, detail]` (see
-/// [`Wire`]): a derived enum encoding cost 14 KB of the binary's 1 MiB budget.
+/// It crosses the worker's pipe and is kept in the cache record (serialised by derive).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "Wire", try_from = "Wire")]
 pub enum Rule {
     NotCa(String),
     /// Not CA-capable under strict checking: a v1 root, or a CA by keyUsage or nsCertType only.
@@ -95,79 +93,6 @@ impl Rule {
             Rule::NoIssuer(_) => Scope::FullChain,
             _ => Scope::Strict,
         }
-    }
-}
-
-/// A [`Rule`] as serialised: a code and the variant's data as text.
-#[derive(Serialize, Deserialize)]
-pub struct Wire(u8, String);
-
-impl From<Rule> for Wire {
-    fn from(rule: Rule) -> Wire {
-        let text = |code, detail: String| Wire(code, detail);
-        match rule {
-            Rule::NotCa(why) => text(0, why),
-            Rule::NotStrictCa(what) => text(1, what),
-            Rule::EkuWithoutServerAuth => text(2, String::new()),
-            Rule::UnhandledCritical(oid) => text(3, oid),
-            Rule::ExplicitEcParameters => text(4, String::new()),
-            Rule::InvalidExtension(which) => text(5, which),
-            Rule::KeyTooSmall {
-                algorithm,
-                bits,
-                minimum,
-            } => text(6, format!("{algorithm} {bits} {minimum}")),
-            Rule::WeakDigest(digest) => text(7, digest),
-            Rule::BasicConstraintsNotCritical => text(8, String::new()),
-            Rule::NoKeyUsage => text(9, String::new()),
-            Rule::NoSubjectKeyIdentifier => text(10, String::new()),
-            Rule::PathLengthWithoutCertSign => text(11, String::new()),
-            Rule::EmptySubject => text(12, String::new()),
-            Rule::EmptyIssuer => text(13, String::new()),
-            Rule::SignatureAlgorithmMismatch => text(14, String::new()),
-            Rule::ExtensionsInV1 => text(15, String::new()),
-            Rule::NoIssuer(issuer) => text(16, issuer),
-        }
-    }
-}
-
-impl TryFrom<Wire> for Rule {
-    type Error = String;
-
-    fn try_from(Wire(code, detail): Wire) -> Result<Rule, String> {
-        Ok(match code {
-            0 => Rule::NotCa(detail),
-            1 => Rule::NotStrictCa(detail),
-            2 => Rule::EkuWithoutServerAuth,
-            3 => Rule::UnhandledCritical(detail),
-            4 => Rule::ExplicitEcParameters,
-            5 => Rule::InvalidExtension(detail),
-            6 => {
-                let mut words = detail.split(' ');
-                let (Some(algorithm), Some(bits), Some(minimum)) =
-                    (words.next(), words.next(), words.next())
-                else {
-                    return Err(format!("bad key rule {detail:?}"));
-                };
-                let number = |w: &str| w.parse().map_err(|_| format!("bad number {w:?}"));
-                Rule::KeyTooSmall {
-                    algorithm: algorithm.to_owned(),
-                    bits: number(bits)?,
-                    minimum: number(minimum)?,
-                }
-            }
-            7 => Rule::WeakDigest(detail),
-            8 => Rule::BasicConstraintsNotCritical,
-            9 => Rule::NoKeyUsage,
-            10 => Rule::NoSubjectKeyIdentifier,
-            11 => Rule::PathLengthWithoutCertSign,
-            12 => Rule::EmptySubject,
-            13 => Rule::EmptyIssuer,
-            14 => Rule::SignatureAlgorithmMismatch,
-            15 => Rule::ExtensionsInV1,
-            16 => Rule::NoIssuer(detail),
-            other => return Err(format!("unknown rule {other}")),
-        })
     }
 }
 

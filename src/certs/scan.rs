@@ -285,20 +285,6 @@ pub fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, Reason> {
     read_opened(file, &meta, limit)
 }
 
-/// A regular file of at most `limit` bytes, opened as [`read_capped`] opens it, and its length:
-/// for reading it in pieces.
-pub fn open_capped(path: &Path, limit: u64) -> Result<(File, u64), Reason> {
-    let file = crate::sys::open_nonblocking(path).map_err(|e| reason_for(&e))?;
-    let meta = file.metadata().map_err(|e| reason_for(&e))?;
-    if !meta.is_file() {
-        return Err(Reason::NotRegular(kind_of(&meta).to_owned()));
-    }
-    if meta.len() > limit {
-        return Err(Reason::TooLarge { limit });
-    }
-    Ok((file, meta.len()))
-}
-
 /// The rest of [`read_capped`], for a file already open; `meta` is its descriptor's.
 fn read_opened(file: File, meta: &Metadata, limit: u64) -> Result<Vec<u8>, Reason> {
     if !meta.is_file() {

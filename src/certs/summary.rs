@@ -161,6 +161,34 @@ impl Trigger {
     }
 }
 
+/// What a pass found: each file's verdict and what the bundle holds. The one copy of it: the
+/// pass fills it, the cache record keeps it (a reuse reports what the build found), the
+/// [`Report`] carries it to PID 1.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub results: Vec<FileResult>,
+    pub system_certificates: usize,
+    pub custom_certificates: usize,
+    pub duplicates: usize,
+    /// When a verdict changes by itself (Unix seconds): the next accepted CA to expire or
+    /// rejected one to become valid. The cache record holds until then.
+    pub next_change: Option<i64>,
+}
+
+impl Summary {
+    /// The summary's `successful_imports`.
+    pub fn successful(&self) -> usize {
+        self.results
+            .iter()
+            .filter(|r| r.verdict.is_accepted())
+            .count()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.results.len() - self.successful()
+    }
+}
+
 /// Everything PID 1 learns of a pass: no certificate bytes, no bundle bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
@@ -169,18 +197,13 @@ pub struct Report {
     pub system: Option<PathBuf>,
     /// Problems to log as warnings (the system bundle, the bundle's directory, the cache record).
     pub warnings: Vec<String>,
-    pub results: Vec<FileResult>,
-    pub system_certificates: usize,
-    pub custom_certificates: usize,
-    pub duplicates: usize,
+    pub summary: Summary,
     pub planned: Planned,
     pub bundle: BundleStatus,
     /// Why strict mode (`VARDR_CERTS_STRICT=true`) stops start-up; empty when it does not.
     pub refusals: Vec<String>,
     /// Whose verifier the verdicts match.
     pub profile: crate::config::TlsProfile,
-    /// When a verdict changes by itself (Unix seconds): the next CA to expire or become valid.
-    pub next_change: Option<i64>,
     /// For a run that watches: the directories to watch (see `certs::watch`).
     #[serde(with = "os_paths")]
     pub watch: Vec<PathBuf>,
@@ -188,18 +211,13 @@ pub struct Report {
     pub hook: super::hook::HookStatus,
 }
 
-/// How many of `results` were accepted: the summary's `successful_imports`.
-pub fn accepted(results: &[FileResult]) -> usize {
-    results.iter().filter(|r| r.verdict.is_accepted()).count()
-}
-
 impl Report {
     pub fn successful(&self) -> usize {
-        accepted(&self.results)
+        self.summary.successful()
     }
 
     pub fn failed(&self) -> usize {
-        self.results.len() - self.successful()
+        self.summary.failed()
     }
 
     /// The summary's `action`.
@@ -265,9 +283,9 @@ pub fn text(
         report.profile,
         report.successful(),
         report.failed(),
-        report.system_certificates,
-        report.custom_certificates,
-        report.duplicates
+        report.summary.system_certificates,
+        report.summary.custom_certificates,
+        report.summary.duplicates
     )
 }
 
@@ -309,14 +327,14 @@ impl<'a> SummaryEvent<'a> {
             timestamp,
             successful_imports: report.map_or(0, Report::successful),
             failed_imports: report.map_or(0, Report::failed),
-            total_certificates: report.map_or(0, |r| r.custom_certificates),
-            results: report.map_or(&[], |r| &r.results),
+            total_certificates: report.map_or(0, |r| r.summary.custom_certificates),
+            results: report.map_or(&[], |r| &r.summary.results),
             action: outcome.as_str(),
             trigger: trigger.map(Trigger::as_str),
             bundle: (!matches!(outcome, Outcome::None | Outcome::Failed)).then_some(bundle),
             system_bundle: report.and_then(|r| r.system.as_deref()),
-            system_certificates: report.map_or(0, |r| r.system_certificates),
-            duplicates: report.map_or(0, |r| r.duplicates),
+            system_certificates: report.map_or(0, |r| r.summary.system_certificates),
+            duplicates: report.map_or(0, |r| r.summary.duplicates),
             tls_profile: report.map(|r| r.profile.to_string()),
         }
     }
@@ -418,7 +436,7 @@ pub fn log_verdicts(report: &Report) {
     if reused {
         info!("Certificates unchanged, skipping import");
     }
-    for result in &report.results {
+    for result in &report.summary.results {
         if !reused {
             if result.verdict.is_accepted() {
                 info!("Accepted {}: {}", result.name, result.detail());

@@ -56,9 +56,8 @@ fn candidates(settings: &CertSettings) -> impl Iterator<Item = PathBuf> + '_ {
     explicit.into_iter().chain(auto.into_iter().flatten())
 }
 
-/// The system bundle [`find`] would take if it reads and passes: the first candidate. For the cache check, which compares it with the bundle's beginning:
-/// those bytes were judged when the bundle was built, and the judgement depends on the bytes
-/// alone. A miss goes through [`find`].
+/// The system bundle [`find`] would take if it reads and passes: the first candidate. A watching
+/// run watches where it is, or would appear, whether [`find`] took it or not.
 pub fn first_candidate(settings: &CertSettings) -> Option<PathBuf> {
     candidates(settings).next()
 }

@@ -38,11 +38,10 @@ pub enum Verdict {
 
 /// Why a file stays out of the bundle. The `Display` text is the contract's `FAILED: reason`.
 ///
-/// Serialisable: it crosses the pipe from the certificate worker to PID 1 and is kept in the
-/// cache record, so a reused pass reports the same reasons as the pass that built the bundle. It
-/// travels as a [`Wire`] tuple: a derived enum encoding cost 13 KB of the 1 MiB budget.
+/// Serialisable (derived): it crosses the pipe from the certificate worker to PID 1 and is kept
+/// in the cache record, so a reused pass reports the same reasons as the pass that built the
+/// bundle.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "Wire", try_from = "Wire")]
 pub enum Reason {
     PrivateKey(String),
     Empty,
@@ -103,120 +102,6 @@ pub enum Reason {
         limit: u64,
     },
     Unreadable(String),
-}
-
-/// A [`Reason`] as serialised: its code, a number (an index, a size, a limit), `starts`, two
-/// texts and a rule, each used by the variants that have it.
-#[derive(Serialize, Deserialize)]
-pub struct Wire(u8, u64, i64, String, String, Option<Rule>);
-
-impl From<Reason> for Wire {
-    fn from(reason: Reason) -> Wire {
-        let n = |v: usize| v as u64;
-        let text = |code, a: String| Wire(code, 0, 0, a, String::new(), None);
-        let bare = |code| Wire(code, 0, 0, String::new(), String::new(), None);
-        match reason {
-            Reason::PrivateKey(label) => text(0, label),
-            Reason::Empty => bare(1),
-            Reason::NoCertificate => bare(2),
-            Reason::NotDer(error) => text(3, error),
-            Reason::MalformedPem(error) => text(4, error),
-            Reason::TrustedCertificate => bare(5),
-            Reason::InvalidDer { index, error } => Wire(6, n(index), 0, error, String::new(), None),
-            Reason::TrailingData { index, bytes } => Wire(
-                7,
-                n(index),
-                n(bytes) as i64,
-                String::new(),
-                String::new(),
-                None,
-            ),
-            Reason::NotCa {
-                index,
-                subject,
-                why,
-            } => Wire(8, n(index), 0, subject, why, None),
-            Reason::Undecodable { index, why } => Wire(9, n(index), 0, String::new(), why, None),
-            Reason::Refused {
-                index,
-                subject,
-                rule,
-            } => Wire(10, n(index), 0, subject, String::new(), Some(rule)),
-            Reason::Expired {
-                index,
-                subject,
-                not_after,
-            } => Wire(11, n(index), 0, subject, not_after, None),
-            Reason::NotYetValid {
-                index,
-                subject,
-                not_before,
-                starts,
-            } => Wire(12, n(index), starts, subject, not_before, None),
-            Reason::TooLarge { limit } => Wire(13, limit, 0, String::new(), String::new(), None),
-            Reason::NotRegular(kind) => text(14, kind),
-            Reason::Dangling => bare(15),
-            Reason::SymlinkLoop => bare(16),
-            Reason::PermissionDenied => bare(17),
-            Reason::TooManyFiles { limit } => {
-                Wire(18, n(limit), 0, String::new(), String::new(), None)
-            }
-            Reason::TooMuchData { limit } => Wire(19, limit, 0, String::new(), String::new(), None),
-            Reason::Unreadable(error) => text(20, error),
-        }
-    }
-}
-
-impl TryFrom<Wire> for Reason {
-    type Error = String;
-
-    fn try_from(Wire(code, number, starts, a, b, rule): Wire) -> Result<Reason, String> {
-        let index = usize::try_from(number).map_err(|e| e.to_string())?;
-        Ok(match code {
-            0 => Reason::PrivateKey(a),
-            1 => Reason::Empty,
-            2 => Reason::NoCertificate,
-            3 => Reason::NotDer(a),
-            4 => Reason::MalformedPem(a),
-            5 => Reason::TrustedCertificate,
-            6 => Reason::InvalidDer { index, error: a },
-            7 => Reason::TrailingData {
-                index,
-                bytes: usize::try_from(starts).map_err(|e| e.to_string())?,
-            },
-            8 => Reason::NotCa {
-                index,
-                subject: a,
-                why: b,
-            },
-            9 => Reason::Undecodable { index, why: b },
-            10 => Reason::Refused {
-                index,
-                subject: a,
-                rule: rule.ok_or("a refusal without its rule")?,
-            },
-            11 => Reason::Expired {
-                index,
-                subject: a,
-                not_after: b,
-            },
-            12 => Reason::NotYetValid {
-                index,
-                subject: a,
-                not_before: b,
-                starts,
-            },
-            13 => Reason::TooLarge { limit: number },
-            14 => Reason::NotRegular(a),
-            15 => Reason::Dangling,
-            16 => Reason::SymlinkLoop,
-            17 => Reason::PermissionDenied,
-            18 => Reason::TooManyFiles { limit: index },
-            19 => Reason::TooMuchData { limit: number },
-            20 => Reason::Unreadable(a),
-            other => return Err(format!("unknown reason {other}")),
-        })
-    }
 }
 
 impl fmt::Display for Reason {

@@ -245,7 +245,7 @@ impl<'a> Watch<'a> {
         let reporting = Reporting::Refresh { trigger };
         match worker::run_as(self.settings, self.profile, now, Mode::Refresh, reporting) {
             Ok(report) => {
-                self.next_change = report.next_change;
+                self.next_change = report.summary.next_change;
                 if !report.watch.is_empty() {
                     self.aim(&report.watch);
                 }

@@ -110,14 +110,14 @@ pub fn run_as(
                 } else {
                     Outcome::Failed
                 };
-                if starts || !report.results.is_empty() {
+                if starts || !report.summary.results.is_empty() {
                     summary::log_summary(Some(&report), outcome, &settings.bundle, None);
                 }
             }
             Reporting::Refresh { trigger } => log_refresh(&report, settings, trigger),
         }
         if reporting != Reporting::Full {
-            report.results = Vec::new();
+            report.summary.results = Vec::new();
             report.warnings = Vec::new();
         }
         report
