@@ -68,7 +68,7 @@ pub fn run(command: Option<Vec<OsString>>) -> u8 {
     // The worker logged the pass (verdicts, summary); a worker that failed did not.
     if let Err(e) = &plan.certs {
         error!("{e}");
-        summary::log_summary(None, Outcome::Failed, &plan.bundle, None);
+        summary::log_summary(None, Outcome::Failed, &plan.settings.bundle, None);
     }
     if !plan.errors.is_empty() {
         for e in &plan.errors {
@@ -87,7 +87,7 @@ pub fn run(command: Option<Vec<OsString>>) -> u8 {
     for name in plan.unset.iter().filter(|name| **name != "PYTHONPATH") {
         warn!(
             "{name} named {}, which is not exported this time: removed from the child's environment",
-            plan.bundle.display()
+            plan.settings.bundle.display()
         );
     }
     log_exports(&plan);
@@ -302,7 +302,7 @@ fn log_exports(plan: &Plan) {
                 "{} was {}, the system bundle merged into {}: replaced by the merged bundle",
                 export.name,
                 old.to_string_lossy(),
-                plan.bundle.display()
+                plan.settings.bundle.display()
             );
         }
         if export.user_value {
@@ -321,7 +321,11 @@ fn log_exports(plan: &Plan) {
         .map(|e| e.name)
         .collect();
     if !names.is_empty() {
-        info!("Exporting {} = {}", names.join(", "), plan.bundle.display());
+        info!(
+            "Exporting {} = {}",
+            names.join(", "),
+            plan.settings.bundle.display()
+        );
     }
 }
 

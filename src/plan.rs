@@ -226,12 +226,11 @@ pub struct Prestart {
 
 #[derive(Debug)]
 pub struct Plan {
-    /// The certificate settings of every pass of this run, the watcher's included.
+    /// The certificate settings of every pass of this run, the watcher's included (the
+    /// certificates directory, the bundle's path).
     pub settings: CertSettings,
     /// How the app's Python logs (`VARDR_JSON_LOGS`).
     pub app_logs: AppLogs,
-    pub certs_dir: PathBuf,
-    pub bundle: PathBuf,
     /// The worker's report, or why there is none.
     pub certs: Result<Report, WorkerError>,
     /// The CA variables the child gets (the user's own values kept are listed too).
@@ -361,8 +360,6 @@ impl Plan {
         let mut plan = Plan {
             settings: settings.clone(),
             app_logs,
-            certs_dir: settings.dir.clone(),
-            bundle: settings.bundle.clone(),
             certs,
             exports,
             unset,
@@ -462,7 +459,7 @@ impl Plan {
         let _ = writeln!(
             out,
             "Certificates in {}, judged for {}: {}",
-            self.certs_dir.display(),
+            self.settings.dir.display(),
             self.runtime.profile,
             self.runtime.source
         );
@@ -487,7 +484,7 @@ impl Plan {
         for warning in report.map_or(&[][..], |r| &r.warnings) {
             let _ = writeln!(out, "  warning: {warning}");
         }
-        let bundle = self.bundle.display();
+        let bundle = self.settings.bundle.display();
         if let Some(c) = report {
             let system = match (&c.system, c.summary.results.is_empty()) {
                 (Some(path), _) => path.display().to_string(),
@@ -645,7 +642,7 @@ impl Plan {
     /// logs are JSON.
     pub fn hook_does(&self) -> String {
         let certifi = (!self.exports.is_empty())
-            .then(|| format!("certifi.where() names {}", self.bundle.display()));
+            .then(|| format!("certifi.where() names {}", self.settings.bundle.display()));
         let logs = (self.settings.python_logs == PythonLogs::Json)
             .then(|| "the app's logging writes JSON lines".to_owned());
         certifi
@@ -674,8 +671,8 @@ impl Plan {
             errors,
             exit_code: self.command_problem.as_ref().map(|(code, _)| *code),
             certificates: CertificatesJson {
-                dir: Some(&self.certs_dir),
-                bundle: Some(&self.bundle),
+                dir: Some(&self.settings.dir),
+                bundle: Some(&self.settings.bundle),
                 action: report.map_or("failed", |r| r.planned.as_str()),
                 system_bundle: report.and_then(|r| r.system.as_deref()),
                 system_certificates: report.map_or(0, |r| r.summary.system_certificates),
