@@ -23,14 +23,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::{Config, Listen, UvicornEnv, Workers, option_values, vars};
+use crate::config::vars::{self, DEFAULT_PATH};
+use crate::config::{Config, Listen, UvicornEnv, Workers, option_values};
 use crate::init::ExitPolicy;
 
 /// uvicorn's exit conventions, for the supervisor: a server that runs until it is stopped.
 pub const EXIT_POLICY: ExitPolicy = ExitPolicy::Server { name: "uvicorn" };
-
-/// Used when `PATH` is unset: where distroless and the official Python images keep python3.
-const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// The uvicorn launch, with where each part came from (dry-run shows it).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -93,6 +93,10 @@ const fn v(
     }
 }
 
+/// Where programs are looked up when `PATH` is unset: where distroless and the official Python
+/// images keep python3 (PATH's help line names it).
+pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
 #[rustfmt::skip]
 pub const VARIABLES: &[Variable] = &[
     v("VARDR_CERTS_DIR", Value("/certs"), "", "custom CAs: PEM or DER, any names, Kubernetes layouts", Certificates),

@@ -7,6 +7,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
+use crate::config::vars::DEFAULT_PATH;
 use crate::error;
 use crate::exit;
 use crate::sys::{self, Pid};
@@ -86,7 +87,7 @@ pub fn foresee(program: &OsStr, path: Option<&OsStr>) -> Result<(), (u8, String)
     }
     // execvp's rule: the first directory where it can be run; else EACCES if one refused, else
     // ENOENT.
-    let path = path.unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
+    let path = path.unwrap_or(OsStr::new(DEFAULT_PATH));
     let mut refused = false;
     for dir in std::env::split_paths(path) {
         match check_file(&dir.join(program)) {
