@@ -145,6 +145,7 @@ fuzz_target!(|data: &[u8]| {
         strict: false,
         extra_vars: false,
         python_hook: false,
+        python_logs: Default::default(),
         python_path: None,
         inherited: Vec::new(),
         tls_profile: None,
