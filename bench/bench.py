@@ -389,7 +389,7 @@ def only_child(pid, comm):
         for child in children:
             try:
                 names.append(Path(f"/proc/{child}/comm").read_text().strip())
-            except FileNotFoundError:
+            except (FileNotFoundError, ProcessLookupError):  # gone meanwhile (ESRCH mid-read)
                 names.append(None)
         if names == [comm]:
             return children[0]
