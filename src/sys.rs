@@ -82,6 +82,44 @@ impl SigSet {
             _ => Err(error),
         }
     }
+
+    /// [`SigSet::wait`] right after [`release_code_pages`], in one function of raw system calls:
+    /// what runs between the release and the sleep is what stays resident in an idle PID 1 (a
+    /// fault maps a whole 64 KiB window), so neither goes through libc's wrappers, which lie
+    /// elsewhere in the binary.
+    pub fn wait_released(&self, timeout: Option<Duration>) -> io::Result<Option<i32>> {
+        let (ranges, count) = code_ranges();
+        // Clamped to a year so the cast fits any time_t; the caller re-waits anyway.
+        let timespec = timeout.map(|timeout| libc::timespec {
+            tv_sec: timeout.as_secs().min(365 * 24 * 3600) as _,
+            tv_nsec: timeout.subsec_nanos().into(),
+        });
+        let timespec = timespec
+            .as_ref()
+            .map_or(ptr::null(), |t| t as *const libc::timespec);
+        for &(start, len) in &ranges[..count] {
+            madvise_dontneed(start, len);
+        }
+        // SAFETY: valid set pointer; siginfo may be null; the timespec (or null: no timeout)
+        // outlives the call; 8 is the kernel's sigset size (_NSIG / 8) on Linux.
+        let signal = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigtimedwait,
+                &self.0 as *const libc::sigset_t,
+                ptr::null_mut::<libc::siginfo_t>(),
+                timespec,
+                8usize,
+            )
+        };
+        if signal > 0 {
+            return Ok(i32::try_from(signal).ok());
+        }
+        let error = io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::EAGAIN | libc::EINTR) => Ok(None),
+            _ => Err(error),
+        }
+    }
 }
 
 /// The highest signal number (SIGRTMAX, 64 on Linux).
@@ -495,8 +533,16 @@ pub fn affinity_cpus() -> Option<NonZeroU32> {
 /// a window; with the `/proc` parsing still running after the first `madvise`, and the loop's
 /// bookkeeping after the release, that was eight to nine windows (about 540 KiB) back at once.
 pub fn release_code_pages() {
-    // Every range first, the strings freed, then only the madvise calls: the code that runs after
-    // the first one is all that faults back in (a fault maps a whole window of neighbouring pages).
+    let (ranges, count) = code_ranges();
+    for &(start, len) in &ranges[..count] {
+        madvise_dontneed(start, len);
+    }
+}
+
+/// The executable's code mappings (`r-xp`, from `/proc/self/maps`): every range first, the
+/// strings freed, so that only the `madvise` calls run after the first one (the code that runs
+/// after it is all that faults back in: a fault maps a whole window of neighbouring pages).
+fn code_ranges() -> ([(usize, usize); 4], usize) {
     let mut ranges = [(0usize, 0usize); 4];
     let mut count = 0;
     if let (Ok(maps), Ok(exe)) = (
@@ -524,13 +570,18 @@ pub fn release_code_pages() {
             }
         }
     }
-    for &(start, len) in &ranges[..count] {
-        // SAFETY: the range is a whole mapping of our executable's code, read-only and
-        // executable, never written: MADV_DONTNEED only drops its page-table entries, and the
-        // next instruction fetched from it faults the same bytes back in from the file.
-        unsafe {
-            libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED);
-        }
+    (ranges, count)
+}
+
+/// `madvise(MADV_DONTNEED)` on a range [`code_ranges`] found, by the raw system call (libc's
+/// wrapper lies elsewhere in the binary: one more window to fault back in).
+#[inline(always)]
+fn madvise_dontneed(start: usize, len: usize) {
+    // SAFETY: the range is a whole mapping of our executable's code, read-only and executable,
+    // never written: MADV_DONTNEED only drops its page-table entries, and the next instruction
+    // fetched from it faults the same bytes back in from the file.
+    unsafe {
+        libc::syscall(libc::SYS_madvise, start, len, libc::MADV_DONTNEED);
     }
 }
 

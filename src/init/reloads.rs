@@ -259,18 +259,25 @@ pub(super) enum Wake {
 
 /// Waits for a signal, or (with a live watcher) a reload request, at most `timeout`; with a
 /// watcher, tends it (its death, restart, recovery: [`Reloads::tend`]) unless `stopping`.
+/// `release`: drop the start-up code's pages first ([`sys::release_code_pages`]).
 pub(super) fn wait(
     signals: &Signals,
     reloads: Option<&mut Reloads>,
     timeout: Option<Duration>,
     stopping: bool,
+    release: bool,
 ) -> io::Result<Wake> {
     let Some(reloads) = reloads else {
-        return Ok(signals
-            .waited
-            .wait(timeout)?
-            .map_or(Wake::Nothing, Wake::Signal));
+        // The release and the sleep in one function: nothing else runs between them.
+        let signal = match release {
+            true => signals.waited.wait_released(timeout)?,
+            false => signals.waited.wait(timeout)?,
+        };
+        return Ok(signal.map_or(Wake::Nothing, Wake::Signal));
     };
+    if release {
+        sys::release_code_pages();
+    }
     if reloads.tend(stopping) && !reloads.held {
         return Ok(Wake::Reload);
     }

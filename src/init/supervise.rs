@@ -131,13 +131,12 @@ impl<'a> Supervisor<'a> {
         let wake = [self.stop.due(), self.settled, self.expires];
         let wake = wake.into_iter().flatten().min();
         let timeout = wake.map(|at| at.saturating_duration_since(Instant::now()));
-        // Right before the wait: what runs between the release and the sleep faults back in.
-        if release {
-            sys::release_code_pages();
-        }
         // Once a stop is under way (not a restart's), the watcher is left as it is.
         let stopping = !matches!(self.stop, Stop::NotRequested) && self.restart.is_none();
-        let woke = reloads::wait(self.signals, self.reloads.as_deref_mut(), timeout, stopping);
+        // The release happens right before the wait: what runs between it and the sleep
+        // faults back in.
+        let reloads = self.reloads.as_deref_mut();
+        let woke = reloads::wait(self.signals, reloads, timeout, stopping, release);
         woke.map_err(|e| {
             error!("cannot wait for signals: {e}");
             exit::FAILURE
