@@ -62,38 +62,19 @@ impl SigSet {
         let signal = unsafe {
             match timeout {
                 None => libc::sigwaitinfo(&self.0, ptr::null_mut()),
-                Some(timeout) => {
-                    // Clamped to a year so the cast fits any time_t; the caller re-waits anyway.
-                    let seconds = timeout.as_secs().min(365 * 24 * 3600);
-                    let timespec = libc::timespec {
-                        tv_sec: seconds as _,
-                        tv_nsec: timeout.subsec_nanos().into(),
-                    };
-                    libc::sigtimedwait(&self.0, ptr::null_mut(), &timespec)
-                }
+                Some(timeout) => libc::sigtimedwait(&self.0, ptr::null_mut(), &timespec(timeout)),
             }
         };
-        if signal > 0 {
-            return Ok(Some(signal));
-        }
-        let error = io::Error::last_os_error();
-        match error.raw_os_error() {
-            Some(libc::EAGAIN | libc::EINTR) => Ok(None),
-            _ => Err(error),
-        }
+        taken(signal.into())
     }
 
     /// [`SigSet::wait`] right after [`release_code_pages`], in one function of raw system calls:
     /// what runs between the release and the sleep is what stays resident in an idle PID 1 (a
-    /// fault maps a whole 64 KiB window), so neither goes through libc's wrappers, which lie
-    /// elsewhere in the binary.
+    /// fault maps a whole window of neighbouring pages), so neither goes through libc's
+    /// wrappers, which lie elsewhere in the binary.
     pub fn wait_released(&self, timeout: Option<Duration>) -> io::Result<Option<i32>> {
         let (ranges, count) = code_ranges();
-        // Clamped to a year so the cast fits any time_t; the caller re-waits anyway.
-        let timespec = timeout.map(|timeout| libc::timespec {
-            tv_sec: timeout.as_secs().min(365 * 24 * 3600) as _,
-            tv_nsec: timeout.subsec_nanos().into(),
-        });
+        let timespec = timeout.map(timespec);
         let timespec = timespec
             .as_ref()
             .map_or(ptr::null(), |t| t as *const libc::timespec);
@@ -111,14 +92,27 @@ impl SigSet {
                 8usize,
             )
         };
-        if signal > 0 {
-            return Ok(i32::try_from(signal).ok());
-        }
-        let error = io::Error::last_os_error();
-        match error.raw_os_error() {
-            Some(libc::EAGAIN | libc::EINTR) => Ok(None),
-            _ => Err(error),
-        }
+        taken(signal)
+    }
+}
+
+/// A signal wait's timeout, clamped to a year so the cast fits any time_t (the caller re-waits).
+fn timespec(timeout: Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: timeout.as_secs().min(365 * 24 * 3600) as _,
+        tv_nsec: timeout.subsec_nanos().into(),
+    }
+}
+
+/// What a signal wait returned: the signal taken, or `None` for a timeout or an interruption.
+fn taken(signal: libc::c_long) -> io::Result<Option<i32>> {
+    if signal > 0 {
+        return Ok(i32::try_from(signal).ok());
+    }
+    let error = io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::EAGAIN | libc::EINTR) => Ok(None),
+        _ => Err(error),
     }
 }
 
